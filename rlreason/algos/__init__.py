@@ -1,0 +1,1 @@
+"""Registered algos; importing this package registers the built-in ones."""

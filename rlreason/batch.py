@@ -1,0 +1,69 @@
+"""The two records every component meets in: `RolloutBatch` (what the policy generated) and
+`RewardOutput` (what a reward model made of it).
+
+Shapes: N samples (prompts x group size), P prompt positions (left-padded), T response positions
+(right-padded). Sample i of group g came from prompt g; `group_ids[i] == g`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class RolloutBatch:
+    """G sampled responses per prompt, with everything the reward and the algorithm need."""
+
+    prompt_ids: torch.Tensor  # [N, P] left-padded
+    prompt_mask: torch.Tensor  # [N, P]
+    response_ids: torch.Tensor  # [N, T] right-padded (pad id after EOS)
+    response_mask: torch.Tensor  # [N, T] 1 for generated tokens, EOS included
+    old_logprobs: torch.Tensor  # [N, T] log pi_old(o_t) recorded at sampling time (temperature 1 policy)
+    group_ids: torch.Tensor  # [N] long
+    truncated: torch.Tensor  # [N] bool: hit max_new_tokens without EOS
+    prompts: list[str]
+    completions: list[str]  # decoded responses (special tokens kept, EOS/pad removed)
+    golds: list[str]
+    meta: list[dict[str, Any]] = field(default_factory=list)  # per-sample task metadata (difficulty, ...)
+    ref_logprobs: torch.Tensor | None = None  # [N, T] under the frozen reference, when beta > 0
+    control_pos: torch.Tensor | None = None  # [N] response index of the control token, -1 if none
+    control_mode: list[str | None] | None = None  # "think" | "short" | None per sample
+    episode_spans: list[list[tuple[int, int]]] | None = None  # token [start, end) per episode per sample
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.response_ids.shape[0])
+
+    @property
+    def response_lengths(self) -> torch.Tensor:
+        return self.response_mask.sum(-1)
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return torch.cat([self.prompt_ids, self.response_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return torch.cat([self.prompt_mask, self.response_mask], dim=1)
+
+
+@dataclass
+class RewardOutput:
+    """Sequence rewards, optionally with per-episode or per-token detail, and metrics to log.
+
+    `rewards[i]` is always the scalar used by sequence-level algorithms (GRPO, DeGRPO). A process
+    reward also fills `episode_rewards[i]` (one value per episode of sample i, spans in the batch's
+    `episode_spans`) with `rewards[i] == episode_rewards[i].sum()`, so a sequence-level algorithm
+    sums them and L2T-PPO spreads them over tokens.
+    """
+
+    rewards: torch.Tensor  # [N] float
+    episode_rewards: list[torch.Tensor] | None = None
+    episode_spans: list[list[tuple[int, int]]] | None = None
+    token_rewards: torch.Tensor | None = None  # [N, T]
+    format_ok: torch.Tensor | None = None  # [N] bool
+    metrics: dict[str, float] = field(default_factory=dict)

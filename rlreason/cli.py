@@ -1,0 +1,98 @@
+"""Command line: `rlreason list | verify | run | eval`.
+
+User mistakes (bad config, unknown component, malformed data) print one line and exit with status 2;
+only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rlreason.errors import RLReasonError
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import inspect
+
+    import rlreason.components  # noqa: F401
+    from rlreason.registry import REGISTRIES
+
+    kinds = [args.kind] if args.kind else list(REGISTRIES)
+    for kind in kinds:
+        print(f"{kind}:")
+        for name, doc, params in REGISTRIES[kind].describe():
+            print(f"  {name:<16} {doc}")
+            for p in params:
+                default = "(required)" if p.default is inspect.Parameter.empty else f"= {p.default!r}"
+                print(f"      {p.name} {default}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from rlreason.verify.cli import verify_file
+
+    return verify_file(args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rlreason.train.run import run_from_cli
+
+    return run_from_cli(args.config, args.overrides, resume=args.resume)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rlreason.evaluate import eval_from_cli
+
+    return eval_from_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlreason", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="registered components, their docs and parameters")
+    p.add_argument("kind", nargs="?", choices=["rewards", "algos", "tasks", "verifiers"])
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("verify", help="grade a JSONL of predictions against gold answers")
+    p.add_argument("predictions", help="JSONL file, one object per line")
+    p.add_argument("--response-field", default="response")
+    p.add_argument("--gold-field", default="gold")
+    p.add_argument("--verifier", default="math")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per core)")
+    p.add_argument("--out", default=None, help="per-item results JSONL (default: <predictions>.graded.jsonl)")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("run", help="train (and evaluate) an experiment")
+    p.add_argument("config", help="experiment YAML")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument("--resume", action="store_true", help="continue the latest run of this name")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint or model on tasks")
+    p.add_argument("config", help="experiment YAML (its eval section), or a run directory")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument("--model", default=None, help="model or run directory to evaluate (default: from config)")
+    p.add_argument("--out", default=None, help="results.json path")
+    p.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RLReasonError as exc:
+        print(f"rlreason: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rlreason: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

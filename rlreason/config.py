@@ -1,0 +1,330 @@
+"""Experiment configuration: a typed schema, YAML files with inheritance, command-line overrides.
+
+An experiment is a YAML file with the top-level keys of `ExperimentConfig`. A file may start from
+another (`base: other.yaml`, relative to the file or absolute); command-line arguments `key=value`
+override any key (dotted keys, lists `[a,b]`, OmegaConf interpolation `${...}`). Component sections
+(`task`, `reward`, `algo`) are `{name: ..., **params}` mappings checked against the registries, so
+an unknown component or parameter fails at load time, not an hour into a run.
+
+Every problem is raised as `ConfigError` with one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rlreason.errors import ConfigError, RegistryError
+
+
+@dataclass
+class ModelConfig:
+    """The policy. `lab-tiny` builds the lab's tiny model; anything else is a path or hub name."""
+
+    name_or_path: str = "lab-tiny"
+    lab: dict[str, Any] = field(default_factory=dict)  # lab-tiny architecture overrides
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (weights as loaded; AMP is trainer.precision)
+    control_tokens: str = "add"  # add: new special tokens; map: reuse existing tokens (control_token_map)
+    control_token_map: dict[str, str] = field(default_factory=dict)  # e.g. {"<short>": "<|fim_pad|>"}
+    chat_template: str | None = None  # a Jinja template overriding the tokenizer's own
+    use_chat_template: bool = False
+    system_prompt: str | None = None
+    trust_remote_code: bool = False
+    gradient_checkpointing: bool = False
+    attn_implementation: str | None = None
+    local_files_only: bool = False
+
+
+@dataclass
+class RolloutConfig:
+    backend: str = "hf"
+    group_size: int = 8  # G samples per prompt
+    prompts_per_step: int = 8  # prompts per rollout batch (per rank)
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    batch_size: int = 0  # sequences generated at once; 0 = the whole rollout batch
+    stop_on_eos: bool = True
+
+
+@dataclass
+class OptimConfig:
+    steps: int = 100  # rollout batches for RL, optimisation batches for SFT
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    schedule: str = "constant"  # constant | linear | cosine (after warm-up)
+    warmup_ratio: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    minibatches: int = 1  # optimiser steps per pass over a rollout batch
+    micro_batch_size: int = 0  # gradient-accumulation chunk; 0 = the whole minibatch
+    batch_size: int = 32  # SFT examples per step
+
+
+@dataclass
+class EvalConfig:
+    every_n_steps: int = 0  # 0 = only at the end
+    at_start: bool = False
+    split: str = "test"
+    n: int = 200  # problems (0 = all)
+    samples: int = 1  # k samples per problem; pass@1 averaged over them
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 0  # 0 = rollout.max_new_tokens
+    batch_size: int = 64
+    suite: list[dict[str, Any]] = field(default_factory=list)  # extra tasks evaluated at the end
+
+
+@dataclass
+class LoggingConfig:
+    dir: str = "runs"
+    version: str | None = None  # default: version_<n>
+    every_n_steps: int = 1
+    samples_every_n_steps: int = 10
+    num_samples: int = 4
+    progress_bar: bool = True
+    histograms: bool = True
+
+
+@dataclass
+class InitConfig:
+    # a run directory, a Hugging Face model directory or hub name, or an experiment YAML whose run is
+    # executed first (and reused when it already exists)
+    from_: str | None = None
+    resume: bool = False
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: dict[str, Any] = field(default_factory=lambda: {"name": "lab-arith"})
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: dict[str, Any] = field(default_factory=lambda: {"name": "binary"})
+    algo: dict[str, Any] = field(default_factory=lambda: {"name": "grpo"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: dict[str, Any] = field(default_factory=dict)  # handed to lightning.Trainer
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+
+
+_RENAMES = {("init", "from"): "from_"}  # YAML keys that are Python keywords
+
+
+def _rename_keys(d: dict[str, Any]) -> dict[str, Any]:
+    init = d.get("init")
+    if isinstance(init, dict) and "from" in init:
+        init = dict(init)
+        init["from_"] = init.pop("from")
+        d = {**d, "init": init}
+    return d
+
+
+def _read_yaml(path: Path, *, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """[(file, mapping)] from the root base to `path`, following `base:` links."""
+    if not path.is_file():
+        where = f"{chain[-1]}: base" if chain else "config"
+        raise ConfigError(f"{where}: file not found: {path}")
+    if path.resolve() in {p.resolve() for p in chain}:
+        raise ConfigError(f"{path}: base: circular inheritance ({' -> '.join(str(p) for p in (*chain, path))})")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level, got {type(data).__name__}")
+    base = data.pop("base", None)
+    out: list[tuple[Path, dict[str, Any]]] = []
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: base: expected a path string, got {base!r}")
+        base_path = Path(base) if Path(base).is_absolute() else path.parent / base
+        out = _read_yaml(base_path, chain=(*chain, path))
+    out.append((path, _rename_keys(data)))
+    return out
+
+
+def _key_of(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or ""
+    return str(key).replace("from_", "from")
+
+
+def _omegaconf_msg(exc: OmegaConfBaseException) -> str:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    msg = msg.replace("from_", "from")
+    return re.sub(r"\s+", " ", msg).strip()
+
+
+def _merge(base: DictConfig, update: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, update)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = _key_of(exc)
+        raise ConfigError(f"{source}: {key or 'config'}: {_omegaconf_msg(exc)}") from None
+
+
+def parse_overrides(overrides: list[str]) -> DictConfig:
+    """`key=value` strings to a config; values are parsed as YAML (numbers, lists, null, ...)."""
+    out = OmegaConf.create({})
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"command line: '{item}': expected key=value (e.g. optim.lr=1e-5)")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if not re.fullmatch(r"[A-Za-z_][\w\-]*(\.[A-Za-z_0-9][\w\-]*)*", key):
+            raise ConfigError(f"command line: '{key}': not a valid dotted key")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        parts = key.split(".")
+        if parts[:2] == ["init", "from"]:
+            parts[1] = "from_"
+        try:
+            OmegaConf.update(out, ".".join(parts), parsed, force_add=True)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"command line: {key}: {_omegaconf_msg(exc)}") from None
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DictConfig:
+    """Load, inherit, override and validate an experiment config.
+
+    Returns a resolved, read-only-typed `DictConfig` following `ExperimentConfig`.
+    """
+    cfg = OmegaConf.structured(ExperimentConfig)
+    source_files: list[str] = []
+    if path is not None:
+        for file, data in _read_yaml(Path(path)):
+            cfg = _merge(cfg, data, str(file))
+            source_files.append(str(file))
+    if overrides:
+        cfg = _merge(cfg, parse_overrides(overrides), "command line")
+    where = source_files[-1] if source_files else "config"
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{where}: {_key_of(exc) or 'config'}: {_omegaconf_msg(exc)}") from None
+    validate(cfg, where=where)
+    return cfg
+
+
+def validate(cfg: DictConfig, *, where: str = "config") -> None:
+    """Semantic checks the schema cannot express: component names and parameters, value ranges."""
+    from rlreason.registry import ALGOS, REWARDS, TASKS
+
+    _ensure_components_imported()
+    for key, reg in (("task", TASKS), ("reward", REWARDS), ("algo", ALGOS)):
+        section = cfg.get(key)
+        comp = OmegaConf.to_container(section) if isinstance(section, DictConfig) else section
+        if not isinstance(comp, dict) or "name" not in comp:
+            raise ConfigError(f"{where}: {key}: expected a mapping with 'name' (one of: {', '.join(reg.names())})")
+        check_component(reg, comp, f"{where}: {key}")
+    checks = [
+        ("rollout.group_size", cfg.rollout.group_size >= 1, "a positive integer"),
+        ("rollout.prompts_per_step", cfg.rollout.prompts_per_step >= 1, "a positive integer"),
+        ("rollout.max_new_tokens", cfg.rollout.max_new_tokens >= 1, "a positive integer"),
+        ("rollout.temperature", cfg.rollout.temperature > 0, "> 0 for sampling"),
+        ("rollout.top_p", 0 < cfg.rollout.top_p <= 1, "in (0, 1]"),
+        ("rollout.top_k", cfg.rollout.top_k >= 0, ">= 0 (0 disables)"),
+        ("rollout.backend", cfg.rollout.backend in ("hf",), "'hf' (the only backend installed)"),
+        ("optim.steps", cfg.optim.steps >= 1, "a positive integer"),
+        ("optim.lr", cfg.optim.lr > 0, "> 0"),
+        ("optim.schedule", cfg.optim.schedule in ("constant", "linear", "cosine"), "constant | linear | cosine"),
+        ("optim.warmup_ratio", 0 <= cfg.optim.warmup_ratio < 1, "in [0, 1)"),
+        ("optim.minibatches", cfg.optim.minibatches >= 1, "a positive integer"),
+        ("optim.micro_batch_size", cfg.optim.micro_batch_size >= 0, ">= 0"),
+        ("optim.batch_size", cfg.optim.batch_size >= 1, "a positive integer"),
+        ("optim.max_grad_norm", cfg.optim.max_grad_norm >= 0, ">= 0 (0 disables clipping)"),
+        ("eval.samples", cfg.eval.samples >= 1, "a positive integer"),
+        ("eval.temperature", cfg.eval.temperature >= 0, ">= 0 (0 = greedy)"),
+        ("eval.n", cfg.eval.n >= 0, ">= 0 (0 = all)"),
+        ("model.control_tokens", cfg.model.control_tokens in ("add", "map"), "add | map"),
+        ("model.dtype", cfg.model.dtype in ("float32", "bfloat16", "float16"), "float32 | bfloat16 | float16"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            raise ConfigError(f"{where}: {key}: expected {expected}, got {OmegaConf.select(cfg, key)!r}")
+    n_samples = cfg.rollout.group_size * cfg.rollout.prompts_per_step
+    if n_samples % cfg.optim.minibatches:
+        raise ConfigError(
+            f"{where}: optim.minibatches: {cfg.optim.minibatches} does not divide the rollout batch of "
+            f"{n_samples} samples (rollout.group_size x rollout.prompts_per_step)"
+        )
+    algo_cls = _algo_class(cfg)
+    min_group = getattr(algo_cls, "min_group_size", 1)
+    if algo_cls is not None and getattr(algo_cls, "needs_rollout", True) and cfg.rollout.group_size < min_group:
+        raise ConfigError(
+            f"{where}: rollout.group_size: algorithm '{cfg.algo.name}' compares samples within a group and "
+            f"needs at least {min_group}, got {cfg.rollout.group_size}"
+        )
+
+
+def _algo_class(cfg: DictConfig) -> Any:
+    from rlreason.registry import ALGOS
+
+    try:
+        return ALGOS.get(cfg.algo.name)
+    except RegistryError:
+        return None
+
+
+def check_component(reg: Any, comp: dict[str, Any], where: str) -> None:
+    """Check a `{name, **params}` mapping against a registry without building it."""
+    try:
+        obj = reg.get(comp["name"], where=f"{where}.name")
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+    params = {p.name for p in reg.params(comp["name"])}
+    import inspect
+
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
+    for k in comp:
+        if k != "name" and k not in params and not accepts_any:
+            raise ConfigError(
+                f"{where}.{k}: unknown parameter of {reg.name[:-1]} '{comp['name']}' "
+                f"(valid: {', '.join(sorted(params)) or 'none'})"
+            )
+    for hook in getattr(obj, "config_checks", lambda c: [])(comp) or []:
+        key, message = hook
+        raise ConfigError(f"{where}.{key}: {message}")
+
+
+def _ensure_components_imported() -> None:
+    import rlreason.components  # noqa: F401  (registers built-in components)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML, with `init.from` spelled as in files."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    if isinstance(data.get("init"), dict) and "from_" in data["init"]:
+        data["init"]["from"] = data["init"].pop("from_")
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def to_dict(cfg: DictConfig | ListConfig | Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
+
+
+def schema_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(ExperimentConfig)]

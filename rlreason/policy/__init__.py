@@ -1,0 +1,1 @@
+"""Policy loading, control tokens, rollout (generation) and episode splitting."""

@@ -1,0 +1,1 @@
+"""Registered rewards; importing this package registers the built-in ones."""

@@ -1,0 +1,40 @@
+"""What every reward model implements, and the context the training loop hands it.
+
+A reward never knows the algorithm: it maps a `RolloutBatch` plus per-sample correctness to a
+`RewardOutput`. Rewards that need the policy itself (L2T's information gain) say so with
+`needs_policy`; those that need the initial parameters set `needs_initial_params`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from rlreason.batch import RewardOutput, RolloutBatch
+
+
+@dataclass
+class RewardContext:
+    """Everything outside the batch a reward may use."""
+
+    correct: torch.Tensor  # [N] bool: the verifier's verdict on each sample's answer
+    answered: torch.Tensor  # [N] bool: an answer could be extracted at all
+    policy: torch.nn.Module | None = None
+    tokenizer: Any = None
+    initial_params: dict[str, torch.Tensor] | None = None  # theta_ref snapshot (needs_initial_params)
+    max_new_tokens: int = 0
+    step: int = 0
+    control_ids: dict[str, int] = field(default_factory=dict)  # "<short>"/"<think>"/... -> token id
+    answer_cue: str = ""  # text appended before a forced answer (info-gain's J)
+
+
+class Reward:
+    """Base class. Subclasses implement `__call__(batch, ctx) -> RewardOutput`."""
+
+    needs_policy: ClassVar[bool] = False
+    needs_initial_params: ClassVar[bool] = False
+
+    def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Registered tasks; importing this package registers the built-in ones."""

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, DataModule and callbacks that run any (reward, algorithm) pair."""

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv and installs rlreason into it, once. Safe to call again: it only checks then.
+# Torch is installed first as the CPU build (2.13.0) so that the package's torch range is already
+# satisfied and pip never pulls a multi-GB CUDA build onto a CPU machine. On a GPU machine, install
+# the CUDA torch of your choice into .venv first (or set RLREASON_TORCH) and this script keeps it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH=${RLREASON_TORCH:-torch==2.13.0}
+stamp=.venv/.rlreason-installed
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then exit 0; fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "$TORCH"
+.venv/bin/python -m pip install -q -e ".[dev]" > .venv/install.log 2>&1 || { cat .venv/install.log; exit 1; }
+touch "$stamp"

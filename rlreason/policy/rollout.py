@@ -1,0 +1,144 @@
+"""Generation: G samples per prompt with a KV cache, log-probs recorded while sampling.
+
+The `hf` backend drives any `transformers` causal LM with its own decoding loop instead of
+`model.generate`, for two reasons: it records each sampled token's log-probability under the
+temperature-scaled policy at no extra cost (so an on-policy update needs no second forward pass),
+and it draws randomness per sequence (`rlreason.policy.sampling`), so a rollout does not depend on
+how samples are batched or sharded. A vLLM backend would implement the same `RolloutBackend.generate`.
+
+Log-probabilities are those of softmax(logits / temperature) over the full vocabulary, the
+distribution the training loss also uses (as TRL does); top-k / top-p only restrict which token is
+drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlreason.policy.sampling import sample_tokens, uniforms
+
+
+@dataclass
+class SamplingParams:
+    max_new_tokens: int = 64
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0
+    stop_on_eos: bool = True
+
+
+@dataclass
+class Generation:
+    response_ids: torch.Tensor  # [N, T] right-padded with pad_id
+    response_mask: torch.Tensor  # [N, T]
+    logprobs: torch.Tensor  # [N, T] log pi(o_t) under softmax(logits / temperature); 0 at padding
+    truncated: torch.Tensor  # [N] bool
+
+
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists to one tensor, with the attention mask."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+class HFRolloutBackend:
+    """Batched sampling with the model's own KV cache (`rollout.backend: hf`)."""
+
+    def __init__(self, eos_ids: list[int], pad_id: int, batch_size: int = 0) -> None:
+        self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
+        self.pad_id = pad_id
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def generate(
+        self,
+        model: torch.nn.Module,
+        prompts: list[list[int]],
+        params: SamplingParams,
+        seeds: list[int],
+    ) -> Generation:
+        """Sample one response per prompt token list (repeat a prompt G times for a group)."""
+        chunk = self.batch_size or len(prompts)
+        parts = [
+            self._generate_chunk(model, prompts[i:i + chunk], params, seeds[i:i + chunk])
+            for i in range(0, len(prompts), chunk)
+        ]
+        width = max(p.response_ids.shape[1] for p in parts)
+
+        def cat(name: str, fill: float) -> torch.Tensor:
+            tensors = [getattr(p, name) for p in parts]
+            return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=fill) for t in tensors])
+
+        return Generation(
+            response_ids=cat("response_ids", self.pad_id),
+            response_mask=cat("response_mask", 0),
+            logprobs=cat("logprobs", 0.0),
+            truncated=torch.cat([p.truncated for p in parts]),
+        )
+
+    def _generate_chunk(
+        self, model: torch.nn.Module, prompts: list[list[int]], params: SamplingParams, seeds: list[int]
+    ) -> Generation:
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            ids, mask = left_pad(prompts, self.pad_id)
+            ids, mask = ids.to(device), mask.to(device)
+            n, t_max = ids.shape[0], params.max_new_tokens
+            u = uniforms(seeds, t_max) if params.temperature > 0 else None
+            eos = self.eos_ids.to(device)
+            out_ids = torch.full((n, t_max), self.pad_id, dtype=torch.long, device=device)
+            out_lp = torch.zeros((n, t_max), dtype=torch.float32, device=device)
+            out_mask = torch.zeros((n, t_max), dtype=torch.long, device=device)
+            done = torch.zeros(n, dtype=torch.bool, device=device)
+            position = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            next_pos = position[:, -1:] + 1
+            steps = 0
+            for t in range(t_max):
+                steps = t + 1
+                logits = logits.float()
+                if params.temperature > 0:
+                    scaled = logits / params.temperature
+                    tok = sample_tokens(scaled, u[:, t], params.top_k, params.top_p)  # type: ignore[index]
+                else:
+                    scaled = logits
+                    tok = scaled.argmax(-1)
+                lp = torch.log_softmax(scaled, -1).gather(-1, tok[:, None]).squeeze(-1)
+                live = ~done
+                out_ids[:, t] = torch.where(live, tok, torch.full_like(tok, self.pad_id))
+                out_lp[:, t] = torch.where(live, lp, torch.zeros_like(lp))
+                out_mask[:, t] = live.long()
+                if params.stop_on_eos:
+                    done = done | (live & torch.isin(tok, eos))
+                if bool(done.all()) or t == t_max - 1:
+                    break
+                mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+                out = model(
+                    input_ids=out_ids[:, t:t + 1], attention_mask=mask, position_ids=next_pos,
+                    past_key_values=cache, use_cache=True,
+                )
+                cache, logits = out.past_key_values, out.logits[:, -1, :]
+                next_pos = next_pos + 1
+            truncated = ~done if params.stop_on_eos else torch.ones(n, dtype=torch.bool, device=device)
+            return Generation(
+                response_ids=out_ids[:, :steps].cpu(),
+                response_mask=out_mask[:, :steps].cpu(),
+                logprobs=out_lp[:, :steps].cpu(),
+                truncated=truncated.cpu(),
+            )
+        finally:
+            model.train(was_training)
+
+
+BACKENDS = {"hf": HFRolloutBackend}

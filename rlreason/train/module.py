@@ -1,0 +1,375 @@
+"""One LightningModule that runs any registered (reward, algorithm) pair.
+
+An RL step (DESIGN.md section 3):
+
+    problems -> rollout (G samples each) -> verifier -> reward -> algo.advantages
+             -> num_iterations x minibatches x micro-batches of (log-probs -> algo.loss -> backward)
+             -> optimiser step per minibatch -> metrics
+
+A supervised algorithm (`needs_rollout = False`, e.g. SFT) gets the problems' target responses
+instead of a rollout and goes through the same forward and loss path.
+
+Optimisation is manual (`automatic_optimization = False`) because one RL step performs several
+optimiser steps. Loss normalisers are reduced across DDP ranks and divided by the world size, so
+the gradient DDP averages equals the gradient of one process holding the whole global batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from rlreason.algos.base import Algorithm, LossInputs
+from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.policy.rollout import SamplingParams, left_pad
+from rlreason.rewards.base import Reward, RewardContext
+from rlreason.tasks.base import Problem
+from rlreason.train.collect import collect_rollout
+from rlreason.train.forward import response_logprobs
+from rlreason.train.optim import build_optimizer, build_scheduler
+
+
+class NonFiniteError(RuntimeError):
+    """Too many consecutive non-finite updates: the run stops on the last good state."""
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    size = size or n
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+class RLModule(pl.LightningModule):
+    def __init__(
+        self,
+        cfg: Any,
+        policy: torch.nn.Module,
+        tokenizer: Any,
+        control: Any,
+        algo: Algorithm,
+        reward: Reward | None,
+        verifier: Any = None,
+        ref_policy: torch.nn.Module | None = None,
+        answer_cue: str = "",
+        format_prompt: Any = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.cfg = cfg
+        self.policy = policy
+        self.tokenizer = tokenizer
+        self.control = control
+        self.algo = algo
+        self.reward = reward
+        self.verifier = verifier
+        self.answer_cue = answer_cue
+        self._format_prompt = format_prompt or (lambda text: text)
+        self._frozen: dict[str, Any] = {"ref": ref_policy, "initial": None}  # not submodules: no grads, no ckpt
+        hidden = getattr(policy.config, "hidden_size", None)
+        head = algo.value_head(hidden) if algo.needs_values and hidden else None
+        self.value_head = head
+        self._prompt_cache: dict[str, list[int]] = {}
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
+        self.max_nonfinite_in_a_row = int(getattr(cfg.optim, "max_nonfinite_in_a_row", 3) or 3)
+        self.sampling = SamplingParams(
+            max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
+            top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k, stop_on_eos=cfg.rollout.stop_on_eos,
+        )
+        from rlreason.policy.rollout import BACKENDS
+
+        eos = [tokenizer.eos_token_id] + [t for t in getattr(control, "extra_eos_ids", []) or []]
+        self.backend = BACKENDS[cfg.rollout.backend](eos, tokenizer.pad_token_id, cfg.rollout.batch_size)
+        self.last_batch: RolloutBatch | None = None  # for callbacks (sample text)
+        self.last_reward: RewardOutput | None = None
+
+    # -- setup --------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        ref = self._frozen["ref"]
+        if ref is not None:
+            ref.to(self.device).eval().requires_grad_(False)
+        if self.reward is not None and getattr(self.reward, "needs_initial_params", False):
+            if self._frozen["initial"] is None:
+                self._frozen["initial"] = {n: p.detach().clone() for n, p in self.policy.named_parameters()}
+
+    def configure_optimizers(self):  # noqa: ANN201 (Lightning's return type)
+        params = list(self.policy.parameters())
+        if self.value_head is not None:
+            params += list(self.value_head.parameters())
+        opt = build_optimizer(params, self.cfg.optim)
+        per_step = self.algo.num_iterations * self.cfg.optim.minibatches if self.algo.needs_rollout else 1
+        sched = build_scheduler(opt, self.cfg.optim, self.cfg.optim.steps * per_step)
+        return [opt], [{"scheduler": sched, "interval": "step"}]
+
+    # -- helpers ------------------------------------------------------------------------------
+    def prompt_ids(self, problem: Problem) -> list[int]:
+        ids = self._prompt_cache.get(problem.uid)
+        if ids is None:
+            text = self._format_prompt(problem.prompt)
+            ids = self.tokenizer(text, add_special_tokens=not self.cfg.model.use_chat_template)["input_ids"]
+            self._prompt_cache[problem.uid] = ids
+        return ids
+
+    def _reduce_sum(self, value: float) -> float:
+        """Sum over DDP ranks (identity on one process)."""
+        if self.trainer is None or self.trainer.world_size == 1:
+            return float(value)
+        t = torch.tensor(float(value), device=self.device, dtype=torch.float64)
+        return float(self.trainer.strategy.reduce(t, reduce_op="sum"))
+
+    @property
+    def world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def _global_norm(self, local: float) -> float:
+        """A normaliser summed over ranks, divided by the world size (see module docstring)."""
+        return self._reduce_sum(local) / self.world_size
+
+    # -- the step -----------------------------------------------------------------------------
+    def training_step(self, problems: list[Problem], batch_idx: int) -> None:
+        t0 = time.perf_counter()
+        if self.algo.needs_rollout:
+            metrics = self._rl_step(problems, batch_idx)
+        else:
+            metrics = self._sft_step(problems)
+        metrics["perf/step_time"] = time.perf_counter() - t0
+        if "perf/tokens" in metrics:
+            metrics["perf/tokens_per_sec"] = metrics.pop("perf/tokens") / metrics["perf/step_time"]
+        self._log_metrics(metrics)
+
+    def _rl_step(self, problems: list[Problem], step: int) -> dict[str, float]:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        batch = collect_rollout(
+            self.policy, self.tokenizer, self.backend, problems, [self.prompt_ids(p) for p in problems],
+            self.sampling, group_size=cfg.rollout.group_size, seed=cfg.seed, step=step,
+            control=self.control, group_offset=rank * len(problems),
+        )
+        t_rollout = time.perf_counter() - t0
+        correct, answered = self._verify(batch)
+        if self.algo.beta > 0:
+            batch.ref_logprobs = self._ref_logprobs(batch)
+        rout = self._compute_reward(batch, correct, answered, step)
+        self.last_batch, self.last_reward = batch, rout
+        metrics = self._batch_metrics(batch, rout, correct)
+        metrics["perf/rollout_time"] = t_rollout
+        if not torch.isfinite(rout.rewards).all():
+            return {**metrics, **self._skip_update("reward")}
+        advantages = self.algo.advantages(batch, rout)
+        metrics.update({f"algo/{k}": float(v) for k, v in getattr(self.algo, "last_advantage_metrics", {}).items()})
+        metrics.update(self._update(batch, advantages))
+        metrics["perf/tokens"] = float(batch.response_mask.sum())
+        return metrics
+
+    def _verify(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        from rlreason.verify import extract_answer
+
+        answered = torch.tensor([extract_answer(c) is not None for c in batch.completions], dtype=torch.bool)
+        verdicts = self.verifier(batch.completions, batch.golds)
+        return torch.tensor(verdicts, dtype=torch.bool), answered
+
+    @torch.no_grad()
+    def _ref_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
+        ref = self._frozen["ref"]
+        out = []
+        for sl in _chunks(batch.num_samples, self.cfg.optim.micro_batch_size):
+            o = response_logprobs(
+                ref, batch.prompt_ids[sl].to(self.device), batch.prompt_mask[sl].to(self.device),
+                batch.response_ids[sl].to(self.device), batch.response_mask[sl].to(self.device),
+                temperature=self.cfg.rollout.temperature,
+            )
+            out.append(o.logprobs.cpu())
+        return torch.cat(out)
+
+    def _compute_reward(self, batch: RolloutBatch, correct: torch.Tensor, answered: torch.Tensor, step: int) -> RewardOutput:
+        assert self.reward is not None
+        ctx = RewardContext(
+            correct=correct, answered=answered, policy=self.policy, tokenizer=self.tokenizer,
+            initial_params=self._frozen["initial"], max_new_tokens=self.cfg.rollout.max_new_tokens, step=step,
+            control_ids=getattr(self.control, "ids", {}) if self.control is not None else {},
+            answer_cue=self.answer_cue,
+        )
+        rout = self.reward(batch, ctx)
+        rout.rewards = rout.rewards.float()
+        if rout.episode_spans is not None and batch.episode_spans is None:
+            batch.episode_spans = rout.episode_spans
+        return rout
+
+    def _update(self, batch: RolloutBatch, advantages: torch.Tensor) -> dict[str, float]:
+        """num_iterations passes of minibatch optimiser steps over the rollout batch."""
+        cfg, algo = self.cfg, self.algo
+        opt = self.optimizers()
+        sched = self.lr_schedulers()
+        mask = batch.response_mask.float()
+        if algo.mask_truncated_completions:
+            mask = mask * (~batch.truncated).float().unsqueeze(-1)
+        n = batch.num_samples
+        minibatches = _chunks(n, n // cfg.optim.minibatches)
+        on_policy = algo.num_iterations == 1 and len(minibatches) == 1
+        tokens_batch = self._global_norm(float(mask.sum()))
+        sums: dict[str, float] = defaultdict(float)
+        counts: dict[str, int] = defaultdict(int)
+        for _ in range(algo.num_iterations):
+            for mb in minibatches:
+                idx = torch.arange(n)[mb]
+                norms = {
+                    "num_seqs": self._global_norm(len(idx)),
+                    "num_tokens": self._global_norm(float(mask[idx].sum())),
+                    "num_tokens_batch": tokens_batch,
+                    "max_new_tokens": cfg.rollout.max_new_tokens,
+                }
+                for micro in _chunks(len(idx), cfg.optim.micro_batch_size):
+                    sub = idx[micro]
+                    loss, m = self._micro_loss(batch, advantages, mask, sub, norms, on_policy)
+                    self.manual_backward(loss)
+                    for k, v in m.items():
+                        sums[k] += float(v)
+                    sums["loss"] += float(loss.detach())
+                stats = self._optimizer_step(opt, sched)
+                for k, v in stats.items():
+                    sums[k] += v
+                    counts[k] += 1
+        steps = algo.num_iterations * len(minibatches)
+        out = {f"algo/{k}": v / steps for k, v in sums.items() if k not in counts}
+        out.update({f"optim/{k}": sums[k] / max(1, counts[k]) for k in counts})
+        out["optim/lr"] = float(opt.param_groups[0]["lr"])
+        return out
+
+    def _micro_loss(
+        self, batch: RolloutBatch, advantages: torch.Tensor, mask: torch.Tensor, sub: torch.Tensor,
+        norms: dict[str, float], on_policy: bool,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        algo, dev = self.algo, self.device
+        entropy_coef = float(getattr(algo, "entropy_coef", 0.0) or 0.0)
+        out = response_logprobs(
+            self.policy, batch.prompt_ids[sub].to(dev), batch.prompt_mask[sub].to(dev),
+            batch.response_ids[sub].to(dev), batch.response_mask[sub].to(dev),
+            temperature=self.cfg.rollout.temperature, with_entropy=True,
+            entropy_grad=algo.needs_entropy_grad or entropy_coef > 0, with_hidden=self.value_head is not None,
+        )
+        old = out.logprobs.detach() if on_policy else batch.old_logprobs[sub].to(dev)
+        values = returns = None
+        if self.value_head is not None:
+            values = self.value_head(out.hidden).squeeze(-1)
+            returns = batch.extras.get("returns")
+            returns = returns[sub].to(dev) if returns is not None else None
+        inp = LossInputs(
+            logprobs=out.logprobs, mask=mask[sub].to(dev), old_logprobs=old,
+            ref_logprobs=batch.ref_logprobs[sub].to(dev) if batch.ref_logprobs is not None else None,
+            advantages=advantages[sub].to(dev), entropy=out.entropy, values=values, returns=returns,
+            control_pos=batch.control_pos[sub].to(dev) if batch.control_pos is not None else None,
+            **norms,
+        )
+        return algo.loss(inp)
+
+    def _optimizer_step(self, opt: Any, sched: Any) -> dict[str, float]:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        max_norm = self.cfg.optim.max_grad_norm
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
+        if not torch.isfinite(norm):
+            opt.zero_grad(set_to_none=True)
+            return self._skip_update("grad")
+        self.nonfinite_in_a_row = 0
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        return {"grad_norm": float(norm)}
+
+    def _skip_update(self, what: str) -> dict[str, float]:
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_total += 1
+        if self.nonfinite_in_a_row >= self.max_nonfinite_in_a_row:
+            raise NonFiniteError(
+                f"{self.nonfinite_in_a_row} non-finite updates in a row (last: {what}); "
+                f"stopping on the last good state"
+            )
+        return {f"faults/nonfinite_{what}": 1.0, "faults/nonfinite_total": float(self.nonfinite_total)}
+
+    # -- supervised ---------------------------------------------------------------------------
+    def _sft_step(self, problems: list[Problem]) -> dict[str, float]:
+        prompts, targets = [], []
+        eos = self.tokenizer.eos_token_id
+        for p in problems:
+            for style in sorted(p.targets):
+                text = p.targets[style]
+                if self.control is not None and hasattr(self.control, "render"):
+                    text = self.control.render(text)
+                prompts.append(self.prompt_ids(p))
+                targets.append(self.tokenizer(text, add_special_tokens=False)["input_ids"] + [eos])
+        if not targets:
+            raise ValueError("SFT needs problems with targets; the task gave none")
+        prompt_ids, prompt_mask = left_pad(prompts, self.tokenizer.pad_token_id)
+        width = max(len(t) for t in targets)
+        resp = torch.full((len(targets), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        rmask = torch.zeros((len(targets), width), dtype=torch.long)
+        for i, t in enumerate(targets):
+            resp[i, :len(t)] = torch.tensor(t)
+            rmask[i, :len(t)] = 1
+        opt, sched = self.optimizers(), self.lr_schedulers()
+        norms = {
+            "num_seqs": self._global_norm(len(targets)),
+            "num_tokens": self._global_norm(float(rmask.sum())),
+            "num_tokens_batch": self._global_norm(float(rmask.sum())),
+            "max_new_tokens": width,
+        }
+        total, sums = 0.0, defaultdict(float)
+        dev = self.device
+        for micro in _chunks(len(targets), self.cfg.optim.micro_batch_size):
+            out = response_logprobs(
+                self.policy, prompt_ids[micro].to(dev), prompt_mask[micro].to(dev), resp[micro].to(dev),
+                rmask[micro].to(dev),
+            )
+            loss, m = self.algo.loss(LossInputs(logprobs=out.logprobs, mask=rmask[micro].float().to(dev), **norms))
+            self.manual_backward(loss)
+            total += float(loss.detach())
+            for k, v in m.items():
+                sums[k] += float(v)
+        stats = self._optimizer_step(opt, sched)
+        out = {"train/loss": total, **{f"algo/{k}": v for k, v in sums.items()}}
+        out.update({f"optim/{k}": v for k, v in stats.items()})
+        out["optim/lr"] = float(opt.param_groups[0]["lr"])
+        out["perf/tokens"] = float(rmask.sum())
+        return out
+
+    # -- metrics ------------------------------------------------------------------------------
+    def _batch_metrics(self, batch: RolloutBatch, rout: RewardOutput, correct: torch.Tensor) -> dict[str, float]:
+        lengths = batch.response_lengths.float()
+        r = rout.rewards.float()
+        m = {
+            "train/reward_mean": float(r.mean()),
+            "train/reward_std": float(r.std()) if r.numel() > 1 else 0.0,
+            "train/accuracy": float(correct.float().mean()),
+            "train/response_len_mean": float(lengths.mean()),
+            "train/response_len_max": float(lengths.max()),
+            "train/truncated_frac": float(batch.truncated.float().mean()),
+        }
+        if batch.control_mode is not None and any(self._has_modes()):
+            modes = batch.control_mode
+            think = torch.tensor([md == "think" for md in modes])
+            short = torch.tensor([md == "short" for md in modes])
+            m["mode/think_ratio"] = float(think.float().mean())
+            m["mode/n_think"] = float(think.sum())
+            m["mode/n_short"] = float(short.sum())
+            m["mode/format_fail"] = float((~(think | short)).float().mean())
+            if think.any():
+                m["mode/acc_think"] = float(correct[think].float().mean())
+            if short.any():
+                m["mode/acc_short"] = float(correct[short].float().mean())
+        for k, v in rout.metrics.items():
+            m.setdefault(k, float(v))
+        return m
+
+    def _has_modes(self) -> list[bool]:
+        return [bool(self.control is not None and getattr(self.control, "short_id", None) is not None)]
+
+    def _log_metrics(self, metrics: dict[str, float]) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        prog = {"train/reward_mean", "train/accuracy", "train/loss", "mode/think_ratio"}
+        for k, v in clean.items():
+            self.log(k, v, prog_bar=k in prog, on_step=True, on_epoch=False, sync_dist=self.world_size > 1,
+                     batch_size=1)

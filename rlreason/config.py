@@ -68,6 +68,7 @@ class OptimConfig:
     max_grad_norm: float = 1.0
     minibatches: int = 1  # optimiser steps per pass over a rollout batch
     micro_batch_size: int = 0  # gradient-accumulation chunk; 0 = the whole minibatch
+    max_nonfinite_in_a_row: int = 3  # skipped non-finite updates in a row before the run stops
     batch_size: int = 32  # SFT examples per step
 
 
@@ -94,6 +95,8 @@ class LoggingConfig:
     num_samples: int = 4
     progress_bar: bool = True
     histograms: bool = True
+    checkpoint_every_n_steps: int = 0  # 0 = only at the end
+    keep_last_n: int = 2
 
 
 @dataclass
@@ -159,7 +162,13 @@ def _read_yaml(path: Path, *, chain: tuple[Path, ...] = ()) -> list[tuple[Path, 
             raise ConfigError(f"{path}: base: expected a path string, got {base!r}")
         base_path = Path(base) if Path(base).is_absolute() else path.parent / base
         out = _read_yaml(base_path, chain=(*chain, path))
-    out.append((path, _rename_keys(data)))
+    data = _rename_keys(data)
+    init = data.get("init")
+    if isinstance(init, dict) and isinstance(init.get("from_"), str):
+        src = init["from_"]
+        if src.endswith((".yaml", ".yml")) and not Path(src).is_absolute():
+            init["from_"] = str(path.parent / src)  # a stage config is relative to the file naming it
+    out.append((path, data))
     return out
 
 

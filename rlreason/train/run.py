@@ -1,0 +1,281 @@
+"""`rlreason run`: build every component from the config, train with Lightning, evaluate, report.
+
+The run directory `runs/<name>/<version>/` holds the resolved `config.yaml`, TensorBoard events,
+`checkpoints/` (Lightning state + Hugging Face policy), the final policy in `policy/` (Hugging Face
+format: `from_pretrained` loads it) and `results.json`.
+
+`init.from` may name an experiment YAML: that run (e.g. the SFT warm-up) is executed first, once,
+and reused by every later run whose config resolves to the same warm-up config.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rlreason.config import load_config, to_yaml
+from rlreason.errors import ConfigError, RLReasonError
+from rlreason.evaluate import EvalSettings, format_table, generate_records, summarize, write_json
+from rlreason.registry import ALGOS, REWARDS, TASKS
+from rlreason.train.callbacks import Checkpointer, PeriodicEval, SampleLogger, save_hf_policy
+from rlreason.train.data import ProblemDataModule
+from rlreason.train.module import RLModule
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("RLREASON_CACHE", Path.home() / ".cache" / "rlreason"))
+
+
+def config_hash(cfg: DictConfig) -> str:
+    return hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:10]
+
+
+def _next_version(root: Path) -> str:
+    n = 0
+    while (root / f"version_{n}").exists():
+        n += 1
+    return f"version_{n}"
+
+
+def prepare_run_dir(cfg: DictConfig, version: str | None = None) -> Path:
+    root = Path(cfg.logging.dir) / cfg.name
+    version = version or cfg.logging.version or _next_version(root)
+    run_dir = root / version
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"logging.dir: cannot write the run directory {run_dir}: {exc.strerror or exc}") from None
+    (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    return run_dir
+
+
+def resolve_init(cfg: DictConfig) -> str | None:
+    """The model path a run starts from: `init.from` as a run dir, HF dir/hub name, or a YAML stage."""
+    src = cfg.init.from_
+    if not src:
+        return None
+    path = Path(src)
+    if path.suffix in (".yaml", ".yml"):
+        stage = load_config(path, [f"logging.dir={cfg.logging.dir}"])
+        version = f"auto-{config_hash(stage)}"
+        run_dir = Path(stage.logging.dir) / stage.name / version
+        if not (run_dir / "policy" / "config.json").is_file():
+            print(f"[rlreason] init.from: running stage {path} -> {run_dir}", flush=True)
+            run_experiment(stage, version=version)
+        return str(run_dir / "policy")
+    if (path / "policy" / "config.json").is_file():  # a run directory
+        return str(path / "policy")
+    return src
+
+
+def build_verifier(name: str, timeout: float = 5.0) -> Any:
+    from rlreason.verify import verify_batch
+
+    def verify(responses: list[str], golds: list[str]) -> list[bool]:
+        return verify_batch(responses, golds, verifier=name, timeout=timeout)
+
+    return verify
+
+
+def run_experiment(cfg: DictConfig, *, version: str | None = None, resume: bool = False) -> Path:
+    """Train and evaluate one experiment; returns its run directory."""
+    from rlreason.policy.load import format_prompt, load_policy
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    init_path = resolve_init(cfg)
+    run_dir = prepare_run_dir(cfg, version)
+    model_cfg = copy.deepcopy(cfg.model)
+    if init_path is not None:
+        model_cfg.name_or_path = init_path
+    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
+    algo = ALGOS.build(OmegaConf.to_container(cfg.algo), where="algo")
+    reward = REWARDS.build(OmegaConf.to_container(cfg.reward), where="reward") if algo.needs_rollout else None
+    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
+    if cfg.model.gradient_checkpointing:
+        policy.gradient_checkpointing_enable()
+    ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
+    verifier = build_verifier(task.verifier)
+    train_problems = task.problems("train")
+    eval_problems = _eval_subset(task.problems(cfg.eval.split), cfg.eval.n)
+    per_rank = cfg.rollout.prompts_per_step if algo.needs_rollout else cfg.optim.batch_size
+    datamodule = ProblemDataModule(train_problems, cfg.optim.steps, per_rank, cfg.seed)
+
+    def fmt(text: str) -> str:
+        return format_prompt(tokenizer, text, model_cfg)
+
+    module = RLModule(
+        cfg, policy, tokenizer, control, algo, reward, verifier=verifier, ref_policy=ref,
+        answer_cue=task.answer_cue, format_prompt=fmt,
+    )
+    settings = _eval_settings(cfg)
+
+    def evaluate_fn(mod: RLModule) -> dict[str, Any]:
+        return evaluate_sharded(mod, eval_problems, settings, verifier)[0]
+
+    trainer = _build_trainer(cfg, run_dir, [
+        SampleLogger(cfg.logging.samples_every_n_steps, cfg.logging.num_samples, cfg.logging.histograms),
+        PeriodicEval(evaluate_fn, cfg.eval.every_n_steps, cfg.eval.at_start),
+        Checkpointer(run_dir, cfg.logging.checkpoint_every_n_steps, cfg.logging.keep_last_n),
+    ])
+    t0 = time.time()
+    trainer.fit(module, datamodule=datamodule)
+    train_time = time.time() - t0
+    summary, records = evaluate_sharded(module, eval_problems, settings, verifier)
+    if trainer.is_global_zero:
+        save_hf_policy(module, run_dir / "policy")
+        results = {task_name(cfg): summary, "train_time_s": train_time, "steps": cfg.optim.steps}
+        write_json(run_dir / "results.json", results)
+        _write_jsonl(run_dir / "eval_samples.jsonl", records)
+        tb = getattr(trainer.logger, "experiment", None)
+        if tb is not None:
+            from rlreason.train.callbacks import _flatten
+
+            for k, v in _flatten(summary).items():
+                tb.add_scalar(f"eval/{k}", v, cfg.optim.steps)
+            tb.flush()
+        print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table({task_name(cfg): summary})}",
+              flush=True)
+    return run_dir
+
+
+def task_name(cfg: DictConfig) -> str:
+    return str(cfg.task.name)
+
+
+def _eval_subset(problems: list[Any], n: int) -> list[Any]:
+    return problems[:n] if n else problems
+
+
+def _eval_settings(cfg: DictConfig) -> EvalSettings:
+    return EvalSettings(
+        samples=cfg.eval.samples, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+        max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, batch_size=cfg.eval.batch_size,
+        seed=cfg.seed,
+    )
+
+
+def evaluate_sharded(
+    module: RLModule, problems: list[Any], settings: EvalSettings, verifier: Any, force_mode: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Each rank evaluates problems[rank::world]; records are gathered so every rank gets the summary."""
+    trainer = module._trainer if hasattr(module, "_trainer") else None
+    rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+    mine = problems[rank::world]
+    records = generate_records(
+        module.policy, module.tokenizer, module.control, mine, [module.prompt_ids(p) for p in mine],
+        verifier, settings, force_mode=force_mode,
+    ) if mine else []
+    if world > 1 and torch.distributed.is_initialized():
+        gathered: list[Any] = [None] * world
+        torch.distributed.all_gather_object(gathered, records)
+        records = [r for part in gathered for r in part]
+    with_modes = getattr(module.control, "short_id", None) is not None
+    return summarize(records, with_modes=with_modes), records
+
+
+def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(
+        save_dir=str(run_dir.parent.parent), name=run_dir.parent.name, version=run_dir.name, default_hp_metric=False,
+    )
+    kwargs: dict[str, Any] = {
+        "accelerator": "auto", "devices": 1, "max_epochs": 1, "logger": logger, "callbacks": callbacks,
+        "enable_checkpointing": False, "num_sanity_val_steps": 0, "use_distributed_sampler": False,
+        "enable_model_summary": False, "log_every_n_steps": cfg.logging.every_n_steps,
+        "enable_progress_bar": cfg.logging.progress_bar, "default_root_dir": str(run_dir),
+    }
+    user = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(user, dict)
+    reserved = {"logger", "callbacks", "max_epochs", "use_distributed_sampler"}
+    for key in user:
+        if key in reserved:
+            raise ConfigError(f"trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
+    kwargs.update(user)
+    try:
+        return pl.Trainer(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"trainer: {exc}") from None
+    except Exception as exc:  # Lightning's MisconfigurationException and friends
+        raise ConfigError(f"trainer: {str(exc).splitlines()[0]}") from None
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    import json
+
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    tmp.replace(path)
+
+
+def run_from_cli(config: str, overrides: list[str], *, resume: bool = False) -> int:
+    cfg = load_config(config, overrides)
+    try:
+        run_experiment(cfg, resume=resume)
+    except RLReasonError:
+        raise
+    except (ValueError, KeyError) as exc:
+        if isinstance(exc, RLReasonError):
+            raise
+        raise
+    return 0
+
+
+def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, out: str | None) -> int:
+    """`rlreason eval`: evaluate `model` (or the config's model / init) on the config's task + suite."""
+    from rlreason.policy.load import format_prompt, load_policy
+
+    cfg_path = Path(config)
+    if cfg_path.is_dir():  # a run directory: its own config and final policy
+        model = model or str(cfg_path / "policy")
+        cfg_path = cfg_path / "config.yaml"
+    cfg = load_config(cfg_path, overrides)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.name_or_path = model or resolve_init(cfg) or cfg.model.name_or_path
+    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
+    settings = _eval_settings(cfg)
+    results: dict[str, Any] = {}
+    task_cfgs = [OmegaConf.to_container(cfg.task)] + [dict(t) for t in cfg.eval.suite]
+    for i, tcfg in enumerate(task_cfgs):
+        task = TASKS.build(tcfg, where="task" if i == 0 else f"eval.suite[{i - 1}]")
+        verifier = build_verifier(task.verifier)
+        fake = _EvalHost(policy, tokenizer, control, lambda t: format_prompt(tokenizer, t, model_cfg), cfg)
+        problems = _eval_subset(task.problems(cfg.eval.split if i == 0 else "test"), cfg.eval.n)
+        summary, _ = evaluate_sharded(fake, problems, settings, verifier)  # type: ignore[arg-type]
+        results[str(tcfg["name"])] = summary
+    results["model"] = model_cfg.name_or_path
+    out_path = Path(out) if out else Path(cfg.logging.dir) / cfg.name / "eval" / "results.json"
+    write_json(out_path, results)
+    print(format_table(results))
+    print(f"results: {out_path}", file=sys.stderr)
+    return 0
+
+
+class _EvalHost:
+    """The parts of RLModule that evaluation uses, for evaluating outside training."""
+
+    def __init__(self, policy: Any, tokenizer: Any, control: Any, fmt: Any, cfg: DictConfig) -> None:
+        self.policy, self.tokenizer, self.control, self._fmt, self.cfg = policy, tokenizer, control, fmt, cfg
+        self._trainer = None
+        self._cache: dict[str, list[int]] = {}
+
+    def prompt_ids(self, problem: Any) -> list[int]:
+        if problem.uid not in self._cache:
+            text = self._fmt(problem.prompt)
+            self._cache[problem.uid] = self.tokenizer(
+                text, add_special_tokens=not self.cfg.model.use_chat_template)["input_ids"]
+        return self._cache[problem.uid]

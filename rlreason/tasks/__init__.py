@@ -1,1 +1,2 @@
 """Registered tasks; importing this package registers the built-in ones."""
+import rlreason.tasks.lab_arith  # noqa: F401

@@ -1,1 +1,105 @@
-"""Answer extraction and equivalence checking."""
+"""Answer extraction and equivalence: `is_correct`, `extract_answer`, `verify_batch`, `VerifierPool`.
+
+Model output is untrusted input: it is never evaluated, symbolic comparisons run in killable worker
+processes with a hard timeout, and any failure means "incorrect", never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from rlreason.registry import VERIFIERS
+from rlreason.verify.extract import extract_answer, gsm8k_gold
+from rlreason.verify.numeric import parse_number
+from rlreason.verify.pool import SymbolicPool
+from rlreason.verify.verifiers import Verifier
+
+__all__ = [
+    "VerifierPool", "extract_answer", "is_correct", "normalize_gold", "parse_number", "verify_batch",
+]
+
+
+def normalize_gold(gold: object) -> str:
+    """Gold answers as stored by the shipped benchmarks -> comparable strings.
+
+    GSM8K's full solution (``... #### 1,234``) -> ``1234``; AMC's float ``27.0`` -> ``27``; AIME's
+    ``"025"`` stays a string and compares equal to ``25`` numerically.
+    """
+    if isinstance(gold, float) and gold.is_integer():
+        return str(int(gold))
+    text = str(gold).strip()
+    if "####" in text:
+        return gsm8k_gold(text)
+    return text
+
+
+class VerifierPool:
+    """Grades many (response, gold) pairs; symbolic work goes to `workers` killable processes.
+
+    Keep one alive for a training run (`with VerifierPool() as pool: pool.verify(...)`).
+    """
+
+    def __init__(self, verifier: str = "math", timeout: float = 5.0, workers: int = 0) -> None:
+        self.verifier: Verifier = VERIFIERS.build(verifier, where="verifier")
+        self.timeout = timeout
+        self._pool = SymbolicPool(workers or max(1, min(4, os.cpu_count() or 1)), timeout)
+
+    def verify(self, responses: list[str], golds: list[str], *, extract: bool = True) -> list[bool]:
+        if len(responses) != len(golds):
+            raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
+        results = [False] * len(responses)
+        slow: list[tuple[int, tuple[str, str, str]]] = []
+        for i, (resp, gold) in enumerate(zip(responses, golds)):
+            try:
+                pred = extract_answer(resp) if extract else (resp if isinstance(resp, str) else None)
+                if pred is None:
+                    continue
+                g = normalize_gold(gold)
+                verdict = self.verifier.fast(pred, g)
+            except Exception:  # malformed input never stops the caller
+                continue
+            if verdict is not None:
+                results[i] = verdict
+            elif self.verifier.symbolic is not None:
+                slow.append((i, (self.verifier.symbolic, pred, g)))
+        for (i, _), ok in zip(slow, self._pool.compare([item for _, item in slow])):
+            results[i] = ok
+        return results
+
+    @property
+    def timeouts(self) -> int:
+        return self._pool.timeouts
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> VerifierPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_DEFAULT: dict[tuple[str, float], VerifierPool] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def _default_pool(verifier: str, timeout: float, workers: int = 0) -> VerifierPool:
+    with _DEFAULT_LOCK:
+        key = (verifier, timeout)
+        if key not in _DEFAULT:
+            _DEFAULT[key] = VerifierPool(verifier, timeout, workers)
+        return _DEFAULT[key]
+
+
+def verify_batch(
+    responses: list[str], golds: list[str], verifier: str = "math", timeout: float = 5.0, workers: int = 0
+) -> list[bool]:
+    """Grade many responses at once (a shared, long-lived pool per verifier and timeout)."""
+    return _default_pool(verifier, timeout, workers).verify(responses, golds)
+
+
+def is_correct(response: str, gold: str, verifier: str = "math", timeout: float = 5.0) -> bool:
+    """Whether the final answer in `response` equals `gold`. Never raises; at most `timeout` s."""
+    return verify_batch([response], [gold], verifier=verifier, timeout=timeout)[0]

@@ -1,0 +1,77 @@
+"""Loading a policy: any causal LM + tokenizer from a directory or hub name, or the lab model.
+
+`lab-tiny` is built once per architecture (cached under `cache_dir/lab-tiny-<hash>`) and then loaded
+from that directory like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from rlreason.errors import ConfigError
+from rlreason.policy.control_tokens import ControlTokens, setup_control_tokens
+from rlreason.policy.lab_tiny import DEFAULT_ARCH, build_lab_tiny
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def lab_tiny_dir(cache_dir: Path, arch: dict[str, Any]) -> Path:
+    key = json.dumps({**DEFAULT_ARCH, **arch}, sort_keys=True)
+    path = Path(cache_dir) / f"lab-tiny-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    if not (path / "config.json").is_file():
+        try:
+            build_lab_tiny(path, **arch)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return path
+
+
+def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, Any, ControlTokens]:
+    """(model, tokenizer, control tokens) for `model_cfg` (the `model` section of an experiment)."""
+    name = str(model_cfg.name_or_path)
+    lab = dict(model_cfg.lab) if model_cfg.lab else {}
+    path = str(lab_tiny_dir(cache_dir, lab)) if name == "lab-tiny" else name
+    is_local = Path(path).exists()
+    if not is_local and (path.startswith((".", "/", "~")) or path.count("/") > 1):
+        raise ConfigError(f"model.name_or_path: '{name}' does not exist (expected a model directory or hub name)")
+    kwargs: dict[str, Any] = {
+        "trust_remote_code": bool(model_cfg.trust_remote_code),
+        "local_files_only": bool(model_cfg.local_files_only),
+    }
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=DTYPES[model_cfg.dtype],
+            **({"attn_implementation": model_cfg.attn_implementation} if model_cfg.attn_implementation else {}),
+            **kwargs,
+        )
+    except OSError as exc:
+        where = "a directory without a usable model" if is_local else "not reachable on the Hugging Face Hub (offline?)"
+        raise ConfigError(f"model.name_or_path: cannot load '{name}': {where} ({str(exc).splitlines()[0][:160]})") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model_cfg.chat_template:
+        tokenizer.chat_template = model_cfg.chat_template
+    control = setup_control_tokens(
+        model, tokenizer, mode=model_cfg.control_tokens, mapping=dict(model_cfg.control_token_map or {}),
+    )
+    return model, tokenizer, control
+
+
+def format_prompt(tokenizer: Any, prompt: str, model_cfg: Any) -> str:
+    """The text the model sees: the raw prompt, or the chat template with a generation prompt."""
+    if not model_cfg.use_chat_template:
+        return prompt
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError("model.use_chat_template: the tokenizer has no chat template (set model.chat_template)")
+    messages = []
+    if model_cfg.system_prompt:
+        messages.append({"role": "system", "content": model_cfg.system_prompt})
+    messages.append({"role": "user", "content": prompt})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

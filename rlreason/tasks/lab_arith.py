@@ -1,0 +1,142 @@
+"""`lab-arith`: the procedurally generated arithmetic curriculum of the lab (DESIGN.md section 5).
+
+Three difficulty levels, chosen so that *when to think* is a real question for a ~1 M-parameter
+model:
+
+============  ===========  ==========================================  ===========================
+level         example      think trace (one step per line = episode)   direct answer in one pass
+============  ===========  ==========================================  ===========================
+easy          ``47+8=``    ``47+8=55``                                 reliable
+medium        ``47+38=``   ``40+30=70`` / ``7+8=15`` / ``70+15=85``    mostly reliable
+hard          ``47*8=``    ``40*8=320`` / ``7*8=56`` / ``320+56=376``  unreliable (carries across
+                                                                       a product)
+============  ===========  ==========================================  ===========================
+
+Every written step is easy (a table fact or a short sum), while the hard items' direct answer needs
+a multi-digit product with carries in one forward pass, which a tiny transformer does not learn to
+generalise to held-out operands. A share `redundant_rate` of think traces repeats one of its steps
+as a re-check episode: correct but useless, so token efficiency is learnable and L2T's penalty has
+something to remove.
+
+Responses: ``<short>376`` or ``<think>\\n40*8=320\\n7*8=56\\n320+56=376\\n</think>376`` (EOS appended
+by the trainer). Train and test operands are disjoint per level (the test set is drawn first from
+each level's full operand space, the training pool is the rest).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from rlreason.registry import TASKS
+from rlreason.tasks.base import Problem, Task
+
+Item = tuple[int, int]
+
+
+def _easy_space() -> list[Item]:
+    return [(a, b) for a in range(10, 100) for b in range(1, 10)]
+
+
+def _medium_space() -> list[Item]:
+    return [(a, b) for a in range(11, 100) for b in range(11, 100) if a % 10 and b % 10]
+
+
+def _hard_space() -> list[Item]:
+    return [(a, b) for a in range(11, 100) for b in range(3, 10) if a % 10]
+
+
+def _easy(a: int, b: int) -> tuple[str, list[str], int]:
+    return f"{a}+{b}=", [f"{a}+{b}={a + b}"], a + b
+
+
+def _medium(a: int, b: int) -> tuple[str, list[str], int]:
+    ta, ua, tb, ub = a - a % 10, a % 10, b - b % 10, b % 10
+    steps = [f"{ta}+{tb}={ta + tb}", f"{ua}+{ub}={ua + ub}", f"{ta + tb}+{ua + ub}={a + b}"]
+    return f"{a}+{b}=", steps, a + b
+
+
+def _hard(a: int, b: int) -> tuple[str, list[str], int]:
+    ta, ua = a - a % 10, a % 10
+    steps = [f"{ta}*{b}={ta * b}", f"{ua}*{b}={ua * b}", f"{ta * b}+{ua * b}={a * b}"]
+    return f"{a}*{b}=", steps, a * b
+
+
+LEVELS: dict[str, tuple[Callable[[], list[Item]], Callable[[int, int], tuple[str, list[str], int]]]] = {
+    "easy": (_easy_space, _easy),
+    "medium": (_medium_space, _medium),
+    "hard": (_hard_space, _hard),
+}
+
+
+@TASKS.register("lab-arith")
+class LabArith(Task):
+    """Procedural arithmetic curriculum (easy sums, two-digit sums, two-digit products) with SFT traces."""
+
+    verifier = "math"
+    answer_cue = "</think>"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        levels: list[str] | tuple[str, ...] = ("easy", "medium", "hard"),
+        n_train_per_level: int = 2000,
+        n_test_per_level: int = 100,
+        redundant_rate: float = 0.3,
+    ) -> None:
+        levels = list(levels)
+        bad = [lv for lv in levels if lv not in LEVELS]
+        if bad or not levels:
+            raise ValueError(f"levels: unknown level {bad[0] if bad else '(none given)'!r} (valid: {', '.join(LEVELS)})")
+        if not 0.0 <= redundant_rate <= 1.0:
+            raise ValueError(f"redundant_rate: expected a value in [0, 1], got {redundant_rate}")
+        if n_train_per_level < 1 or n_test_per_level < 1:
+            raise ValueError("n_train_per_level and n_test_per_level must be positive")
+        self.seed, self.levels = seed, levels
+        self.n_train, self.n_test, self.redundant_rate = n_train_per_level, n_test_per_level, redundant_rate
+        self._cache: dict[str, list[Problem]] = {}
+
+    def problems(self, split: str) -> list[Problem]:
+        if split not in ("train", "test"):
+            raise ValueError(f"lab-arith has splits 'train' and 'test', not {split!r}")
+        if split not in self._cache:
+            self._cache = self._build()
+        return self._cache[split]
+
+    def _build(self) -> dict[str, list[Problem]]:
+        per_level: dict[str, dict[str, list[Problem]]] = {}
+        for level in self.levels:
+            space_fn, make = LEVELS[level]
+            rng = random.Random(f"lab-arith:{self.seed}:{level}")
+            space = space_fn()
+            rng.shuffle(space)
+            n_test = min(self.n_test, len(space) // 5)
+            test_items, train_pool = space[:n_test], space[n_test:]
+            train_items = [train_pool[rng.randrange(len(train_pool))] for _ in range(self.n_train)]
+            per_level[level] = {
+                "test": [self._problem(level, make, a, b, f"{level}-test-{i}", rng) for i, (a, b) in enumerate(test_items)],
+                "train": [self._problem(level, make, a, b, f"{level}-train-{i}", rng)
+                          for i, (a, b) in enumerate(train_items)],
+            }
+        out: dict[str, list[Problem]] = {}
+        for split in ("train", "test"):
+            # interleave levels so that any prefix (eval.n) keeps the difficulty mix
+            columns = [per_level[lv][split] for lv in self.levels]
+            out[split] = [p for row in zip(*columns) for p in row] + [
+                p for col in columns for p in col[min(len(c) for c in columns):]
+            ]
+        return out
+
+    def _problem(self, level: str, make, a: int, b: int, uid: str, rng: random.Random) -> Problem:
+        prompt, steps, answer = make(a, b)
+        redundant = rng.random() < self.redundant_rate
+        trace = list(steps)
+        if redundant:
+            k = rng.randrange(len(steps))
+            trace.insert(k + 1, steps[k])  # re-check: the same step written again
+        think = "<think>\n" + "".join(s + "\n" for s in trace) + "</think>" + str(answer)
+        return Problem(
+            uid=uid, prompt=prompt, gold=str(answer), difficulty=level,
+            meta={"a": a, "b": b, "redundant": redundant, "steps": len(trace)},
+            targets={"short": f"<short>{answer}", "think": think},
+        )

@@ -1,0 +1,171 @@
+"""A pool of killable worker processes for symbolic comparisons, with a hard per-answer timeout.
+
+math-verify's own timeout uses SIGALRM, which only works in the main thread of the main process;
+training loops, data loaders and services call verifiers from elsewhere. Here every symbolic
+comparison runs in a worker process (`python -m rlreason.verify.worker`, talking JSON lines over
+pipes); when one exceeds the timeout the worker is killed and replaced and the answer counts as
+incorrect. The caller waits at most the timeout per answer, from any thread or process.
+
+Workers are plain subprocesses (not `multiprocessing`), so they are safe with torch threads in the
+parent and need no `if __name__ == "__main__"` guard in the caller's script. They stay alive between
+calls; each imports sympy and math-verify once, before it reports ready.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import wait
+from typing import IO
+
+STARTUP_TIMEOUT = 120.0
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rlreason.verify.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, bufsize=1,
+        )
+        self.ready = False
+
+    @property
+    def out(self) -> IO[str]:
+        assert self.proc.stdout is not None
+        return self.proc.stdout
+
+    def read_line(self) -> str:
+        return self.out.readline()
+
+    def send(self, item: tuple[str, str, str]) -> bool:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(item) + "\n")
+            self.proc.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+
+
+class SymbolicPool:
+    """`compare(items)` -> verdicts, each item `(backend, pred, gold)` decided within `timeout`."""
+
+    def __init__(self, workers: int = 1, timeout: float = 5.0) -> None:
+        self.n_workers = max(1, workers)
+        self.timeout = timeout
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+        self.timeouts = 0  # comparisons killed so far
+        atexit.register(self.close)
+
+    def _start(self, n: int) -> list[_Worker]:
+        fresh = [_Worker() for _ in range(n)]
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        pending = {w.out: w for w in fresh}
+        while pending and time.monotonic() < deadline:
+            for f in wait(list(pending), timeout=max(0.0, deadline - time.monotonic())):
+                w = pending.pop(f)  # type: ignore[arg-type]
+                w.ready = w.read_line().strip() == "ready"
+        ok = [w for w in fresh if w.ready]
+        for w in fresh:
+            if not w.ready:
+                w.kill()
+        return ok
+
+    def compare(self, items: list[tuple[str, str, str]]) -> list[bool]:
+        if not items:
+            return []
+        with self._lock:
+            self._workers = [w for w in self._workers if w.alive()]
+            missing = min(self.n_workers, len(items)) - len(self._workers)
+            if missing > 0:
+                self._workers += self._start(missing)
+            results = [False] * len(items)
+            todo = list(range(len(items)))[::-1]
+            busy: dict[IO[str], tuple[_Worker, int, float]] = {}
+            idle = list(self._workers)
+            while todo or busy:
+                while todo and idle:
+                    w, i = idle.pop(), todo.pop()
+                    if w.send(items[i]):
+                        busy[w.out] = (w, i, time.monotonic() + self.timeout)
+                    else:
+                        todo.append(i)
+                        self._drop(w)
+                        idle += self._start(1)
+                        self._workers += idle[-1:]
+                if not busy:
+                    if todo and not idle:  # no worker could be started: symbolic answers count as wrong
+                        break
+                    continue
+                next_deadline = min(d for _, _, d in busy.values())
+                for f in wait(list(busy), timeout=max(0.0, next_deadline - time.monotonic())):
+                    w, i, _ = busy.pop(f)  # type: ignore[arg-type]
+                    line = w.read_line()
+                    if line:
+                        results[i] = line.strip() == "1"
+                        idle.append(w)
+                    else:  # the worker died (e.g. out of memory): answer False, replace it
+                        self._drop(w)
+                        if todo:
+                            idle += self._replace()
+                now = time.monotonic()
+                for f, (w, _i, deadline) in list(busy.items()):
+                    if now >= deadline:
+                        busy.pop(f)
+                        self.timeouts += 1
+                        self._drop(w)
+                        if todo:  # otherwise the replacement starts on the next call
+                            idle += self._replace()
+            return results
+
+    def _drop(self, worker: _Worker) -> None:
+        worker.kill()
+        if worker in self._workers:
+            self._workers.remove(worker)
+
+    def _replace(self) -> list[_Worker]:
+        fresh = self._start(1)
+        self._workers += fresh
+        return fresh
+
+    def close(self) -> None:
+        for w in self._workers:
+            w.stop()
+        self._workers = []
+
+    def __enter__(self) -> SymbolicPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,108 @@
+"""Symbolic comparisons. These may be slow or hang on pathological input, so they only ever run
+inside a killable worker process (`rlreason.verify.pool`), never in the caller's process.
+
+Model output reaches sympy only through LaTeX parsers that build expressions from a grammar
+(math-verify's LaTeX extraction, latex2sympy2); never through ``eval``, ``sympify`` or
+``parse_expr`` on raw strings. Inputs are length- and depth-capped first.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_ANSWER_CHARS = 1000
+MAX_BRACE_DEPTH = 40
+
+
+def too_complex(s: str) -> bool:
+    """Reject inputs no real answer looks like before any parser sees them."""
+    if len(s) > MAX_ANSWER_CHARS:
+        return True
+    depth = 0
+    for c in s:
+        depth += c == "{"
+        depth -= c == "}"
+        if depth > MAX_BRACE_DEPTH:
+            return True
+    return "__" in s or "lambda" in s or "import" in s
+
+
+def math_verify_equal(pred: str, gold: str) -> bool:
+    """math-verify's LaTeX-to-sympy equivalence (its own timeouts off: the worker is killed instead)."""
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    if too_complex(pred) or too_complex(gold):
+        return False
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    g = parse(f"$\\boxed{{{gold}}}$", extraction_config=config, parsing_timeout=None)
+    p = parse(f"$\\boxed{{{pred}}}$", extraction_config=config, parsing_timeout=None)
+    if not g or not p:
+        return False
+    return bool(verify(g, p, timeout_seconds=None))
+
+
+# -- prm800k-style grader -------------------------------------------------------------------------
+
+_UNITS = re.compile(r"\\text\{\s*[a-zA-Z ]+\}\s*$|\\mbox\{\s*[a-zA-Z ]+\}\s*$")
+_REMOVE = ["\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "$", "\\$", "\\%", "%", "^\\circ", "^{\\circ}",
+           "\\displaystyle", "\\mathrm", "\\textbf"]
+
+
+def prm800k_normalize(expr: str) -> str:
+    """String normalisation in the spirit of prm800k's ``grade_answer`` (written here from its spec)."""
+    s = expr.strip()
+    s = _UNITS.sub("", s)
+    m = re.fullmatch(r"\\text\{(.*)\}", s)
+    if m:
+        s = m.group(1)
+    for token in _REMOVE:
+        s = s.replace(token, "")
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", s)
+    s = re.sub(r"\\frac\{([^{}]*)\}(\d)", r"\\frac{\1}{\2}", s)
+    s = re.sub(r"\\sqrt(\d)", r"\\sqrt{\1}", s)
+    s = re.sub(r"(\d),(?=\d{3}(\D|$))", r"\1", s)  # thousands separators
+    s = re.sub(r"\s+", "", s)
+    s = re.sub(r"^0+(?=\d)", "", s)
+    if re.fullmatch(r"-?\d+\.0+", s):
+        s = s.split(".")[0]
+    if s.startswith("."):
+        s = "0" + s
+    s = re.sub(r"^[a-zA-Z]\s*=", "", s)  # "x=5" -> "5"
+    return s.lower() if re.fullmatch(r"[a-zA-Z]+", s) else s
+
+
+def prm800k_equal(pred: str, gold: str) -> bool:
+    """Normalised strings equal, else sympy: simplify(gold - pred) == 0 on grammar-parsed LaTeX."""
+    if too_complex(pred) or too_complex(gold):
+        return False
+    p, g = prm800k_normalize(pred), prm800k_normalize(gold)
+    if not p or not g:
+        return False
+    if p == g:
+        return True
+    if _is_tuple(p) or _is_tuple(g):
+        ps, gs = _split_tuple(p), _split_tuple(g)
+        return len(ps) == len(gs) and p[0] == g[0] and p[-1] == g[-1] and all(
+            prm800k_equal(a, b) for a, b in zip(ps, gs))
+    if re.search(r"\^\s*\{?\s*\d{3,}", p):  # huge powers: prm800k refuses these too
+        return False
+    import sympy
+    from latex2sympy2_extended import latex2sympy
+
+    try:
+        diff = sympy.simplify(latex2sympy(g) - latex2sympy(p))
+        return bool(diff == 0)
+    except Exception:
+        return False
+
+
+def _is_tuple(s: str) -> bool:
+    return len(s) > 2 and s[0] in "([" and s[-1] in ")]" and "," in s
+
+
+def _split_tuple(s: str) -> list[str]:
+    return [x for x in s[1:-1].split(",")]
+
+
+SLOW = {"math": math_verify_equal, "prm800k": prm800k_equal}

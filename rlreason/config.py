@@ -84,6 +84,7 @@ class EvalConfig:
     max_new_tokens: int = 0  # 0 = rollout.max_new_tokens
     batch_size: int = 64
     suite: list[dict[str, Any]] = field(default_factory=list)  # extra tasks evaluated at the end
+    per_mode: bool = False  # also evaluate with <short> and with <think> forced (lab calibration)
 
 
 @dataclass
@@ -242,7 +243,11 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
     from rlreason.registry import ALGOS, REWARDS, TASKS
 
     _ensure_components_imported()
+    algo_cls = _algo_class(cfg)
+    needs_reward = algo_cls is None or getattr(algo_cls, "needs_rollout", True)
     for key, reg in (("task", TASKS), ("reward", REWARDS), ("algo", ALGOS)):
+        if key == "reward" and not needs_reward:
+            continue
         section = cfg.get(key)
         comp = OmegaConf.to_container(section) if isinstance(section, DictConfig) else section
         if not isinstance(comp, dict) or "name" not in comp:
@@ -279,7 +284,6 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
             f"{where}: optim.minibatches: {cfg.optim.minibatches} does not divide the rollout batch of "
             f"{n_samples} samples (rollout.group_size x rollout.prompts_per_step)"
         )
-    algo_cls = _algo_class(cfg)
     min_group = getattr(algo_cls, "min_group_size", 1)
     if algo_cls is not None and getattr(algo_cls, "needs_rollout", True) and cfg.rollout.group_size < min_group:
         raise ConfigError(

@@ -34,7 +34,8 @@ class LossInputs:
     # normalisers (already made DDP/micro-batch consistent by the training loop)
     num_seqs: float = 1.0  # sequences in the minibatch
     num_tokens: float = 1.0  # active tokens in the minibatch
-    num_tokens_batch: float = 1.0  # active tokens in the whole rollout batch (DAPO)
+    num_tokens_batch: float = 1.0  # active tokens in the whole rollout batch
+    num_control: float = 0.0  # sequences of the minibatch with a valid control token (DeGRPO)
     max_new_tokens: int = 1
 
 

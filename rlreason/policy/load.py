@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from rlreason.errors import ConfigError
 from rlreason.policy.control_tokens import ControlTokens, setup_control_tokens
@@ -34,6 +35,7 @@ def lab_tiny_dir(cache_dir: Path, arch: dict[str, Any]) -> Path:
 
 def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, Any, ControlTokens]:
     """(model, tokenizer, control tokens) for `model_cfg` (the `model` section of an experiment)."""
+    hf_logging.disable_progress_bar()
     name = str(model_cfg.name_or_path)
     lab = dict(model_cfg.lab) if model_cfg.lab else {}
     path = str(lab_tiny_dir(cache_dir, lab)) if name == "lab-tiny" else name

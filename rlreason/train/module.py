@@ -89,6 +89,7 @@ class RLModule(pl.LightningModule):
 
     # -- setup --------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
+        self.policy.train()
         ref = self._frozen["ref"]
         if ref is not None:
             ref.to(self.device).eval().requires_grad_(False)
@@ -222,6 +223,8 @@ class RLModule(pl.LightningModule):
                     "num_tokens": self._global_norm(float(mask[idx].sum())),
                     "num_tokens_batch": tokens_batch,
                     "max_new_tokens": cfg.rollout.max_new_tokens,
+                    "num_control": self._global_norm(
+                        float((batch.control_pos[idx] >= 0).sum()) if batch.control_pos is not None else 0.0),
                 }
                 for micro in _chunks(len(idx), cfg.optim.micro_batch_size):
                     sub = idx[micro]

@@ -133,9 +133,13 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume: bool 
     trainer.fit(module, datamodule=datamodule)
     train_time = time.time() - t0
     summary, records = evaluate_sharded(module, eval_problems, settings, verifier)
+    results: dict[str, Any] = {task_name(cfg): summary}
+    if cfg.eval.per_mode and getattr(control, "short_id", None) is not None:
+        for mode in ("short", "think"):
+            results[f"{task_name(cfg)}[{mode}]"] = evaluate_sharded(module, eval_problems, settings, verifier, mode)[0]
     if trainer.is_global_zero:
         save_hf_policy(module, run_dir / "policy")
-        results = {task_name(cfg): summary, "train_time_s": train_time, "steps": cfg.optim.steps}
+        results.update({"train_time_s": train_time, "steps": cfg.optim.steps})
         write_json(run_dir / "results.json", results)
         _write_jsonl(run_dir / "eval_samples.jsonl", records)
         tb = getattr(trainer.logger, "experiment", None)
@@ -145,7 +149,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume: bool 
             for k, v in _flatten(summary).items():
                 tb.add_scalar(f"eval/{k}", v, cfg.optim.steps)
             tb.flush()
-        print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table({task_name(cfg): summary})}",
+        print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table(results)}",
               flush=True)
     return run_dir
 

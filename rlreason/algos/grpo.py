@@ -1,0 +1,133 @@
+"""`grpo`: Group Relative Policy Optimization (Shao et al., DeepSeekMath, arXiv 2402.03300).
+
+Options follow TRL's `GRPOConfig` so a run can match either code base. Sample i of a group of G
+answers to one prompt gets the advantage (eq. in section 4.1.2 of the paper, outcome supervision)
+
+    A_i = (r_i - mean_group(r)) / (std_group(r) + 1e-4)          scale_rewards: group   (TRL default)
+    A_i = (r_i - mean_group(r)) / (std_batch(r) + 1e-4)          scale_rewards: batch
+    A_i =  r_i - mean_group(r)                                   scale_rewards: none    (Dr. GRPO)
+
+(std is torch.std, i.e. unbiased, as in TRL), every token of the response shares A_i, and with
+rho_{i,t} = pi_theta(o_{i,t}) / pi_old(o_{i,t}) the per-token loss is the clipped surrogate plus
+the k3 KL estimate to the frozen reference
+
+    l_{i,t} = -min(rho A_i, clip(rho, 1 - eps_low, 1 + eps_high) A_i) + beta * KL3_{i,t}
+
+aggregated by `loss_type` over the optimiser step's minibatch (N sequences, T_i tokens each):
+
+    grpo     mean_i( sum_t l_{i,t} / T_i )                  (the paper; length-biased)
+    bnpo     sum l / sum mask, per micro-batch, averaged over micro-batches (as TRL: depends on
+             the micro-batch size, which is why DAPO's form exists)
+    dr_grpo  sum l / (N * max_new_tokens)                   (Liu et al., Dr. GRPO)
+    dapo     sum l / active tokens of the whole optimiser batch, all ranks  (Yu et al., DAPO; TRL default)
+
+Notes: `num_iterations > 1` reuses a rollout batch (mu in the paper); the old policy is the
+sampling policy whose log-probs the rollout recorded. TRL's `loss_type` default is `dapo`; ours is
+`grpo`, the paper's, and the lab experiments name it explicitly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlreason.algos.base import Algorithm, LossInputs, clipped_surrogate, group_stats, k3_kl
+from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.registry import ALGOS
+
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+SCALES = ("group", "batch", "none")
+
+
+def group_advantages(
+    rewards: torch.Tensor, group_ids: torch.Tensor, scale: str = "group", eps: float = 1e-4
+) -> torch.Tensor:
+    """Per-sample advantages: group mean-centred, optionally divided by a group or batch std."""
+    mean, std = group_stats(rewards.double(), group_ids)
+    centred = rewards.double() - mean
+    if scale == "group":
+        centred = centred / (std + eps)
+    elif scale == "batch":
+        centred = centred / (rewards.double().std() + eps)
+    return centred.to(rewards.dtype)
+
+
+def aggregate(per_token: torch.Tensor, inp: LossInputs, loss_type: str) -> torch.Tensor:
+    """Sum-form aggregation of a per-token loss with the minibatch normalisers (see module doc)."""
+    masked = per_token * inp.mask
+    if loss_type == "grpo":
+        return (masked.sum(-1) / inp.mask.sum(-1).clamp(min=1)).sum() / inp.num_seqs
+    if loss_type == "bnpo":
+        micro = per_token.shape[0]
+        return masked.sum() / inp.mask.sum().clamp(min=1) * (micro / inp.num_seqs)
+    if loss_type == "dr_grpo":
+        return masked.sum() / (inp.num_seqs * inp.max_new_tokens)
+    if loss_type == "dapo":
+        return masked.sum() / inp.num_tokens
+    raise ValueError(f"unknown loss_type {loss_type!r}")
+
+
+def ppo_metrics(inp: LossInputs, is_clipped: torch.Tensor, kl: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Token means over the minibatch, as contributions that sum over micro-batches."""
+    with torch.no_grad():
+        m = {
+            "clip_frac": (is_clipped * inp.mask).sum() / inp.num_tokens,
+            "ratio_mean": (torch.exp(inp.logprobs - inp.old_logprobs) * inp.mask).sum() / inp.num_tokens,
+        }
+        if kl is not None:
+            m["kl"] = (kl * inp.mask).sum() / inp.num_tokens
+        if inp.entropy is not None:
+            m["entropy"] = (inp.entropy.detach() * inp.mask).sum() / inp.num_tokens
+    return m
+
+
+@ALGOS.register("grpo")
+class GRPO(Algorithm):
+    """Group Relative Policy Optimization with TRL's options (loss types, reward scaling, KL, clipping)."""
+
+    def __init__(
+        self,
+        loss_type: str = "grpo",
+        scale_rewards: str = "group",
+        eps_low: float = 0.2,
+        eps_high: float = 0.2,
+        beta: float = 0.0,
+        num_iterations: int = 1,
+        mask_truncated_completions: bool = False,
+        entropy_coef: float = 0.0,
+    ) -> None:
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type: expected one of {', '.join(LOSS_TYPES)}, got {loss_type!r}")
+        if scale_rewards not in SCALES:
+            raise ValueError(f"scale_rewards: expected one of {', '.join(SCALES)}, got {scale_rewards!r}")
+        if eps_low < 0 or eps_high < 0 or beta < 0 or num_iterations < 1:
+            raise ValueError("eps_low, eps_high and beta must be >= 0 and num_iterations >= 1")
+        self.loss_type, self.scale_rewards = loss_type, scale_rewards
+        self.eps_low, self.eps_high, self.beta = eps_low, eps_high, beta
+        self.num_iterations, self.mask_truncated_completions = num_iterations, mask_truncated_completions
+        self.entropy_coef = entropy_coef
+        self.last_advantage_metrics: dict[str, float] = {}
+
+    def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
+        adv = group_advantages(reward.rewards.float(), batch.group_ids, self.scale_rewards)
+        _, std = group_stats(reward.rewards.double(), batch.group_ids)
+        self.last_advantage_metrics = {"zero_std_frac": float((std < 1e-8).double().mean())}
+        return adv
+
+    def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
+        return self.sequence_advantages(batch, reward).unsqueeze(-1) * batch.response_mask.float()
+
+    def per_token_loss(self, inp: LossInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        assert inp.old_logprobs is not None and inp.advantages is not None
+        loss, clipped = clipped_surrogate(inp.logprobs, inp.old_logprobs, inp.advantages, self.eps_low, self.eps_high)
+        kl = None
+        if self.beta > 0 and inp.ref_logprobs is not None:
+            kl = k3_kl(inp.logprobs, inp.ref_logprobs)
+            loss = loss + self.beta * kl
+        return loss, clipped, kl
+
+    def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        per_token, clipped, kl = self.per_token_loss(inp)
+        loss = aggregate(per_token, inp, self.loss_type)
+        if self.entropy_coef and inp.entropy is not None:
+            loss = loss - self.entropy_coef * (inp.entropy * inp.mask).sum() / inp.num_tokens
+        return loss, ppo_metrics(inp, clipped, kl)

@@ -1,0 +1,35 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from rlreason.batch import RolloutBatch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def make_batch(lengths, groups, modes=None, completions=None, width=None) -> RolloutBatch:
+    """A RolloutBatch whose sample i has `lengths[i]` response tokens and group `groups[i]`."""
+    n = len(lengths)
+    width = width or max(lengths)
+    mask = torch.zeros(n, width, dtype=torch.long)
+    for i, length in enumerate(lengths):
+        mask[i, :length] = 1
+    return RolloutBatch(
+        prompt_ids=torch.ones(n, 2, dtype=torch.long), prompt_mask=torch.ones(n, 2, dtype=torch.long),
+        response_ids=torch.full((n, width), 5) * mask, response_mask=mask,
+        old_logprobs=torch.zeros(n, width), group_ids=torch.tensor(groups),
+        truncated=torch.tensor([length >= width for length in lengths]),
+        prompts=["p"] * n, completions=completions or ["c"] * n, golds=["1"] * n,
+        meta=[{"difficulty": "easy"} for _ in range(n)], control_mode=modes,
+    )
+
+
+@pytest.fixture
+def batch_factory():
+    return make_batch

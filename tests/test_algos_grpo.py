@@ -1,0 +1,129 @@
+"""GRPO / DeGRPO / SFT losses and advantages against hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rlreason.algos.base import LossInputs, k3_kl
+from rlreason.algos.degrpo import DeGRPO
+from rlreason.algos.grpo import GRPO, group_advantages
+from rlreason.algos.sft import SFT
+
+MASK = torch.tensor([[1.0, 1.0], [1.0, 0.0]])  # T_0 = 2, T_1 = 1
+ADV = torch.tensor([[1.0, 1.0], [-0.5, -0.5]])
+
+
+def inputs(logprobs=None, old=None, **kw) -> LossInputs:
+    lp = torch.zeros(2, 2) if logprobs is None else logprobs
+    base = {"num_seqs": 2.0, "num_tokens": 3.0, "num_tokens_batch": 3.0, "max_new_tokens": 4}
+    base.update(kw)
+    return LossInputs(logprobs=lp, mask=MASK, old_logprobs=lp.clone() if old is None else old, advantages=ADV, **base)
+
+
+def test_group_advantages_by_hand():
+    r = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    g = torch.tensor([0, 0, 1, 1])
+    std0 = math.sqrt(0.5)  # unbiased std of {1, 0}
+    expected = torch.tensor([0.5 / (std0 + 1e-4), -0.5 / (std0 + 1e-4), 0.0, 0.0])
+    torch.testing.assert_close(group_advantages(r, g, "group"), expected)
+    torch.testing.assert_close(group_advantages(r, g, "none"), torch.tensor([0.5, -0.5, 0.0, 0.0]))
+    std_b = float(r.std())  # sqrt(0.25) = 0.5
+    torch.testing.assert_close(group_advantages(r, g, "batch"), torch.tensor([0.5, -0.5, 0, 0]) / (std_b + 1e-4))
+
+
+@pytest.mark.parametrize(
+    "loss_type, expected",
+    [
+        ("grpo", ((-2 / 2) + (0.5 / 1)) / 2),  # -0.25
+        ("bnpo", (-2 + 0.5) / 3),  # -0.5
+        ("dr_grpo", (-2 + 0.5) / (2 * 4)),  # -0.1875
+        ("dapo", (-2 + 0.5) / 3),
+    ],
+)
+def test_loss_types_on_policy(loss_type, expected):
+    # on-policy: ratio 1, so l_{i,t} = -A_i: row 0 = [-1, -1], row 1 = [0.5, (masked)]
+    loss, _ = GRPO(loss_type=loss_type).loss(inputs())
+    assert float(loss) == pytest.approx(expected)
+
+
+def test_clipping_and_kl_by_hand():
+    # token (0,0): A = 1, ratio 1.5 -> clipped at 1.2 -> l = -1.2; token (1,0): A = -0.5, ratio 0.5 ->
+    # -min(0.5 * -0.5, 0.8 * -0.5) = 0.4; token (0,1): ratio 1 -> -1
+    old = torch.zeros(2, 2)
+    lp = torch.tensor([[math.log(1.5), 0.0], [math.log(0.5), 0.0]])
+    ref = lp + math.log(2.0)  # k3 = 2 - ln 2 - 1 on every token
+    algo = GRPO(loss_type="bnpo", beta=0.1)
+    inp = inputs(lp, old)
+    inp.ref_logprobs = ref
+    loss, m = algo.loss(inp)
+    k3 = 2 - math.log(2) - 1
+    expected = (-1.2 - 1.0 + 0.4 + 3 * 0.1 * k3) / 3
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(m["clip_frac"]) == pytest.approx(2 / 3)
+    assert float(m["kl"]) == pytest.approx(k3, rel=1e-5)
+    torch.testing.assert_close(k3_kl(torch.zeros(1), torch.tensor([math.log(2.0)])), torch.tensor([k3]))
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+def test_micro_batches_sum_to_the_full_batch_gradient(loss_type):
+    torch.manual_seed(0)
+    w = torch.randn(4, 3, requires_grad=True)
+    feats = torch.randn(4, 3)
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    adv = torch.randn(4, 1).expand(4, 3).clone()
+    norms = {"num_seqs": 4.0, "num_tokens": float(mask.sum()), "max_new_tokens": 3}
+    algo = GRPO(loss_type=loss_type)
+
+    def loss_of(rows):
+        lp = (w[rows] * feats[rows]).tanh() - 1.0
+        return algo.loss(LossInputs(logprobs=lp, mask=mask[rows], old_logprobs=lp.detach() - 0.1,
+                                    advantages=adv[rows], **norms))[0]
+
+    full = torch.autograd.grad(loss_of(torch.arange(4)), w)[0]
+    parts = sum(torch.autograd.grad(loss_of(torch.tensor(r)), w)[0] for r in ([0, 1], [2, 3]))
+    torch.testing.assert_close(full, parts)
+
+
+def test_degrpo_both_normalisations_by_hand():
+    # sample 0: control token at 0 then 2 response tokens, A = +1; sample 1: no control token, 2 tokens, A = -1
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    adv = torch.tensor([[1.0] * 3, [-1.0] * 3])
+    lp = torch.zeros(2, 3)
+    inp = LossInputs(logprobs=lp, mask=mask, old_logprobs=lp.clone(), advantages=adv,
+                     control_pos=torch.tensor([0, -1]), num_seqs=2.0, num_tokens=5.0, num_control=1.0)
+    paper, _ = DeGRPO(alpha=0.1, beta=0.0, normalization="paper").loss(inp)
+    # sample 0: 0.1 * (-1) + (-1 - 1) / 2 = -1.1 ; sample 1: (1 + 1) / 2 = 1 ; mean = -0.05
+    assert float(paper) == pytest.approx(-0.05)
+    official, _ = DeGRPO(alpha=0.1, beta=0.0, normalization="official").loss(inp)
+    # control: 0.1 * (-1) / 1 ; response: (-2 + 2) / (5 - 1) = 0
+    assert float(official) == pytest.approx(-0.1)
+
+
+def test_degrpo_control_term_only_touches_the_control_position():
+    lp = torch.zeros(1, 4, requires_grad=True)
+    mask = torch.ones(1, 4)
+    inp = LossInputs(logprobs=lp, mask=mask, old_logprobs=torch.zeros(1, 4), advantages=torch.ones(1, 4),
+                     control_pos=torch.tensor([1]), num_seqs=1.0, num_tokens=4.0, num_control=1.0)
+    loss, _ = DeGRPO(alpha=0.5, beta=0.0).loss(inp)
+    (grad,) = torch.autograd.grad(loss, lp)
+    # d/dlp of -ratio * A at ratio 1 is -1: control gets alpha, the 3 others 1/3 each
+    torch.testing.assert_close(grad, torch.tensor([[-1 / 3, -0.5, -1 / 3, -1 / 3]]))
+
+
+def test_sft_loss_by_hand():
+    lp = torch.log(torch.tensor([[0.5, 0.25], [0.125, 1.0]]))
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    loss, _ = SFT().loss(LossInputs(logprobs=lp, mask=mask, num_tokens=3.0, num_seqs=2.0))
+    assert float(loss) == pytest.approx((math.log(2) + math.log(4) + math.log(8)) / 3)
+    seq, _ = SFT(normalization="sequence").loss(LossInputs(logprobs=lp, mask=mask, num_tokens=3.0, num_seqs=2.0))
+    assert float(seq) == pytest.approx(((math.log(2) + math.log(4)) / 2 + math.log(8)) / 2)
+
+
+def test_bad_parameters_are_rejected():
+    with pytest.raises(ValueError, match="loss_type"):
+        GRPO(loss_type="ppo")
+    with pytest.raises(ValueError, match="normalization"):
+        DeGRPO(normalization="both")

@@ -1,0 +1,58 @@
+"""`rlreason verify PREDICTIONS.jsonl`: grade a file of model responses against gold answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rlreason.errors import DataError
+from rlreason.verify import VerifierPool, extract_answer, normalize_gold
+
+
+def read_predictions(path: Path, response_field: str, gold_field: str) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg}); expected one object per line") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            for field in (response_field, gold_field):
+                if field not in row:
+                    raise DataError(f"{path}:{lineno}: missing field '{field}' (set --response-field / --gold-field)")
+            if not isinstance(row[response_field], str):
+                raise DataError(f"{path}:{lineno}: field '{response_field}' must be a string")
+            rows.append(row)
+    return rows
+
+
+def verify_file(args: Any) -> int:
+    path = Path(args.predictions)
+    rows = read_predictions(path, args.response_field, args.gold_field)
+    responses = [r[args.response_field] for r in rows]
+    golds = [normalize_gold(r[args.gold_field]) for r in rows]
+    with VerifierPool(args.verifier, timeout=args.timeout, workers=args.workers) as pool:
+        verdicts = pool.verify(responses, golds)
+        timeouts = pool.timeouts
+    out = Path(args.out) if args.out else path.with_suffix(".graded.jsonl")
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    n_answered = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for row, gold, ok in zip(rows, golds, verdicts):
+            pred = extract_answer(row[args.response_field])
+            n_answered += pred is not None
+            f.write(json.dumps({**row, "extracted": pred, "gold_normalized": gold, "correct": ok}) + "\n")
+    tmp.replace(out)
+    n, correct = len(rows), sum(verdicts)
+    acc = correct / n if n else 0.0
+    print(f"accuracy {100 * acc:.1f}%  ({correct}/{n} correct, {n_answered - correct} wrong, "
+          f"{n - n_answered} without an answer, {timeouts} timed out)")
+    print(f"per-item results: {out}")
+    return 0

@@ -3,22 +3,22 @@
 Three difficulty levels, chosen so that *when to think* is a real question for a ~1 M-parameter
 model:
 
-============  ===========  ==========================================  ===========================
-level         example      think trace (one step per line = episode)   direct answer in one pass
-============  ===========  ==========================================  ===========================
-easy          ``47+8=``    ``47+8=55``                                 reliable
-medium        ``47+38=``   ``40+30=70`` / ``7+8=15`` / ``70+15=85``    mostly reliable
-hard          ``47*8=``    ``40*8=320`` / ``7*8=56`` / ``320+56=376``  unreliable (carries across
-                                                                       a product)
-============  ===========  ==========================================  ===========================
+======  =========  ===========================================  ==============================
+level   example    think trace (one step per line = episode)    direct answer in one pass
+======  =========  ===========================================  ==============================
+easy    ``47+8=``  ``47+8=55``                                  reliable
+medium  ``47+38=`` ``7+8=15`` / ``4+3=7`` / ``7+1=8`` -> ``85``   less reliable (carry)
+hard    ``47*8=``  ``7*8=56`` / ``4*8=32`` / ``32+5=37`` -> ``376`` unreliable (product + carry)
+======  =========  ===========================================  ==============================
 
-Every written step is easy (a table fact or a short sum), while the hard items' direct answer needs
-a multi-digit product with carries in one forward pass, which a tiny transformer does not learn to
-generalise to held-out operands. A share `redundant_rate` of think traces repeats one of its steps
+Every written step is a one-digit table fact or a two-digit + one-digit sum (the easy level's
+skill), and the answer is the last step's result followed by the first step's units digit; the
+hard items' direct answer needs a multi-digit product with carries in one forward pass, which a
+tiny transformer does not learn to generalise to held-out operands. A share `redundant_rate` of think traces repeats one of its steps
 as a re-check episode: correct but useless, so token efficiency is learnable and L2T's penalty has
 something to remove.
 
-Responses: ``<short>376`` or ``<think>\\n40*8=320\\n7*8=56\\n320+56=376\\n</think>376`` (EOS appended
+Responses: ``<short>376`` or ``<think>\\n7*8=56\\n4*8=32\\n32+5=37\\n</think>376`` (EOS appended
 by the trainer). Train and test operands are disjoint per level (the test set is drawn first from
 each level's full operand space, the training pool is the rest).
 """
@@ -51,14 +51,16 @@ def _easy(a: int, b: int) -> tuple[str, list[str], int]:
 
 
 def _medium(a: int, b: int) -> tuple[str, list[str], int]:
-    ta, ua, tb, ub = a - a % 10, a % 10, b - b % 10, b % 10
-    steps = [f"{ta}+{tb}={ta + tb}", f"{ua}+{ub}={ua + ub}", f"{ta + tb}+{ua + ub}={a + b}"]
+    (ta, ua), (tb, ub) = divmod(a, 10), divmod(b, 10)
+    units, carry = ua + ub, (ua + ub) // 10
+    steps = [f"{ua}+{ub}={units}", f"{ta}+{tb}={ta + tb}", f"{ta + tb}+{carry}={ta + tb + carry}"]
     return f"{a}+{b}=", steps, a + b
 
 
 def _hard(a: int, b: int) -> tuple[str, list[str], int]:
-    ta, ua = a - a % 10, a % 10
-    steps = [f"{ta}*{b}={ta * b}", f"{ua}*{b}={ua * b}", f"{ta * b}+{ua * b}={a * b}"]
+    ta, ua = divmod(a, 10)
+    units, carry = ua * b, (ua * b) // 10
+    steps = [f"{ua}*{b}={units}", f"{ta}*{b}={ta * b}", f"{ta * b}+{carry}={ta * b + carry}"]
     return f"{a}*{b}=", steps, a * b
 
 

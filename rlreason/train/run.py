@@ -104,7 +104,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume: bool 
     reward = REWARDS.build(OmegaConf.to_container(cfg.reward), where="reward") if algo.needs_rollout else None
     policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
     if cfg.model.gradient_checkpointing:
-        policy.gradient_checkpointing_enable()
+        (getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable)()
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
     verifier = build_verifier(task.verifier)
     train_problems = task.problems("train")

@@ -8,7 +8,9 @@ Model output reaches sympy only through LaTeX parsers that build expressions fro
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 MAX_ANSWER_CHARS = 1000
 MAX_BRACE_DEPTH = 40
@@ -27,15 +29,22 @@ def too_complex(s: str) -> bool:
     return "__" in s or "lambda" in s or "import" in s
 
 
+@functools.lru_cache(maxsize=8192)
+def _mv_parse(answer: str) -> Any:
+    """math-verify parse of one answer; gold answers repeat across a group's samples, so cache."""
+    from math_verify import LatexExtractionConfig, parse
+
+    config = [LatexExtractionConfig(boxed_match_priority=0)]
+    return parse(f"$\\boxed{{{answer}}}$", extraction_config=config, parsing_timeout=None)
+
+
 def math_verify_equal(pred: str, gold: str) -> bool:
     """math-verify's LaTeX-to-sympy equivalence (its own timeouts off: the worker is killed instead)."""
-    from math_verify import LatexExtractionConfig, parse, verify
+    from math_verify import verify
 
     if too_complex(pred) or too_complex(gold):
         return False
-    config = [LatexExtractionConfig(boxed_match_priority=0)]
-    g = parse(f"$\\boxed{{{gold}}}$", extraction_config=config, parsing_timeout=None)
-    p = parse(f"$\\boxed{{{pred}}}$", extraction_config=config, parsing_timeout=None)
+    g, p = _mv_parse(gold), _mv_parse(pred)
     if not g or not p:
         return False
     return bool(verify(g, p, timeout_seconds=None))

@@ -33,7 +33,7 @@ class MathVerifier(Verifier):
     symbolic = "math"
 
     def fast(self, pred: str, gold: str) -> bool | None:
-        if _squash(pred) == _squash(gold):
+        if _squash(pred) == _squash(gold) or prm800k_normalize(pred) == prm800k_normalize(gold) != "":
             return True
         g, p = parse_number(gold), parse_number(pred)
         if g is not None and p is not None:

@@ -2,3 +2,4 @@
 import rlreason.algos.sft  # noqa: F401
 import rlreason.algos.grpo  # noqa: F401
 import rlreason.algos.degrpo  # noqa: F401
+import rlreason.algos.l2t_ppo  # noqa: F401

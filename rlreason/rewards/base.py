@@ -28,6 +28,7 @@ class RewardContext:
     step: int = 0
     control_ids: dict[str, int] = field(default_factory=dict)  # "<short>"/"<think>"/... -> token id
     answer_cue: str = ""  # text appended before a forced answer (info-gain's J)
+    canonicalize: Any = None  # mapped control-token text -> canonical strings (see ControlTokens)
 
 
 class Reward:

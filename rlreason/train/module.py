@@ -193,7 +193,7 @@ class RLModule(pl.LightningModule):
             correct=correct, answered=answered, policy=self.policy, tokenizer=self.tokenizer,
             initial_params=self._frozen["initial"], max_new_tokens=self.cfg.rollout.max_new_tokens, step=step,
             control_ids=getattr(self.control, "ids", {}) if self.control is not None else {},
-            answer_cue=self.answer_cue,
+            answer_cue=self.answer_cue, canonicalize=getattr(self.control, "canonicalize", None),
         )
         rout = self.reward(batch, ctx)
         rout.rewards = rout.rewards.float()

@@ -1,0 +1,103 @@
+"""`l2t_ppo`: L2T's policy update (Wang et al., arXiv 2505.10425, Algorithm 1, "practical
+implementation with GRPO").
+
+Per-episode rewards R_{i,k} (from `RewardOutput.episode_rewards`, e.g. the `info_gain` reward) are
+spread over the episode's tokens by surprise weights
+
+    r_{i,t} = R_{i,k} * w_t,   w_t = -log pi_old(o_t) / sum_{t' in episode k} -log pi_old(o_t')
+
+(uniform when an episode's tokens carry no surprise), so the token rewards of an episode sum to its
+reward. Then
+
+    r~_i = trim_mean_95%(r_{i,.})                      (2.5 % cut from each tail, scipy-style)
+    A^_i = (r~_i - mean_group(r~)) / (std_group(r~) + 1e-4)
+    A_{i,t} = A^_i * r_{i,t} / r~_i
+
+and the clipped surrogate plus k3 KL as in GRPO (`loss_type` as there). The ratio r_{i,t} / r~_i is
+unstable when |r~_i| is near zero: below `guard_eps` the token advantage falls back to A^_i for every
+token, and `guard_frac` (share of samples where the guard fired) is logged.
+
+A reward without episodes (a sequence reward) is treated as one episode spanning the response.
+Deviation: the critic-based variant (`advantage: gae`, value head + GAE) is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlreason.algos.grpo import GRPO
+from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.registry import ALGOS
+
+
+def trimmed_mean(x: torch.Tensor, proportion: float = 0.025) -> torch.Tensor:
+    """Mean after cutting `proportion` of the values from each end (scipy.stats.trim_mean)."""
+    n = x.numel()
+    cut = int(proportion * n)
+    if n == 0:
+        return torch.tensor(0.0)
+    s, _ = torch.sort(x)
+    return s[cut:n - cut].mean() if n - 2 * cut > 0 else s.mean()
+
+
+def token_rewards(
+    episode_rewards: list[torch.Tensor], spans: list[list[tuple[int, int]]], old_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """[N, T] token rewards: each episode's reward spread by surprise weights over its tokens."""
+    out = torch.zeros_like(old_logprobs, dtype=torch.float64)
+    surprise = (-old_logprobs.double()).clamp(min=0) * mask.double()
+    for i, (rewards, sp) in enumerate(zip(episode_rewards, spans)):
+        for r, (a, b) in zip(rewards.tolist(), sp):
+            if b <= a:
+                continue
+            w = surprise[i, a:b]
+            total = w.sum()
+            valid = mask[i, a:b].double()
+            w = w / total if total > 0 else valid / valid.sum().clamp(min=1)
+            out[i, a:b] = r * w
+    return out.float()
+
+
+@ALGOS.register("l2t_ppo")
+class L2TPPO(GRPO):
+    """L2T's GRPO-style update with dense per-episode rewards spread over tokens (Algorithm 1)."""
+
+    def __init__(
+        self,
+        loss_type: str = "grpo",
+        trim: float = 0.025,
+        guard_eps: float = 1e-3,
+        eps_low: float = 0.2,
+        eps_high: float = 0.2,
+        beta: float = 0.0,
+        num_iterations: int = 1,
+        mask_truncated_completions: bool = False,
+        entropy_coef: float = 0.0,
+    ) -> None:
+        super().__init__(loss_type, "group", eps_low, eps_high, beta, num_iterations,
+                         mask_truncated_completions, entropy_coef)
+        if not 0 <= trim < 0.5 or guard_eps < 0:
+            raise ValueError("trim must be in [0, 0.5) and guard_eps >= 0")
+        self.trim, self.guard_eps = trim, guard_eps
+
+    def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
+        mask = batch.response_mask.float()
+        if reward.episode_rewards is not None and reward.episode_spans is not None:
+            ep_rewards, spans = reward.episode_rewards, reward.episode_spans
+        else:
+            ep_rewards = [r.reshape(1) for r in reward.rewards.float()]
+            spans = [[(0, int(n))] for n in batch.response_lengths.tolist()]
+        r_tok = token_rewards(ep_rewards, spans, batch.old_logprobs, mask)
+        r_tilde = torch.stack([
+            trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)
+        ]).float()
+        a_hat = GRPO.sequence_advantages(self, batch, RewardOutput(rewards=r_tilde))
+        guard = r_tilde.abs() < self.guard_eps
+        safe = torch.where(guard, torch.ones_like(r_tilde), r_tilde)
+        scale = torch.where(guard.unsqueeze(-1), torch.ones_like(r_tok), r_tok / safe.unsqueeze(-1))
+        self.last_advantage_metrics.update({
+            "guard_frac": float(guard.float().mean()),
+            "r_tilde_mean": float(r_tilde.mean()),
+        })
+        return a_hat.unsqueeze(-1) * scale * mask

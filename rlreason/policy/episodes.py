@@ -1,0 +1,131 @@
+"""Splitting a response into reasoning *episodes* (L2T) as token spans.
+
+Segmenters (`mode`):
+
+- ``lab`` / ``lines``: one episode per line of the ``<think> ... </think>`` region (``lines`` also
+  accepts responses without think tags: every non-empty line is an episode);
+- ``tags``: ``<episode_k> ... </episode_k>`` blocks (L2T's prompt format).
+
+Spans are token ``[start, end)`` ranges that *partition* the response's valid tokens: the control
+token and opening markup belong to the first episode, the closing markup, the answer and EOS to the
+last, so that every token receives a share of some episode's reward under L2T-PPO.
+
+`boundaries` are the K+1 prefix lengths at which the info-gain reward measures J: b_0 is the start
+of the first episode's content (after the control token and opening markup), b_k the end of
+episode k. Malformed markup (no closing tag, unclosed episode, empty response) degrades to a single
+episode over the whole response with `format_ok = False`; it never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+MODES = ("lab", "lines", "tags")
+_TAG = re.compile(r"<episode_(\d+)>(.*?)</episode_\1>", re.DOTALL)
+
+
+@dataclass
+class Episodes:
+    spans: list[tuple[int, int]]
+    boundaries: list[int]  # K + 1 prefix lengths (tokens) for the fitting gain
+    format_ok: bool
+
+
+def _token_offsets(ids: list[int], tokenizer: Any) -> tuple[str, list[int]]:
+    """Concatenated text of the tokens and the character offset where each token starts."""
+    starts, pieces, pos = [], [], 0
+    for t in ids:
+        piece = tokenizer.decode([t], skip_special_tokens=False)
+        starts.append(pos)
+        pieces.append(piece)
+        pos += len(piece)
+    return "".join(pieces), starts
+
+
+def _to_token(char_pos: int, starts: list[int]) -> int:
+    """First token starting at or after `char_pos` (len(starts) if none)."""
+    for i, s in enumerate(starts):
+        if s >= char_pos:
+            return i
+    return len(starts)
+
+
+def _single(n: int, ok: bool) -> Episodes:
+    return Episodes(spans=[(0, n)], boundaries=[min(1, n), n], format_ok=ok)
+
+
+def segment(ids: list[int], tokenizer: Any, mode: str = "lab", canonicalize: Any = None) -> Episodes:
+    """Episodes of one response (`ids` = its valid tokens, EOS included)."""
+    n = len(ids)
+    if n == 0:
+        return Episodes(spans=[(0, 0)], boundaries=[0, 0], format_ok=False)
+    text, starts = _token_offsets(ids, tokenizer)
+    if canonicalize is not None:  # mapped control tokens: offsets are kept by replacing per token
+        pieces = [canonicalize(tokenizer.decode([t], skip_special_tokens=False)) for t in ids]
+        starts, pos = [], 0
+        for p in pieces:
+            starts.append(pos)
+            pos += len(p)
+        text = "".join(pieces)
+    try:
+        ends = _episode_char_ends(text, mode)
+    except ValueError:
+        return _single(n, False)
+    if ends is None:  # no reasoning region (e.g. a <short> answer): one well-formed episode
+        return _single(n, True)
+    content_start, line_ends = ends
+    b = [_to_token(content_start, starts)] + [_to_token(e, starts) for e in line_ends]
+    b = [min(max(x, 1), n) for x in b]
+    if any(b2 <= b1 for b1, b2 in zip(b, b[1:])):
+        return _single(n, False)
+    spans = [(0 if k == 0 else b[k], n if k == len(b) - 2 else b[k + 1]) for k in range(len(b) - 1)]
+    return Episodes(spans=spans, boundaries=b, format_ok=True)
+
+
+def _episode_char_ends(text: str, mode: str) -> tuple[int, list[int]] | None:
+    """(content start, [end of each episode]) in characters; None when there is no reasoning region."""
+    if mode not in MODES:
+        raise KeyError(mode)
+    if mode == "tags":
+        matches = list(_TAG.finditer(text))
+        if not matches:
+            if "<episode_" in text:
+                raise ValueError("unclosed episode tag")
+            return None
+        return matches[0].start(), [m.end() for m in matches]
+    stripped = text.lstrip()
+    if stripped.startswith("<short>"):
+        return None
+    if "<think>" in text:
+        start = text.index("<think>") + len("<think>")
+        if "</think>" not in text[start:]:
+            raise ValueError("no </think>")
+        end = text.index("</think>", start)
+    elif mode == "lines":
+        start, end = 0, len(text)
+    else:
+        raise ValueError("no <think>")
+    while start < end and text[start] == "\n":
+        start += 1
+    line_ends, pos = [], start
+    for line in text[start:end].split("\n"):
+        pos += len(line) + 1
+        if line.strip():
+            line_ends.append(min(pos, end))
+    if not line_ends:
+        raise ValueError("empty reasoning")
+    return start, line_ends
+
+
+def segment_batch(
+    response_ids: torch.Tensor, response_mask: torch.Tensor, tokenizer: Any, mode: str = "lab", canonicalize: Any = None
+) -> list[Episodes]:
+    out = []
+    for ids, m in zip(response_ids.tolist(), response_mask.tolist()):
+        valid = [t for t, keep in zip(ids, m) if keep]
+        out.append(segment(valid, tokenizer, mode, canonicalize))
+    return out

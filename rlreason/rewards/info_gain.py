@@ -1,0 +1,269 @@
+"""`info_gain`: L2T's dense information-gain process reward (Wang et al., arXiv 2505.10425).
+
+A response is a sequence of episodes z_1..z_K (see `rlreason.policy.episodes`); with the state
+s_k = (x, z_1..z_{k-1}), episode k earns (paper eq. 5-7, Algorithm 1)
+
+    r_k = DeltaI_k - beta * C_k,            R_k = r_out / K + alpha * r_k
+
+with r_out the outcome reward (`correct` / `wrong`), alpha = 0.8 and beta = 0.6 as in the paper.
+
+*Fitting gain* DeltaI_k = J(s_{k+1}) - J(s_k): how much episode k moved the policy toward the gold
+answer. J(s) is the policy's own geometric-mean token probability of the gold answer (followed by
+EOS) when forced to answer right after prefix s (the task's answer cue, e.g. ``</think>``, is
+appended, then the gold tokens are teacher-forced). All K+1 prefixes of a batch go through batched
+forward passes without gradient.
+
+*Compression penalty* C_k = (g_k . Delta_theta)^2 + damping * ||Delta_theta||^2 with
+g_k = grad_theta log pi(z_k | s_k) over a parameter subset (`params`) and
+Delta_theta = theta - theta_ref (current minus initial policy): the rank-1 Fisher quadratic form
+Delta_theta^T (g_k g_k^T + damping I) Delta_theta. It needs no matrix and no backward pass: one
+forward-mode JVP (`torch.func.jvp`) with tangent Delta_theta gives every token's directional
+derivative d log pi(o_t) / d theta . Delta_theta, summed per episode, then squared.
+
+Deviations, on purpose:
+- The paper leaves J unspecified and its released code scores episodes with an external process
+  reward model; ours is the policy's own forced-answer likelihood, which needs no annotation.
+- The paper approximates the Fisher term with an SVD-based proxy; ours is the exact rank-1 form on
+  the chosen subset (`last_block`, `lm_head`, `all`) or on a seeded random projection of
+  Delta_theta (`random_projection`, `rank` directions over all parameters).
+- The released code never applies the penalty; here beta = 0 reproduces that.
+- A response without a reasoning region (a ``<short>`` answer) is one episode with zero gain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch.func import functional_call, jvp
+
+from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.policy.episodes import MODES, Episodes, segment_batch
+from rlreason.registry import REWARDS
+from rlreason.rewards.base import Reward, RewardContext
+
+SUBSETS = ("last_block", "lm_head", "all", "random_projection")
+
+
+def subset_names(model: torch.nn.Module, subset: str) -> list[str]:
+    """Names of the parameters in a subset, found generically for Hugging Face causal LMs."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad or True]
+    if subset in ("all", "random_projection"):
+        return names
+    if subset == "lm_head":
+        out_emb = model.get_output_embeddings()
+        target = out_emb.weight if out_emb is not None else None
+        return [n for n, p in model.named_parameters() if p is target]  # tied: the shared embedding
+    layers = [n for n in names if ".layers." in n]
+    if not layers:
+        raise ValueError("params: last_block needs a model with `.layers.N.` parameter names")
+    last = max(int(n.split(".layers.")[1].split(".")[0]) for n in layers)
+    return [n for n in names if f".layers.{last}." in n]
+
+
+@contextlib.contextmanager
+def eager_attention(model: torch.nn.Module):
+    """Forward-mode AD needs attention kernels with JVP rules; the eager one has them."""
+    impl = getattr(model.config, "_attn_implementation", None)
+    if impl not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+        try:
+            yield
+        finally:
+            model.set_attn_implementation(impl)
+    else:
+        yield
+
+
+def _pad_right(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def forced_answer_scores(
+    model: torch.nn.Module, contexts: list[list[int]], answers: list[list[int]], pad_id: int, batch_size: int
+) -> torch.Tensor:
+    """J for each (context, answer): geometric-mean probability of the answer tokens after the context."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    try:
+        for i in range(0, len(contexts), batch_size):
+            ctx, ans = contexts[i:i + batch_size], answers[i:i + batch_size]
+            ids, mask = _pad_right([c + a for c, a in zip(ctx, ans)], pad_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+            for j, (c, a) in enumerate(zip(ctx, ans)):
+                out.append(logp[j, len(c) - 1:len(c) - 1 + len(a)].mean().exp().cpu())
+    finally:
+        model.train(was_training)
+    return torch.stack(out) if out else torch.zeros(0)
+
+
+def directional_logprobs(
+    model: torch.nn.Module, batch: RolloutBatch, tangent: dict[str, torch.Tensor], batch_size: int
+) -> torch.Tensor:
+    """[N, T]: d log pi(o_t) / d theta . tangent for every response token, by one JVP per chunk."""
+    device = next(model.parameters()).device
+    names = list(tangent)
+    primals = {n: p.detach() for n, p in model.named_parameters() if n in tangent}
+    out = []
+    with eager_attention(model):
+        for i in range(0, batch.num_samples, batch_size):
+            sl = slice(i, i + batch_size)
+            ids = torch.cat([batch.prompt_ids[sl], batch.response_ids[sl]], 1).to(device)
+            mask = torch.cat([batch.prompt_mask[sl], batch.response_mask[sl]], 1).to(device)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            t = batch.response_ids.shape[1]
+            resp = batch.response_ids[sl].to(device)
+
+            def logprobs(params: dict[str, torch.Tensor], ids=ids, mask=mask, pos=pos, t=t, resp=resp) -> torch.Tensor:
+                logits = functional_call(model, params, (), {
+                    "input_ids": ids, "attention_mask": mask, "position_ids": pos, "logits_to_keep": t + 1,
+                }, strict=False).logits[:, :-1].float()
+                return torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1)
+
+            _, d = jvp(logprobs, ({n: primals[n] for n in names},), ({n: tangent[n].to(device) for n in names},))
+            out.append((d * batch.response_mask[sl].to(device)).detach().cpu())
+    return torch.cat(out)
+
+
+@REWARDS.register("info_gain")
+class InfoGain(Reward):
+    """L2T information-gain process reward: per-episode fitting gain minus a Fisher compression penalty."""
+
+    needs_policy = True
+    needs_initial_params = True
+
+    def __init__(
+        self,
+        alpha: float = 0.8,
+        beta: float = 0.6,
+        correct: float = 1.0,
+        wrong: float = 0.0,
+        episodes: str = "lab",
+        params: str = "last_block",
+        rank: int = 8,
+        seed: int = 0,
+        damping: float = 0.0,
+        batch_size: int = 64,
+    ) -> None:
+        if episodes not in MODES:
+            raise ValueError(f"episodes: expected one of {', '.join(MODES)}, got {episodes!r}")
+        if params not in SUBSETS:
+            raise ValueError(f"params: expected one of {', '.join(SUBSETS)}, got {params!r}")
+        if alpha < 0 or beta < 0 or damping < 0 or rank < 1 or batch_size < 1:
+            raise ValueError("alpha, beta and damping must be >= 0; rank and batch_size >= 1")
+        self.alpha, self.beta, self.correct, self.wrong = alpha, beta, correct, wrong
+        self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
+        self.damping, self.batch_size = damping, batch_size
+        self._projection: dict[str, torch.Tensor] | None = None
+
+    # -- the two estimators ----------------------------------------------------------------------
+    def fitting_gain(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
+        tok = ctx.tokenizer
+        cue = tok(ctx.answer_cue, add_special_tokens=False)["input_ids"] if ctx.answer_cue else []
+        contexts, answers, owners = [], [], []
+        for i, e in enumerate(eps):
+            prompt = batch.prompt_ids[i][batch.prompt_mask[i].bool()].tolist()
+            response = batch.response_ids[i][batch.response_mask[i].bool()].tolist()
+            gold = tok(batch.golds[i], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            if not self._has_reasoning(e):
+                continue
+            for b in e.boundaries:
+                contexts.append(prompt + response[:b] + cue)
+                answers.append(gold)
+                owners.append(i)
+        scores = forced_answer_scores(ctx.policy, contexts, answers, tok.pad_token_id, self.batch_size)
+        gains: list[torch.Tensor] = []
+        k = 0
+        for i, e in enumerate(eps):
+            n_b = sum(1 for o in owners if o == i)
+            if n_b == 0:
+                gains.append(torch.zeros(len(e.spans)))
+                continue
+            j = scores[k:k + n_b]
+            k += n_b
+            gains.append(j[1:] - j[:-1])
+        self._last_final_j = scores
+        return gains
+
+    @staticmethod
+    def _has_reasoning(e: Episodes) -> bool:
+        """A well-formed reasoning region (a <short> answer or broken markup has none: zero gain)."""
+        return e.format_ok and e.boundaries[0] > 1
+
+    def penalty(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
+        if self.beta == 0 or ctx.initial_params is None:
+            return [torch.zeros(len(e.spans)) for e in eps]
+        tangent, sq_norm = self.tangent(ctx.policy, ctx.initial_params)
+        d = directional_logprobs(ctx.policy, batch, tangent, self.batch_size)
+        out = []
+        for i, e in enumerate(eps):
+            per_ep = torch.stack([d[i, a:b].sum() for a, b in e.spans]) if e.spans else torch.zeros(1)
+            out.append(per_ep.double().pow(2).float() + self.damping * sq_norm)
+        return out
+
+    def tangent(self, model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:
+        """Delta_theta on the subset (or its random projection) and its squared norm."""
+        names = subset_names(model, self.params)
+        current = dict(model.named_parameters())
+        delta = {n: current[n].detach() - initial[n].to(current[n].device, current[n].dtype) for n in names}
+        if self.params == "random_projection":
+            basis = self._basis(delta)
+            coeffs = [sum((v[n] * delta[n]).sum() for n in delta) for v in basis]
+            delta = {n: sum(c * v[n] for c, v in zip(coeffs, basis)) for n in delta}
+        sq = float(sum((t * t).sum() for t in delta.values()))
+        return delta, sq
+
+    def _basis(self, like: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """`rank` seeded Gaussian directions over all parameters, Gram-Schmidt orthonormalised."""
+        if self._projection is None or set(self._projection[0]) != set(like):
+            gen = torch.Generator().manual_seed(self.seed)
+            flat = torch.randn(self.rank, sum(t.numel() for t in like.values()), generator=gen, dtype=torch.float64)
+            q, _ = torch.linalg.qr(flat.T)
+            basis, offset = [], 0
+            split = []
+            for n, t in like.items():
+                split.append((n, offset, t.numel(), t.shape))
+                offset += t.numel()
+            for r in range(self.rank):
+                basis.append({n: q[o:o + k, r].reshape(s).to(like[n].device, like[n].dtype) for n, o, k, s in split})
+            self._projection = basis  # type: ignore[assignment]
+        return self._projection  # type: ignore[return-value]
+
+    # -- the reward ------------------------------------------------------------------------------
+    def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
+        if ctx.policy is None or ctx.tokenizer is None:
+            raise ValueError("info_gain needs the policy and tokenizer in the reward context")
+        canon = getattr(ctx, "canonicalize", None)
+        eps = segment_batch(batch.response_ids, batch.response_mask, ctx.tokenizer, self.mode, canon)
+        gains = self.fitting_gain(batch, eps, ctx)
+        penalties = self.penalty(batch, eps, ctx)
+        r_out = torch.where(ctx.correct, self.correct, self.wrong).float()
+        episode_rewards = []
+        for i, e in enumerate(eps):
+            k = len(e.spans)
+            g = gains[i] if gains[i].numel() == k else torch.zeros(k)
+            episode_rewards.append(r_out[i] / k + self.alpha * (g - self.beta * penalties[i]))
+        rewards = torch.stack([e.sum() for e in episode_rewards])
+        all_g = torch.cat(gains) if gains else torch.zeros(1)
+        all_p = torch.cat(penalties) if penalties else torch.zeros(1)
+        metrics = {
+            "info_gain/gain_mean": float(all_g.mean()),
+            "info_gain/penalty_mean": float(all_p.mean()),
+            "info_gain/episodes_per_sample": sum(len(e.spans) for e in eps) / max(1, len(eps)),
+            "info_gain/format_fail": sum(not e.format_ok for e in eps) / max(1, len(eps)),
+        }
+        return RewardOutput(
+            rewards=rewards, episode_rewards=episode_rewards, episode_spans=[e.spans for e in eps],
+            format_ok=torch.tensor([e.format_ok for e in eps]), metrics=metrics,
+        )

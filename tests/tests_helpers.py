@@ -1,0 +1,26 @@
+"""Builders shared by tests (imported as a plain module: tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+import torch
+
+from rlreason.batch import RolloutBatch
+from rlreason.policy.rollout import left_pad
+
+
+def rollout_batch(prompts, responses, pad_id, golds, group_ids=None) -> RolloutBatch:
+    """A RolloutBatch from token lists (no sampling), for reward and algorithm tests."""
+    p_ids, p_mask = left_pad(prompts, pad_id)
+    width = max(len(r) for r in responses)
+    r_ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
+    r_mask = torch.zeros((len(responses), width), dtype=torch.long)
+    for i, r in enumerate(responses):
+        r_ids[i, :len(r)] = torch.tensor(r)
+        r_mask[i, :len(r)] = 1
+    n = len(responses)
+    return RolloutBatch(
+        prompt_ids=p_ids, prompt_mask=p_mask, response_ids=r_ids, response_mask=r_mask,
+        old_logprobs=torch.zeros(n, width), group_ids=torch.tensor(group_ids or list(range(n))),
+        truncated=torch.zeros(n, dtype=torch.bool), prompts=["p"] * n, completions=["c"] * n, golds=list(golds),
+        meta=[{} for _ in range(n)],
+    )

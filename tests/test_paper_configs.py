@@ -21,7 +21,8 @@ def tiny_r1_like(tmp_path_factory) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = build_lab_tiny(tmp_path_factory.mktemp("m") / "tiny", hidden_size=32, num_hidden_layers=2,
-                          num_attention_heads=2, num_key_value_heads=1, intermediate_size=64)
+                          num_attention_heads=2, num_key_value_heads=1, intermediate_size=64,
+                          max_position_embeddings=2048)
     tok = AutoTokenizer.from_pretrained(path)
     tok.add_special_tokens({"additional_special_tokens": R1_SPECIALS})
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -55,3 +56,18 @@ def test_thinkless_paper_config_one_step(tmp_path, tiny_r1_like, monkeypatch):
     run_dir = run_experiment(cfg)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["gsm8k"]["n"] == 2 and "think_ratio" in results["gsm8k"]
+
+
+def test_l2t_paper_config_one_step(tmp_path, tiny_r1_like, monkeypatch):
+    monkeypatch.setenv("RLREASON_CACHE", str(tmp_path / "cache"))
+    raw = load_config("experiments/paper/l2t_deepscaler_1.5b.yaml")
+    assert (raw.reward.alpha, raw.reward.beta, raw.optim.lr, raw.optim.schedule, raw.optim.warmup_ratio,
+            raw.optim.weight_decay, raw.rollout.max_new_tokens) == (0.8, 0.6, 1e-6, "cosine", 0.1, 0.01, 16384)
+    assert raw.rollout.prompts_per_step * raw.trainer.devices == 256
+    template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}{% elif m['role'] == 'user' %}"
+                "<｜User｜>{{ m['content'] }}{% endif %}{% endfor %}{% if add_generation_prompt %}<｜Assistant｜>{% endif %}")
+    cfg = load_config("experiments/paper/l2t_deepscaler_1.5b.yaml", shrink(tmp_path, tiny_r1_like))
+    cfg.model.chat_template = template  # R1-Distill's template logic, on the tiny tokenizer
+    run_dir = run_experiment(cfg)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["gsm8k"]["n"] == 2

@@ -63,17 +63,24 @@ def subset_names(model: torch.nn.Module, subset: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def eager_attention(model: torch.nn.Module):
-    """Forward-mode AD needs attention kernels with JVP rules; the eager one has them."""
+def jvp_ready(model: torch.nn.Module):
+    """Forward-mode AD needs attention kernels with JVP rules (the eager one has them) and no
+    activation checkpointing (its hooks call `requires_grad_`, which functorch forbids)."""
     impl = getattr(model.config, "_attn_implementation", None)
-    if impl not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+    switch = impl not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    checkpointing = bool(getattr(model, "is_gradient_checkpointing", False))
+    if switch:
         model.set_attn_implementation("eager")
-        try:
-            yield
-        finally:
-            model.set_attn_implementation(impl)
-    else:
+    if checkpointing:
+        getattr(model, "activation_checkpointing_disable", model.gradient_checkpointing_disable)()
+        model.disable_input_require_grads()  # the hook checkpointing installs on the embeddings
+    try:
         yield
+    finally:
+        if switch:
+            model.set_attn_implementation(impl)
+        if checkpointing:
+            getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
 
 
 def _pad_right(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +123,7 @@ def directional_logprobs(
     names = list(tangent)
     primals = {n: p.detach() for n, p in model.named_parameters() if n in tangent}
     out = []
-    with eager_attention(model):
+    with jvp_ready(model):
         for i in range(0, batch.num_samples, batch_size):
             sl = slice(i, i + batch_size)
             ids = torch.cat([batch.prompt_ids[sl], batch.response_ids[sl]], 1).to(device)

@@ -85,6 +85,7 @@ class LabArith(Task):
         n_train_per_level: int = 2000,
         n_test_per_level: int = 100,
         redundant_rate: float = 0.3,
+        level_weights: dict[str, float] | None = None,
     ) -> None:
         levels = list(levels)
         bad = [lv for lv in levels if lv not in LEVELS]
@@ -94,6 +95,11 @@ class LabArith(Task):
             raise ValueError(f"redundant_rate: expected a value in [0, 1], got {redundant_rate}")
         if n_train_per_level < 1 or n_test_per_level < 1:
             raise ValueError("n_train_per_level and n_test_per_level must be positive")
+        self.weights = {lv: 1.0 for lv in levels}
+        for lv, w in (level_weights or {}).items():
+            if lv not in self.weights or w <= 0:
+                raise ValueError(f"level_weights.{lv}: expected a level in {levels} with a positive weight")
+            self.weights[lv] = float(w)
         self.seed, self.levels = seed, levels
         self.n_train, self.n_test, self.redundant_rate = n_train_per_level, n_test_per_level, redundant_rate
         self._cache: dict[str, list[Problem]] = {}
@@ -114,7 +120,8 @@ class LabArith(Task):
             rng.shuffle(space)
             n_test = min(self.n_test, len(space) // 5)
             test_items, train_pool = space[:n_test], space[n_test:]
-            train_items = [train_pool[rng.randrange(len(train_pool))] for _ in range(self.n_train)]
+            n_train = max(1, round(self.n_train * self.weights[level]))  # the SFT/RL mix follows the weights
+            train_items = [train_pool[rng.randrange(len(train_pool))] for _ in range(n_train)]
             per_level[level] = {
                 "test": [self._problem(level, make, a, b, f"{level}-test-{i}", rng) for i, (a, b) in enumerate(test_items)],
                 "train": [self._problem(level, make, a, b, f"{level}-train-{i}", rng)
@@ -124,9 +131,8 @@ class LabArith(Task):
         for split in ("train", "test"):
             # interleave levels so that any prefix (eval.n) keeps the difficulty mix
             columns = [per_level[lv][split] for lv in self.levels]
-            out[split] = [p for row in zip(*columns) for p in row] + [
-                p for col in columns for p in col[min(len(c) for c in columns):]
-            ]
+            shortest = min(len(c) for c in columns)
+            out[split] = [p for row in zip(*columns) for p in row] + [p for col in columns for p in col[shortest:]]
         return out
 
     def _problem(self, level: str, make, a: int, b: int, uid: str, rng: random.Random) -> Problem:

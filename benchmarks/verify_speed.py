@@ -24,7 +24,8 @@ from rlreason.verify import VerifierPool, parse_number
 def pairs(n: int, seed: int = 0) -> list[tuple[str, str, bool]]:
     rng = random.Random(seed)
     golds = [p.gold for p in TASKS.build("math500").problems("test")] + [
-        p.gold for p in TASKS.build("gsm8k").problems("test")]
+        p.gold for p in TASKS.build("gsm8k").problems("test")
+    ]
     out = []
     for gold in rng.sample(golds, n):
         v = parse_number(gold)
@@ -53,7 +54,7 @@ def run_math_verify(items: list[tuple[str, str, bool]]) -> list[float]:
 def run_rlreason(items: list[tuple[str, str, bool]], pool: VerifierPool, batch: int) -> tuple[list[float], float]:
     lat, start = [], time.perf_counter()
     for i in range(0, len(items), batch):
-        chunk = items[i:i + batch]
+        chunk = items[i : i + batch]
         t = time.perf_counter()
         pool.verify([r for r, _, _ in chunk], [g for _, g, _ in chunk])
         lat.extend([(time.perf_counter() - t) / len(chunk)] * len(chunk))
@@ -78,13 +79,18 @@ def main() -> None:
         q = statistics.quantiles(lat, n=100)
         return {"method": name, "answers_per_s": len(lat) / total, "p50_ms": 1000 * q[49], "p99_ms": 1000 * q[98]}
 
-    rows = [row("rlreason VerifierPool (batch)", ours, ours_total), row("math-verify parse+verify", theirs, theirs_total)]
+    rows = [
+        row("rlreason VerifierPool (batch)", ours, ours_total),
+        row("math-verify parse+verify", theirs, theirs_total),
+    ]
     ratio = rows[0]["answers_per_s"] / rows[1]["answers_per_s"]
     print(f"{len(items)} pairs (MATH-500 + GSM8K: correct, rewritten, wrong); timeout {args.timeout}s")
     print(f"{'method':32} {'answers/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for r in rows:
         print(f"{r['method']:32} {r['answers_per_s']:>10.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
-    print(f"throughput ratio: {ratio:.1f}x (target >= 2x); p99 under timeout: {rows[0]['p99_ms'] < 1000 * args.timeout}")
+    print(
+        f"throughput ratio: {ratio:.1f}x (target >= 2x); p99 under timeout: {rows[0]['p99_ms'] < 1000 * args.timeout}"
+    )
     out = Path(__file__).parent / "results" / "verify_speed.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"pairs": len(items), "timeout_s": args.timeout, "rows": rows, "ratio": ratio}, indent=2))

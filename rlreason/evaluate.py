@@ -47,7 +47,9 @@ def generate_records(
     """One record per (problem, sample): correctness, token count, mode, response text."""
     backend = HFRolloutBackend([tokenizer.eos_token_id], tokenizer.pad_token_id, settings.batch_size)
     params = SamplingParams(
-        max_new_tokens=settings.max_new_tokens, temperature=settings.temperature, top_p=settings.top_p,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
     )
     forced: list[int] = []
     if force_mode is not None:
@@ -75,8 +77,16 @@ def generate_records(
     lengths = (gen.response_mask.sum(-1) + len(forced)).tolist()
     return [
         {
-            "uid": p.uid, "sample": j, "difficulty": p.difficulty, "correct": bool(ok), "tokens": int(n),
-            "mode": mode, "truncated": bool(tr), "response": text, "gold": p.gold, "prompt": p.prompt,
+            "uid": p.uid,
+            "sample": j,
+            "difficulty": p.difficulty,
+            "correct": bool(ok),
+            "tokens": int(n),
+            "mode": mode,
+            "truncated": bool(tr),
+            "response": text,
+            "gold": p.gold,
+            "prompt": p.prompt,
         }
         for (p, j), ok, n, mode, tr, text in zip(owners, verdicts, lengths, modes, gen.truncated.tolist(), texts)
     ]
@@ -145,7 +155,10 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
 def _row(name: str, s: dict[str, Any]) -> tuple[str, ...]:
     tr = s.get("think_ratio")
     return (
-        name, str(s["n"]), f"{100 * s['accuracy']:.1f}%", f"{s['mean_response_tokens']:.1f}",
+        name,
+        str(s["n"]),
+        f"{100 * s['accuracy']:.1f}%",
+        f"{s['mean_response_tokens']:.1f}",
         "-" if tr is None else f"{100 * tr:.1f}%",
     )
 

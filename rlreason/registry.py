@@ -147,7 +147,8 @@ class Registry:
             if k in known or accepts_any:
                 cfg.setdefault(k, v)
         missing = [
-            p.name for p in sig.parameters.values()
+            p.name
+            for p in sig.parameters.values()
             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in cfg
         ]
         if missing:

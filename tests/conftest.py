@@ -24,12 +24,18 @@ def make_batch(lengths, groups, modes=None, completions=None, width=None) -> Rol
     for i, length in enumerate(lengths):
         mask[i, :length] = 1
     return RolloutBatch(
-        prompt_ids=torch.ones(n, 2, dtype=torch.long), prompt_mask=torch.ones(n, 2, dtype=torch.long),
-        response_ids=torch.full((n, width), 5) * mask, response_mask=mask,
-        old_logprobs=torch.zeros(n, width), group_ids=torch.tensor(groups),
+        prompt_ids=torch.ones(n, 2, dtype=torch.long),
+        prompt_mask=torch.ones(n, 2, dtype=torch.long),
+        response_ids=torch.full((n, width), 5) * mask,
+        response_mask=mask,
+        old_logprobs=torch.zeros(n, width),
+        group_ids=torch.tensor(groups),
         truncated=torch.tensor([length >= width for length in lengths]),
-        prompts=["p"] * n, completions=completions or ["c"] * n, golds=["1"] * n,
-        meta=[{"difficulty": "easy"} for _ in range(n)], control_mode=modes,
+        prompts=["p"] * n,
+        completions=completions or ["c"] * n,
+        golds=["1"] * n,
+        meta=[{"difficulty": "easy"} for _ in range(n)],
+        control_mode=modes,
     )
 
 

@@ -79,8 +79,9 @@ def test_micro_batches_sum_to_the_full_batch_gradient(loss_type):
 
     def loss_of(rows):
         lp = (w[rows] * feats[rows]).tanh() - 1.0
-        return algo.loss(LossInputs(logprobs=lp, mask=mask[rows], old_logprobs=lp.detach() - 0.1,
-                                    advantages=adv[rows], **norms))[0]
+        return algo.loss(
+            LossInputs(logprobs=lp, mask=mask[rows], old_logprobs=lp.detach() - 0.1, advantages=adv[rows], **norms)
+        )[0]
 
     full = torch.autograd.grad(loss_of(torch.arange(4)), w)[0]
     parts = sum(torch.autograd.grad(loss_of(torch.tensor(r)), w)[0] for r in ([0, 1], [2, 3]))
@@ -92,8 +93,16 @@ def test_degrpo_both_normalisations_by_hand():
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
     adv = torch.tensor([[1.0] * 3, [-1.0] * 3])
     lp = torch.zeros(2, 3)
-    inp = LossInputs(logprobs=lp, mask=mask, old_logprobs=lp.clone(), advantages=adv,
-                     control_pos=torch.tensor([0, -1]), num_seqs=2.0, num_tokens=5.0, num_control=1.0)
+    inp = LossInputs(
+        logprobs=lp,
+        mask=mask,
+        old_logprobs=lp.clone(),
+        advantages=adv,
+        control_pos=torch.tensor([0, -1]),
+        num_seqs=2.0,
+        num_tokens=5.0,
+        num_control=1.0,
+    )
     paper, _ = DeGRPO(alpha=0.1, beta=0.0, normalization="paper").loss(inp)
     # sample 0: 0.1 * (-1) + (-1 - 1) / 2 = -1.1 ; sample 1: (1 + 1) / 2 = 1 ; mean = -0.05
     assert float(paper) == pytest.approx(-0.05)
@@ -105,8 +114,16 @@ def test_degrpo_both_normalisations_by_hand():
 def test_degrpo_control_term_only_touches_the_control_position():
     lp = torch.zeros(1, 4, requires_grad=True)
     mask = torch.ones(1, 4)
-    inp = LossInputs(logprobs=lp, mask=mask, old_logprobs=torch.zeros(1, 4), advantages=torch.ones(1, 4),
-                     control_pos=torch.tensor([1]), num_seqs=1.0, num_tokens=4.0, num_control=1.0)
+    inp = LossInputs(
+        logprobs=lp,
+        mask=mask,
+        old_logprobs=torch.zeros(1, 4),
+        advantages=torch.ones(1, 4),
+        control_pos=torch.tensor([1]),
+        num_seqs=1.0,
+        num_tokens=4.0,
+        num_control=1.0,
+    )
     loss, _ = DeGRPO(alpha=0.5, beta=0.0).loss(inp)
     (grad,) = torch.autograd.grad(loss, lp)
     # d/dlp of -ratio * A at ratio 1 is -1: control gets alpha, the 3 others 1/3 each

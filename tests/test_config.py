@@ -22,8 +22,9 @@ def test_inheritance_relative_to_file_and_overrides(tmp_path):
     (tmp_path / "sub").mkdir()
     write(tmp_path / "base.yaml", "name: base\nseed: 3\noptim: {lr: 0.001, steps: 10}\nrollout: {group_size: 4}\n")
     child = write(tmp_path / "sub" / "child.yaml", "base: ../base.yaml\nname: child\noptim: {steps: 20}\n")
-    cfg = load_config(child, ["optim.lr=5e-4", "rollout.temperature=0.7", "optim.betas=[0.9,0.95]",
-                              "name=${task.name}-run"])
+    cfg = load_config(
+        child, ["optim.lr=5e-4", "rollout.temperature=0.7", "optim.betas=[0.9,0.95]", "name=${task.name}-run"]
+    )
     assert cfg.name == "lab-arith-run"  # interpolation resolved
     assert cfg.seed == 3 and cfg.optim.steps == 20 and cfg.optim.lr == 5e-4
     assert cfg.rollout.group_size == 4 and cfg.rollout.temperature == 0.7

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tests_helpers import rollout_batch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from rlreason.algos.l2t_ppo import L2TPPO, token_rewards, trimmed_mean
@@ -15,16 +16,23 @@ from rlreason.policy.episodes import segment
 from rlreason.policy.lab_tiny import build_lab_tokenizer
 from rlreason.rewards.base import RewardContext
 from rlreason.rewards.info_gain import InfoGain, directional_logprobs, forced_answer_scores, subset_names
-from tests_helpers import rollout_batch
 
 
 @pytest.fixture(scope="module")
 def lab():
     tok = build_lab_tokenizer()
     torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      num_key_value_heads=1, intermediate_size=64, tie_word_embeddings=True,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     model = Qwen2ForCausalLM(cfg).double()
     control = setup_control_tokens(model, tok)
     return model, tok, control
@@ -46,8 +54,13 @@ def make_batch(tok, responses=RESPONSES, gold="376"):
 
 def test_segmenters_partition_and_degrade(lab):
     _, tok, _ = lab
-    for text, k, ok in [(RESPONSES[0], 3, True), (RESPONSES[1], 1, True), (RESPONSES[3], 1, False),
-                        ("", 1, False), ("<think>\n</think>5", 1, False)]:
+    for text, k, ok in [
+        (RESPONSES[0], 3, True),
+        (RESPONSES[1], 1, True),
+        (RESPONSES[3], 1, False),
+        ("", 1, False),
+        ("<think>\n</think>5", 1, False),
+    ]:
         ids = tok(text, add_special_tokens=False)["input_ids"]
         e = segment(ids, tok, "lab")
         assert (len(e.spans), e.format_ok) == (k, ok), text
@@ -63,8 +76,13 @@ def test_fitting_gain_equals_explicit_per_prefix_likelihood(lab):
     model, tok, _ = lab
     batch = make_batch(tok)
     reward = InfoGain(beta=0.0, batch_size=3)
-    ctx = RewardContext(correct=torch.tensor([True, True, True, False]), answered=torch.ones(4, dtype=torch.bool),
-                        policy=model, tokenizer=tok, answer_cue="</think>")
+    ctx = RewardContext(
+        correct=torch.tensor([True, True, True, False]),
+        answered=torch.ones(4, dtype=torch.bool),
+        policy=model,
+        tokenizer=tok,
+        answer_cue="</think>",
+    )
     out = reward(batch, ctx)
     cue = tok("</think>", add_special_tokens=False)["input_ids"]
     gold = tok("376", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
@@ -77,17 +95,19 @@ def test_fitting_gain_equals_explicit_per_prefix_likelihood(lab):
         ids = torch.tensor([prompt + resp[:prefix] + cue + gold])
         logp = torch.log_softmax(model(ids).logits[0, :-1].double(), -1).gather(-1, ids[0, 1:, None]).squeeze(-1)
         start = len(prompt) + prefix + len(cue) - 1
-        return math.exp(float(logp[start:start + len(gold)].mean()))
+        return math.exp(float(logp[start : start + len(gold)].mean()))
 
     js = [j(b) for b in e.boundaries]
     expected = [1 / 3 + 0.8 * (js[k + 1] - js[k]) for k in range(3)]  # r_out / K + alpha * gain
-    torch.testing.assert_close(out.episode_rewards[0].double(), torch.tensor(expected, dtype=torch.float64),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        out.episode_rewards[0].double(), torch.tensor(expected, dtype=torch.float64), atol=1e-6, rtol=0
+    )
     torch.testing.assert_close(out.episode_rewards[1], torch.tensor([1.0]))  # <short>: one episode, no gain
     torch.testing.assert_close(out.episode_rewards[3], torch.tensor([0.0]))  # malformed, wrong
     assert out.rewards[0] == pytest.approx(float(out.episode_rewards[0].sum()))
-    batched = forced_answer_scores(model, [prompt + resp[:b] + cue for b in e.boundaries], [gold] * 4,
-                                   tok.pad_token_id, 4)
+    batched = forced_answer_scores(
+        model, [prompt + resp[:b] + cue for b in e.boundaries], [gold] * 4, tok.pad_token_id, 4
+    )
     torch.testing.assert_close(batched.double(), torch.tensor(js, dtype=torch.float64), atol=1e-6, rtol=0)
 
 
@@ -113,9 +133,14 @@ def test_jvp_penalty_equals_explicit_gradient_dot_product(lab, subset):
         for i in range(batch.num_samples):
             e = segment(batch.response_ids[i][batch.response_mask[i].bool()].tolist(), tok, "lab")
             for a, b in e.spans:
-                logits = model(input_ids=ids[i:i + 1], attention_mask=mask[i:i + 1], position_ids=pos[i:i + 1]).logits
-                lp = torch.log_softmax(logits[0, -t - 1:-1].double(), -1).gather(
-                    -1, batch.response_ids[i, :, None]).squeeze(-1)
+                logits = model(
+                    input_ids=ids[i : i + 1], attention_mask=mask[i : i + 1], position_ids=pos[i : i + 1]
+                ).logits
+                lp = (
+                    torch.log_softmax(logits[0, -t - 1 : -1].double(), -1)
+                    .gather(-1, batch.response_ids[i, :, None])
+                    .squeeze(-1)
+                )
                 grads = torch.autograd.grad(lp[a:b].sum(), [params[n] for n in names])
                 explicit = sum((g * tangent[n]).sum() for g, n in zip(grads, names))
                 assert float(d[i, a:b].sum()) == pytest.approx(float(explicit), rel=1e-5, abs=1e-9)
@@ -138,9 +163,11 @@ def test_l2t_ppo_advantages_by_hand_with_guard(lab):
     batch = make_batch(tok, ["ab<eos>", "cd<eos>", "ef<eos>", "gh<eos>"])
     batch.old_logprobs = torch.full_like(batch.old_logprobs, -1.0) * batch.response_mask
     # sample i: one episode over its 3 tokens, uniform surprise -> token rewards R/3 each
-    reward = RewardOutput(rewards=torch.tensor([3.0, 0.0, 1.5, 0.003]),
-                          episode_rewards=[torch.tensor([v]) for v in (3.0, 0.0, 1.5, 0.003)],
-                          episode_spans=[[(0, 3)]] * 4)
+    reward = RewardOutput(
+        rewards=torch.tensor([3.0, 0.0, 1.5, 0.003]),
+        episode_rewards=[torch.tensor([v]) for v in (3.0, 0.0, 1.5, 0.003)],
+        episode_spans=[[(0, 3)]] * 4,
+    )
     algo = L2TPPO(guard_eps=0.01)
     adv = algo.advantages(batch, reward)
     # r~ = 1, 0, 0.5, 0.001; groups {0,1}: mean 0.5 std sqrt(.5); {2,3}: mean .2505 std .3528...

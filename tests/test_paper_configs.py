@@ -20,9 +20,15 @@ def tiny_r1_like(tmp_path_factory) -> Path:
     """A tiny Qwen2 whose tokenizer has R1-Distill's chat tokens, <think>/</think> and an unused token."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = build_lab_tiny(tmp_path_factory.mktemp("m") / "tiny", hidden_size=32, num_hidden_layers=2,
-                          num_attention_heads=2, num_key_value_heads=1, intermediate_size=64,
-                          max_position_embeddings=2048)
+    path = build_lab_tiny(
+        tmp_path_factory.mktemp("m") / "tiny",
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        max_position_embeddings=2048,
+    )
     tok = AutoTokenizer.from_pretrained(path)
     tok.add_special_tokens({"additional_special_tokens": R1_SPECIALS})
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -34,10 +40,22 @@ def tiny_r1_like(tmp_path_factory) -> Path:
 
 def shrink(tmp: Path, model: Path) -> list[str]:
     return [
-        f"model.name_or_path={model}", "init.from=null", "model.dtype=float32", "task.limit=4",
-        "rollout.max_new_tokens=8", "rollout.prompts_per_step=2", "optim.steps=1", "optim.micro_batch_size=8",
-        "eval.n=2", "eval.max_new_tokens=8", "trainer.accelerator=cpu", "trainer.devices=1",
-        "trainer.strategy=auto", "trainer.precision=32-true", f"logging.dir={tmp}", "logging.progress_bar=false",
+        f"model.name_or_path={model}",
+        "init.from=null",
+        "model.dtype=float32",
+        "task.limit=4",
+        "rollout.max_new_tokens=8",
+        "rollout.prompts_per_step=2",
+        "optim.steps=1",
+        "optim.micro_batch_size=8",
+        "eval.n=2",
+        "eval.max_new_tokens=8",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.strategy=auto",
+        "trainer.precision=32-true",
+        f"logging.dir={tmp}",
+        "logging.progress_bar=false",
     ]
 
 
@@ -46,9 +64,14 @@ def test_thinkless_paper_config_one_step(tmp_path, tiny_r1_like, monkeypatch):
     cfg = load_config("experiments/paper/thinkless_r1_1.5b.yaml", shrink(tmp_path, tiny_r1_like))
     raw = load_config("experiments/paper/thinkless_r1_1.5b.yaml")
     assert (raw.algo.alpha, raw.rollout.group_size, raw.optim.lr, raw.algo.eps_low, raw.algo.beta) == (
-        1e-3, 8, 1e-6, 0.2, 1e-3)
+        1e-3,
+        8,
+        1e-6,
+        0.2,
+        1e-3,
+    )
     assert (raw.rollout.temperature, raw.rollout.max_new_tokens) == (0.6, 24576)
-    policy, tok, control = load_policy(cfg.model, cache_dir=tmp_path)
+    _policy, tok, control = load_policy(cfg.model, cache_dir=tmp_path)
     assert control.short_id == tok.convert_tokens_to_ids("<|box_start|>")  # mapped, not added
     assert control.think_id == tok.convert_tokens_to_ids("<think>")
     prompt = format_prompt(tok, "What is 1+1?", cfg.model)
@@ -61,11 +84,20 @@ def test_thinkless_paper_config_one_step(tmp_path, tiny_r1_like, monkeypatch):
 def test_l2t_paper_config_one_step(tmp_path, tiny_r1_like, monkeypatch):
     monkeypatch.setenv("RLREASON_CACHE", str(tmp_path / "cache"))
     raw = load_config("experiments/paper/l2t_deepscaler_1.5b.yaml")
-    assert (raw.reward.alpha, raw.reward.beta, raw.optim.lr, raw.optim.schedule, raw.optim.warmup_ratio,
-            raw.optim.weight_decay, raw.rollout.max_new_tokens) == (0.8, 0.6, 1e-6, "cosine", 0.1, 0.01, 16384)
+    assert (
+        raw.reward.alpha,
+        raw.reward.beta,
+        raw.optim.lr,
+        raw.optim.schedule,
+        raw.optim.warmup_ratio,
+        raw.optim.weight_decay,
+        raw.rollout.max_new_tokens,
+    ) == (0.8, 0.6, 1e-6, "cosine", 0.1, 0.01, 16384)
     assert raw.rollout.prompts_per_step * raw.trainer.devices == 256
-    template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}{% elif m['role'] == 'user' %}"
-                "<｜User｜>{{ m['content'] }}{% endif %}{% endfor %}{% if add_generation_prompt %}<｜Assistant｜>{% endif %}")
+    template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}{% elif m['role'] == 'user' %}"
+        "<｜User｜>{{ m['content'] }}{% endif %}{% endfor %}{% if add_generation_prompt %}<｜Assistant｜>{% endif %}"
+    )
     cfg = load_config("experiments/paper/l2t_deepscaler_1.5b.yaml", shrink(tmp_path, tiny_r1_like))
     cfg.model.chat_template = template  # R1-Distill's template logic, on the tiny tokenizer
     run_dir = run_experiment(cfg)

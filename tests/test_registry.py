@@ -75,12 +75,14 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     """A real distribution on sys.path declaring `rlreason.rewards` entry points."""
     pkg = tmp_path / "myplugin"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent('''
         class Constant:
             """Always the same reward."""
             def __init__(self, value: float = 0.5):
                 self.value = value
-    '''))
+    ''')
+    )
     dist = tmp_path / "myplugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin\nVersion: 1.0\n")

@@ -19,8 +19,11 @@ CORRECT = torch.tensor([True, True, False, False, True, True])
 
 def run(cfg, batch_factory, correct=CORRECT, answered=None, max_new=20, **batch_kw):
     batch = batch_factory(LENGTHS, GROUPS, **batch_kw)
-    ctx = RewardContext(correct=correct, answered=torch.ones(6, dtype=torch.bool) if answered is None else answered,
-                        max_new_tokens=max_new)
+    ctx = RewardContext(
+        correct=correct,
+        answered=torch.ones(6, dtype=torch.bool) if answered is None else answered,
+        max_new_tokens=max_new,
+    )
     import rlreason.components  # noqa: F401
 
     return REWARDS.build(cfg)(batch, ctx)
@@ -53,8 +56,7 @@ def test_kimi_per_group(batch_factory):
 
 def test_dapo_overlong(batch_factory):
     # L_max 20, buffer 12 -> free up to 8; (8 - L) / 12 inside; lengths 10 -> -1/6, 20 -> -1
-    close(run({"name": "dapo_overlong", "buffer": 12}, batch_factory),
-          [0, 0, 0, -2 / 12, -2 / 12, -1.0])
+    close(run({"name": "dapo_overlong", "buffer": 12}, batch_factory), [0, 0, 0, -2 / 12, -2 / 12, -1.0])
 
 
 def test_cosine(batch_factory):
@@ -67,17 +69,17 @@ def test_cosine(batch_factory):
 
 def test_l1_exact_and_max(batch_factory):
     # target 10, alpha 0.01
-    close(run({"name": "l1_exact", "alpha": 0.01, "target_length": 10}, batch_factory),
-          [1 - 0.08, 1 - 0.06, -0.04, 0.0, 1.0, 1 - 0.1])
+    close(
+        run({"name": "l1_exact", "alpha": 0.01, "target_length": 10}, batch_factory),
+        [1 - 0.08, 1 - 0.06, -0.04, 0.0, 1.0, 1 - 0.1],
+    )
     # max: correct * clip(0.01 * (10 - L) + 0.5, 0, 1)
-    close(run({"name": "l1_max", "alpha": 0.01, "target_length": 10}, batch_factory),
-          [0.58, 0.56, 0.0, 0.0, 0.5, 0.4])
+    close(run({"name": "l1_max", "alpha": 0.01, "target_length": 10}, batch_factory), [0.58, 0.56, 0.0, 0.0, 0.5, 0.4])
 
 
 def test_shorterbetter(batch_factory):
     # group 0: SOL = 2 (shortest correct); group 1: SOL = 10; alpha 2, beta 0.1
-    close(run({"name": "shorterbetter", "beta": 0.1}, batch_factory),
-          [2.0, 2 - 0.2, -0.4, 0.0, 2.0, 2 - 1.0])
+    close(run({"name": "shorterbetter", "beta": 0.1}, batch_factory), [2.0, 2 - 0.2, -0.4, 0.0, 2.0, 2 - 1.0])
 
 
 def test_shorterbetter_without_correct_uses_mean(batch_factory):
@@ -106,9 +108,12 @@ def test_sum_rejects_unknown_term():
 
 
 def test_callable_reward(batch_factory, monkeypatch):
-    monkeypatch.syspath_prepend(str(__import__('pathlib').Path(__file__).parent))
-    out = run({"name": "callable", "fn": "reward_fns:length_bonus"}, batch_factory,
-              completions=["a1", "b", "cc1", "d", "e", "f1"])
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    out = run(
+        {"name": "callable", "fn": "reward_fns:length_bonus"},
+        batch_factory,
+        completions=["a1", "b", "cc1", "d", "e", "f1"],
+    )
     close(out, [3.0, 1.0, 4.0, 1.0, 1.0, 3.0])
     out = run({"name": "callable", "fn": "reward_fns.with_none"}, batch_factory)
     close(out, [1.0, 0.0, 1.0, 0.0, 1.0, 0.0])

@@ -16,8 +16,16 @@ PAD, EOS = 0, 1
 @pytest.fixture(scope="module")
 def model() -> Qwen2ForCausalLM:
     torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, intermediate_size=64, tie_word_embeddings=True, pad_token_id=PAD)
+    cfg = Qwen2Config(
+        vocab_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        tie_word_embeddings=True,
+        pad_token_id=PAD,
+    )
     return Qwen2ForCausalLM(cfg).eval()
 
 
@@ -61,7 +69,9 @@ def test_eos_stops_and_truncation_flag(model):
 
 
 def test_greedy_equals_argmax_and_top_k_one(model):
-    greedy = HFRolloutBackend([EOS], PAD).generate(model, PROMPTS, SamplingParams(max_new_tokens=6, temperature=0), [0] * 4)
+    greedy = HFRolloutBackend([EOS], PAD).generate(
+        model, PROMPTS, SamplingParams(max_new_tokens=6, temperature=0), [0] * 4
+    )
     topk1 = HFRolloutBackend([EOS], PAD).generate(model, PROMPTS, SamplingParams(max_new_tokens=6, top_k=1), [5] * 4)
     torch.testing.assert_close(greedy.response_ids, topk1.response_ids)
 

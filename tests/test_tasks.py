@@ -24,7 +24,10 @@ def test_lab_splits_are_disjoint_and_balanced():
     assert not {p.prompt for p in train} & {p.prompt for p in test}
     assert [p.difficulty for p in test[:6]] == ["easy", "medium", "hard"] * 2
     assert {lv: sum(p.difficulty == lv for p in test) for lv in ("easy", "medium", "hard")} == {
-        "easy": 100, "medium": 100, "hard": 100}
+        "easy": 100,
+        "medium": 100,
+        "hard": 100,
+    }
 
 
 def test_lab_traces_compute_the_gold_answer():
@@ -40,7 +43,9 @@ def test_lab_traces_compute_the_gold_answer():
             lhs, rhs = step.split("=")
             x, op, y = re.fullmatch(r"(\d+)([+*])(\d+)", lhs).groups()
             assert (int(x) + int(y) if op == "+" else int(x) * int(y)) == int(rhs)
-        if p.difficulty != "easy" and not p.meta["redundant"]:  # answer = last result followed by the first step's units digit
+        if (
+            p.difficulty != "easy" and not p.meta["redundant"]
+        ):  # answer = last result followed by the first step's units digit
             assert p.gold == steps[-1].split("=")[1] + steps[0].split("=")[1][-1]
         n_redundant += p.meta["redundant"]
         assert len(steps) == (1 if p.difficulty == "easy" else 3) + p.meta["redundant"]

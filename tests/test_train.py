@@ -16,22 +16,40 @@ from rlreason.train.run import run_experiment
 TINY = [
     "model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
     "intermediate_size: 64}",
-    "task.n_train_per_level=50", "task.n_test_per_level=8", "eval.n=9", "logging.progress_bar=false",
+    "task.n_train_per_level=50",
+    "task.n_test_per_level=8",
+    "eval.n=9",
+    "logging.progress_bar=false",
 ]
 
 
 def sft_cfg(tmp: Path, *extra: str):
-    return load_config("experiments/lab/sft.yaml", [*TINY, f"logging.dir={tmp}", "optim.steps=3",
-                                                    "optim.batch_size=4", "eval.per_mode=false", *extra])
+    return load_config(
+        "experiments/lab/sft.yaml",
+        [*TINY, f"logging.dir={tmp}", "optim.steps=3", "optim.batch_size=4", "eval.per_mode=false", *extra],
+    )
 
 
 def grpo_cfg(tmp: Path, init: Path, *extra: str):
-    return load_config("experiments/lab/grpo.yaml", [
-        *TINY, f"logging.dir={tmp}", f"init.from={init}", "optim.steps=2", "rollout.prompts_per_step=2",
-        "rollout.group_size=4", "rollout.max_new_tokens=12", "eval.every_n_steps=1", "logging.samples_every_n_steps=1",
-        "algo.beta=0.04", "optim.minibatches=2", "algo.num_iterations=2", "logging.checkpoint_every_n_steps=1",
-        *extra,
-    ])
+    return load_config(
+        "experiments/lab/grpo.yaml",
+        [
+            *TINY,
+            f"logging.dir={tmp}",
+            f"init.from={init}",
+            "optim.steps=2",
+            "rollout.prompts_per_step=2",
+            "rollout.group_size=4",
+            "rollout.max_new_tokens=12",
+            "eval.every_n_steps=1",
+            "logging.samples_every_n_steps=1",
+            "algo.beta=0.04",
+            "optim.minibatches=2",
+            "algo.num_iterations=2",
+            "logging.checkpoint_every_n_steps=1",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +76,22 @@ def test_grpo_run_writes_events_checkpoint_and_results(sft_run, tmp_path):
     run_dir = run_experiment(grpo_cfg(tmp_path, sft_run))
     acc = scalars(run_dir)
     tags = set(acc.Tags()["scalars"])
-    for tag in ["train/reward_mean", "train/reward_std", "train/accuracy", "train/response_len_mean",
-                "train/response_len_max", "algo/clip_frac", "algo/kl", "algo/entropy", "optim/grad_norm",
-                "optim/lr", "perf/tokens_per_sec", "perf/step_time", "eval/accuracy", "mode/think_ratio"]:
+    for tag in [
+        "train/reward_mean",
+        "train/reward_std",
+        "train/accuracy",
+        "train/response_len_mean",
+        "train/response_len_max",
+        "algo/clip_frac",
+        "algo/kl",
+        "algo/entropy",
+        "optim/grad_norm",
+        "optim/lr",
+        "perf/tokens_per_sec",
+        "perf/step_time",
+        "eval/accuracy",
+        "mode/think_ratio",
+    ]:
         assert tag in tags, tag
     assert len(acc.Scalars("train/reward_mean")) == 2
     assert "train/response_length" in acc.Tags()["histograms"]
@@ -84,8 +115,12 @@ def test_grpo_run_writes_events_checkpoint_and_results(sft_run, tmp_path):
 
 
 def test_same_seed_same_metrics(sft_run, tmp_path):
-    runs = [run_experiment(grpo_cfg(tmp_path / str(k), sft_run, "eval.every_n_steps=0",
-                                    "logging.checkpoint_every_n_steps=0")) for k in range(2)]
+    runs = [
+        run_experiment(
+            grpo_cfg(tmp_path / str(k), sft_run, "eval.every_n_steps=0", "logging.checkpoint_every_n_steps=0")
+        )
+        for k in range(2)
+    ]
     curves = [[e.value for e in scalars(r).Scalars("train/reward_mean")] for r in runs]
     losses = [[e.value for e in scalars(r).Scalars("algo/loss")] for r in runs]
     assert curves[0] == curves[1] and losses[0] == losses[1]

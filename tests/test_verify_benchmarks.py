@@ -21,8 +21,9 @@ def wrap(answer: str) -> str:
     return f"Let me work through this carefully.\nSo the final answer is $\\boxed{{{answer}}}$."
 
 
-@pytest.mark.parametrize("name, n", [("gsm8k", 1319), ("math500", 500), ("minerva_algebra", 1187),
-                                     ("aime24", 30), ("amc23", 40)])
+@pytest.mark.parametrize(
+    "name, n", [("gsm8k", 1319), ("math500", 500), ("minerva_algebra", 1187), ("aime24", 30), ("amc23", 40)]
+)
 def test_every_gold_verifies_when_boxed(pool, name, n):
     problems = TASKS.build(name).problems("test")
     assert len(problems) == n
@@ -38,8 +39,10 @@ def test_numeric_golds_reject_gold_plus_one(pool, name):
     numeric = [(g, parse_number(g)) for g in golds]
     numeric = [(g, v) for g, v in numeric if v is not None]
     assert numeric
-    wrong = [str(v + 1) if v.denominator == 1 else f"\\frac{{{v.numerator + v.denominator}}}{{{v.denominator}}}"
-             for _, v in numeric]
+    wrong = [
+        str(v + 1) if v.denominator == 1 else f"\\frac{{{v.numerator + v.denominator}}}{{{v.denominator}}}"
+        for _, v in numeric
+    ]
     verdicts = pool.verify([wrap(w) for w in wrong], [g for g, _ in numeric])
     assert not any(verdicts)
 

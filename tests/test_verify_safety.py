@@ -52,7 +52,7 @@ def test_each_adversarial_answer_is_false_within_the_timeout(pool, tmp_path):
 
 def test_batch_of_adversarial_answers(pool, tmp_path):
     sentinel = tmp_path / "pwned"
-    texts = adversarial(sentinel) + [r"\boxed{2}"]
+    texts = [*adversarial(sentinel), r"\boxed{2}"]
     start = time.monotonic()
     verdicts = pool.verify(texts, ["7"] * (len(texts) - 1) + ["2"])
     assert verdicts == [False] * (len(texts) - 1) + [True]
@@ -80,8 +80,10 @@ def test_fuzz_extract_never_raises(response, gold):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(alphabet=st.sampled_from(list("0123456789+-*/^{}()\\fracsqrt.,$ xyz=<>")), max_size=60),
-       st.sampled_from(["1", "025", "\\frac{1}{2}", "x^2", "27.0", "#### 1,234"]))
+@given(
+    st.text(alphabet=st.sampled_from(list("0123456789+-*/^{}()\\fracsqrt.,$ xyz=<>")), max_size=60),
+    st.sampled_from(["1", "025", "\\frac{1}{2}", "x^2", "27.0", "#### 1,234"]),
+)
 def test_fuzz_is_correct_never_raises(pool, answer, gold):
     assert pool.verify(["\\boxed{" + answer + "}"], [gold])[0] in (True, False)
 

@@ -15,12 +15,19 @@ def rollout_batch(prompts, responses, pad_id, golds, group_ids=None) -> RolloutB
     r_ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
     r_mask = torch.zeros((len(responses), width), dtype=torch.long)
     for i, r in enumerate(responses):
-        r_ids[i, :len(r)] = torch.tensor(r)
-        r_mask[i, :len(r)] = 1
+        r_ids[i, : len(r)] = torch.tensor(r)
+        r_mask[i, : len(r)] = 1
     n = len(responses)
     return RolloutBatch(
-        prompt_ids=p_ids, prompt_mask=p_mask, response_ids=r_ids, response_mask=r_mask,
-        old_logprobs=torch.zeros(n, width), group_ids=torch.tensor(group_ids or list(range(n))),
-        truncated=torch.zeros(n, dtype=torch.bool), prompts=["p"] * n, completions=["c"] * n, golds=list(golds),
+        prompt_ids=p_ids,
+        prompt_mask=p_mask,
+        response_ids=r_ids,
+        response_mask=r_mask,
+        old_logprobs=torch.zeros(n, width),
+        group_ids=torch.tensor(group_ids or list(range(n))),
+        truncated=torch.zeros(n, dtype=torch.bool),
+        prompts=["p"] * n,
+        completions=["c"] * n,
+        golds=list(golds),
         meta=[{} for _ in range(n)],
     )

@@ -50,8 +50,9 @@ class DeGRPO(GRPO):
         mask_truncated_completions: bool = False,
         entropy_coef: float = 0.0,
     ) -> None:
-        super().__init__("grpo", scale_rewards, eps_low, eps_high, beta, num_iterations,
-                         mask_truncated_completions, entropy_coef)
+        super().__init__(
+            "grpo", scale_rewards, eps_low, eps_high, beta, num_iterations, mask_truncated_completions, entropy_coef
+        )
         if normalization not in ("paper", "official"):
             raise ValueError(f"normalization: expected 'paper' or 'official', got {normalization!r}")
         if alpha < 0:

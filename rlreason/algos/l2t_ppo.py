@@ -37,11 +37,13 @@ def trimmed_mean(x: torch.Tensor, proportion: float = 0.025) -> torch.Tensor:
     if n == 0:
         return torch.tensor(0.0)
     s, _ = torch.sort(x)
-    return s[cut:n - cut].mean() if n - 2 * cut > 0 else s.mean()
+    return s[cut : n - cut].mean() if n - 2 * cut > 0 else s.mean()
 
 
 def token_rewards(
-    episode_rewards: list[torch.Tensor], spans: list[list[tuple[int, int]]], old_logprobs: torch.Tensor,
+    episode_rewards: list[torch.Tensor],
+    spans: list[list[tuple[int, int]]],
+    old_logprobs: torch.Tensor,
     mask: torch.Tensor,
 ) -> torch.Tensor:
     """[N, T] token rewards: each episode's reward spread by surprise weights over its tokens."""
@@ -75,8 +77,9 @@ class L2TPPO(GRPO):
         mask_truncated_completions: bool = False,
         entropy_coef: float = 0.0,
     ) -> None:
-        super().__init__(loss_type, "group", eps_low, eps_high, beta, num_iterations,
-                         mask_truncated_completions, entropy_coef)
+        super().__init__(
+            loss_type, "group", eps_low, eps_high, beta, num_iterations, mask_truncated_completions, entropy_coef
+        )
         if not 0 <= trim < 0.5 or guard_eps < 0:
             raise ValueError("trim must be in [0, 0.5) and guard_eps >= 0")
         self.trim, self.guard_eps = trim, guard_eps
@@ -89,15 +92,17 @@ class L2TPPO(GRPO):
             ep_rewards = [r.reshape(1) for r in reward.rewards.float()]
             spans = [[(0, int(n))] for n in batch.response_lengths.tolist()]
         r_tok = token_rewards(ep_rewards, spans, batch.old_logprobs, mask)
-        r_tilde = torch.stack([
-            trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)
-        ]).float()
+        r_tilde = torch.stack(
+            [trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)]
+        ).float()
         a_hat = GRPO.sequence_advantages(self, batch, RewardOutput(rewards=r_tilde))
         guard = r_tilde.abs() < self.guard_eps
         safe = torch.where(guard, torch.ones_like(r_tilde), r_tilde)
         scale = torch.where(guard.unsqueeze(-1), torch.ones_like(r_tok), r_tok / safe.unsqueeze(-1))
-        self.last_advantage_metrics.update({
-            "guard_frac": float(guard.float().mean()),
-            "r_tilde_mean": float(r_tilde.mean()),
-        })
+        self.last_advantage_metrics.update(
+            {
+                "guard_frac": float(guard.float().mean()),
+                "r_tilde_mean": float(r_tilde.mean()),
+            }
+        )
         return a_hat.unsqueeze(-1) * scale * mask

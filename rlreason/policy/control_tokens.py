@@ -62,8 +62,9 @@ def setup_control_tokens(
     mapping = dict(mapping or {})
     unknown = set(mapping) - set(CANONICAL)
     if unknown:
-        raise ConfigError(f"model.control_token_map: unknown control token {sorted(unknown)[0]!r} "
-                          f"(valid: {', '.join(CANONICAL)})")
+        raise ConfigError(
+            f"model.control_token_map: unknown control token {sorted(unknown)[0]!r} (valid: {', '.join(CANONICAL)})"
+        )
     texts = {c: (mapping.get(c, c) if mode == "map" else c) for c in CANONICAL}
     vocab = tokenizer.get_vocab()
     if mode == "map":

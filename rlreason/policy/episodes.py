@@ -18,6 +18,7 @@ episode over the whole response with `format_ok = False`; it never raises.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -80,7 +81,7 @@ def segment(ids: list[int], tokenizer: Any, mode: str = "lab", canonicalize: Any
     content_start, line_ends = ends
     b = [_to_token(content_start, starts)] + [_to_token(e, starts) for e in line_ends]
     b = [min(max(x, 1), n) for x in b]
-    if any(b2 <= b1 for b1, b2 in zip(b, b[1:])):
+    if any(b2 <= b1 for b1, b2 in itertools.pairwise(b)):
         return _single(n, False)
     spans = [(0 if k == 0 else b[k], n if k == len(b) - 2 else b[k + 1]) for k in range(len(b) - 1)]
     return Episodes(spans=spans, boundaries=b, format_ok=True)

@@ -37,10 +37,12 @@ def build_lab_tokenizer() -> PreTrainedTokenizerFast:
     vocab = {ch: i for i, ch in enumerate(byte_chars)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=None))
     # ByteLevel maps bytes to printable characters; Split then makes each character its own token
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        pre_tokenizers.Split(pattern="", behavior="isolated"),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            pre_tokenizers.Split(pattern="", behavior="isolated"),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
     fast.add_special_tokens({"pad_token": "<pad>", "eos_token": "<eos>"})

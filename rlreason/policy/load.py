@@ -49,19 +49,25 @@ def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, An
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=DTYPES[model_cfg.dtype],
+            path,
+            dtype=DTYPES[model_cfg.dtype],
             **({"attn_implementation": model_cfg.attn_implementation} if model_cfg.attn_implementation else {}),
             **kwargs,
         )
     except OSError as exc:
         where = "a directory without a usable model" if is_local else "not reachable on the Hugging Face Hub (offline?)"
-        raise ConfigError(f"model.name_or_path: cannot load '{name}': {where} ({str(exc).splitlines()[0][:160]})") from None
+        raise ConfigError(
+            f"model.name_or_path: cannot load '{name}': {where} ({str(exc).splitlines()[0][:160]})"
+        ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model_cfg.chat_template:
         tokenizer.chat_template = model_cfg.chat_template
     control = setup_control_tokens(
-        model, tokenizer, mode=model_cfg.control_tokens, mapping=dict(model_cfg.control_token_map or {}),
+        model,
+        tokenizer,
+        mode=model_cfg.control_tokens,
+        mapping=dict(model_cfg.control_token_map or {}),
     )
     return model, tokenizer, control
 

@@ -44,8 +44,8 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
         if s:
-            ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-            mask[i, width - len(s):] = 1
+            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s) :] = 1
     return ids, mask
 
 
@@ -68,7 +68,7 @@ class HFRolloutBackend:
         """Sample one response per prompt token list (repeat a prompt G times for a group)."""
         chunk = self.batch_size or len(prompts)
         parts = [
-            self._generate_chunk(model, prompts[i:i + chunk], params, seeds[i:i + chunk])
+            self._generate_chunk(model, prompts[i : i + chunk], params, seeds[i : i + chunk])
             for i in range(0, len(prompts), chunk)
         ]
         width = max(p.response_ids.shape[1] for p in parts)
@@ -125,8 +125,11 @@ class HFRolloutBackend:
                     break
                 mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
                 out = model(
-                    input_ids=out_ids[:, t:t + 1], attention_mask=mask, position_ids=next_pos,
-                    past_key_values=cache, use_cache=True,
+                    input_ids=out_ids[:, t : t + 1],
+                    attention_mask=mask,
+                    position_ids=next_pos,
+                    past_key_values=cache,
+                    use_cache=True,
                 )
                 cache, logits = out.past_key_values, out.logits[:, -1, :]
                 next_pos = next_pos + 1

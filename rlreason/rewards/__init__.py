@@ -1,6 +1,7 @@
 """Registered rewards; importing this package registers the built-in ones."""
-import rlreason.rewards.binary  # noqa: F401
-import rlreason.rewards.length  # noqa: F401
+
+import rlreason.rewards.binary
+import rlreason.rewards.combine
+import rlreason.rewards.info_gain
+import rlreason.rewards.length
 import rlreason.rewards.thinkless  # noqa: F401
-import rlreason.rewards.combine  # noqa: F401
-import rlreason.rewards.info_gain  # noqa: F401

@@ -80,9 +80,7 @@ class CallableReward(Reward):
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         columns: dict[str, list[Any]] = {"gold": list(batch.golds)}
-        columns["completion_ids"] = [
-            ids[m.bool()].tolist() for ids, m in zip(batch.response_ids, batch.response_mask)
-        ]
+        columns["completion_ids"] = [ids[m.bool()].tolist() for ids, m in zip(batch.response_ids, batch.response_mask)]
         for key in sorted({k for m in batch.meta for k in m}):
             columns.setdefault(key, [m.get(key) for m in batch.meta])
         values = self.fn(prompts=list(batch.prompts), completions=list(batch.completions), **columns)
@@ -94,7 +92,7 @@ class CallableReward(Reward):
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 missing += 1
                 out.append(0.0)
-            elif isinstance(v, (int, float)) and not isinstance(v, bool) or isinstance(v, bool):
+            elif (isinstance(v, (int, float)) and not isinstance(v, bool)) or isinstance(v, bool):
                 out.append(float(v))
             else:
                 raise RLReasonError(f"reward.fn {self.path}: returned a non-numeric value {v!r}")

@@ -33,7 +33,6 @@ Deviations, on purpose:
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import torch
 from torch.func import functional_call, jvp
@@ -48,7 +47,7 @@ SUBSETS = ("last_block", "lm_head", "all", "random_projection")
 
 def subset_names(model: torch.nn.Module, subset: str) -> list[str]:
     """Names of the parameters in a subset, found generically for Hugging Face causal LMs."""
-    names = [n for n, p in model.named_parameters() if p.requires_grad or True]
+    names = [n for n, p in model.named_parameters() if True]
     if subset in ("all", "random_projection"):
         return names
     if subset == "lm_head":
@@ -88,8 +87,8 @@ def _pad_right(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Ten
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
-        ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, :len(s)] = 1
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
     return ids, mask
 
 
@@ -104,12 +103,12 @@ def forced_answer_scores(
     out = []
     try:
         for i in range(0, len(contexts), batch_size):
-            ctx, ans = contexts[i:i + batch_size], answers[i:i + batch_size]
+            ctx, ans = contexts[i : i + batch_size], answers[i : i + batch_size]
             ids, mask = _pad_right([c + a for c, a in zip(ctx, ans)], pad_id)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
             logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
             for j, (c, a) in enumerate(zip(ctx, ans)):
-                out.append(logp[j, len(c) - 1:len(c) - 1 + len(a)].mean().exp().cpu())
+                out.append(logp[j, len(c) - 1 : len(c) - 1 + len(a)].mean().exp().cpu())
     finally:
         model.train(was_training)
     return torch.stack(out) if out else torch.zeros(0)
@@ -133,9 +132,22 @@ def directional_logprobs(
             resp = batch.response_ids[sl].to(device)
 
             def logprobs(params: dict[str, torch.Tensor], ids=ids, mask=mask, pos=pos, t=t, resp=resp) -> torch.Tensor:
-                logits = functional_call(model, params, (), {
-                    "input_ids": ids, "attention_mask": mask, "position_ids": pos, "logits_to_keep": t + 1,
-                }, strict=False).logits[:, :-1].float()
+                logits = (
+                    functional_call(
+                        model,
+                        params,
+                        (),
+                        {
+                            "input_ids": ids,
+                            "attention_mask": mask,
+                            "position_ids": pos,
+                            "logits_to_keep": t + 1,
+                        },
+                        strict=False,
+                    )
+                    .logits[:, :-1]
+                    .float()
+                )
                 return torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1)
 
             _, d = jvp(logprobs, ({n: primals[n] for n in names},), ({n: tangent[n].to(device) for n in names},))
@@ -197,7 +209,7 @@ class InfoGain(Reward):
             if n_b == 0:
                 gains.append(torch.zeros(len(e.spans)))
                 continue
-            j = scores[k:k + n_b]
+            j = scores[k : k + n_b]
             k += n_b
             gains.append(j[1:] - j[:-1])
         self._last_final_j = scores
@@ -219,7 +231,9 @@ class InfoGain(Reward):
             out.append(per_ep.double().pow(2).float() + self.damping * sq_norm)
         return out
 
-    def tangent(self, model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:
+    def tangent(
+        self, model: torch.nn.Module, initial: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], float]:
         """Delta_theta on the subset (or its random projection) and its squared norm."""
         names = subset_names(model, self.params)
         current = dict(model.named_parameters())
@@ -243,7 +257,7 @@ class InfoGain(Reward):
                 split.append((n, offset, t.numel(), t.shape))
                 offset += t.numel()
             for r in range(self.rank):
-                basis.append({n: q[o:o + k, r].reshape(s).to(like[n].device, like[n].dtype) for n, o, k, s in split})
+                basis.append({n: q[o : o + k, r].reshape(s).to(like[n].device, like[n].dtype) for n, o, k, s in split})
             self._projection = basis  # type: ignore[assignment]
         return self._projection  # type: ignore[return-value]
 
@@ -271,6 +285,9 @@ class InfoGain(Reward):
             "info_gain/format_fail": sum(not e.format_ok for e in eps) / max(1, len(eps)),
         }
         return RewardOutput(
-            rewards=rewards, episode_rewards=episode_rewards, episode_spans=[e.spans for e in eps],
-            format_ok=torch.tensor([e.format_ok for e in eps]), metrics=metrics,
+            rewards=rewards,
+            episode_rewards=episode_rewards,
+            episode_spans=[e.spans for e in eps],
+            format_ok=torch.tensor([e.format_ok for e in eps]),
+            metrics=metrics,
         )

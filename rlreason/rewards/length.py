@@ -84,15 +84,24 @@ class CosineLength(Reward):
     without an answer: r_e. Defaults r_0^c=2, r_L^c=1, r_0^w=-10, r_L^w=0, r_e=-10.
     """
 
-    def __init__(self, r0_correct: float = 2.0, rl_correct: float = 1.0, r0_wrong: float = -10.0,
-                 rl_wrong: float = 0.0, exceed: float = -10.0, max_length: int = 0) -> None:
+    def __init__(
+        self,
+        r0_correct: float = 2.0,
+        rl_correct: float = 1.0,
+        r0_wrong: float = -10.0,
+        rl_wrong: float = 0.0,
+        exceed: float = -10.0,
+        max_length: int = 0,
+    ) -> None:
         self.r0c, self.rlc, self.r0w, self.rlw, self.exceed = r0_correct, rl_correct, r0_wrong, rl_wrong, exceed
         self.max_length = max_length
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         big_t = float(self.max_length or ctx.max_new_tokens)
         lengths = batch.response_lengths.float().clamp(max=big_t)
-        r = torch.where(ctx.correct, _cos_fn(lengths, big_t, self.rlc, self.r0c), _cos_fn(lengths, big_t, self.rlw, self.r0w))
+        r = torch.where(
+            ctx.correct, _cos_fn(lengths, big_t, self.rlc, self.r0c), _cos_fn(lengths, big_t, self.rlw, self.r0w)
+        )
         r = torch.where(batch.truncated & ~ctx.answered, torch.full_like(r, self.exceed), r)
         return _out("cosine", r)
 

@@ -119,7 +119,9 @@ class JsonlBenchmark(Task):
         try:
             ds = datasets.load_dataset(self.hf_dataset, split=self.hf_split)
         except Exception as exc:
-            raise DataError(f"task.hf_dataset: cannot load '{self.hf_dataset}' ({str(exc).splitlines()[0][:160]})") from None
+            raise DataError(
+                f"task.hf_dataset: cannot load '{self.hf_dataset}' ({str(exc).splitlines()[0][:160]})"
+            ) from None
         for i, row in enumerate(ds):
             yield f"{self.hf_dataset}[{i}]", dict(row)
 
@@ -135,7 +137,9 @@ class JsonlBenchmark(Task):
         uid = str(row.get("unique_id") or row.get("id") or where.rsplit(":", 1)[-1])
         difficulty = row.get(self.difficulty_field) if self.difficulty_field else None
         return Problem(
-            uid=f"{self.folder}-{uid}", prompt=render(self.template, question), gold=gold,
+            uid=f"{self.folder}-{uid}",
+            prompt=render(self.template, question),
+            gold=gold,
             difficulty=None if difficulty is None else str(difficulty),
             meta={k: row[k] for k in ("subject", "level", "type") if k in row and isinstance(row[k], (str, int))},
         )

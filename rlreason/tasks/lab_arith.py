@@ -14,9 +14,9 @@ hard    ``47*8=``  ``7*8=56`` / ``4*8=32`` / ``32+5=37`` -> ``376`` unreliable (
 Every written step is a one-digit table fact or a two-digit + one-digit sum (the easy level's
 skill), and the answer is the last step's result followed by the first step's units digit; the
 hard items' direct answer needs a multi-digit product with carries in one forward pass, which a
-tiny transformer does not learn to generalise to held-out operands. A share `redundant_rate` of think traces repeats one of its steps
-as a re-check episode: correct but useless, so token efficiency is learnable and L2T's penalty has
-something to remove.
+tiny transformer does not learn to generalise to held-out operands. A share `redundant_rate` of
+think traces repeats one of its steps as a re-check episode: correct but useless, so token
+efficiency is learnable and L2T's penalty has something to remove.
 
 Responses: ``<short>376`` or ``<think>\\n7*8=56\\n4*8=32\\n32+5=37\\n</think>376`` (EOS appended
 by the trainer). Train and test operands are disjoint per level (the test set is drawn first from
@@ -90,7 +90,9 @@ class LabArith(Task):
         levels = list(levels)
         bad = [lv for lv in levels if lv not in LEVELS]
         if bad or not levels:
-            raise ValueError(f"levels: unknown level {bad[0] if bad else '(none given)'!r} (valid: {', '.join(LEVELS)})")
+            raise ValueError(
+                f"levels: unknown level {bad[0] if bad else '(none given)'!r} (valid: {', '.join(LEVELS)})"
+            )
         if not 0.0 <= redundant_rate <= 1.0:
             raise ValueError(f"redundant_rate: expected a value in [0, 1], got {redundant_rate}")
         if n_train_per_level < 1 or n_test_per_level < 1:
@@ -123,9 +125,12 @@ class LabArith(Task):
             n_train = max(1, round(self.n_train * self.weights[level]))  # the SFT/RL mix follows the weights
             train_items = [train_pool[rng.randrange(len(train_pool))] for _ in range(n_train)]
             per_level[level] = {
-                "test": [self._problem(level, make, a, b, f"{level}-test-{i}", rng) for i, (a, b) in enumerate(test_items)],
-                "train": [self._problem(level, make, a, b, f"{level}-train-{i}", rng)
-                          for i, (a, b) in enumerate(train_items)],
+                "test": [
+                    self._problem(level, make, a, b, f"{level}-test-{i}", rng) for i, (a, b) in enumerate(test_items)
+                ],
+                "train": [
+                    self._problem(level, make, a, b, f"{level}-train-{i}", rng) for i, (a, b) in enumerate(train_items)
+                ],
             }
         out: dict[str, list[Problem]] = {}
         for split in ("train", "test"):
@@ -144,7 +149,10 @@ class LabArith(Task):
             trace.insert(k + 1, steps[k])  # re-check: the same step written again
         think = "<think>\n" + "".join(s + "\n" for s in trace) + "</think>" + str(answer)
         return Problem(
-            uid=uid, prompt=prompt, gold=str(answer), difficulty=level,
+            uid=uid,
+            prompt=prompt,
+            gold=str(answer),
+            difficulty=level,
             meta={"a": a, "b": b, "redundant": redundant, "steps": len(trace)},
             targets={"short": f"<short>{answer}", "think": think},
         )

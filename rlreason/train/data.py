@@ -51,7 +51,7 @@ class StepDataset(Dataset):
         return out
 
     def __getitem__(self, step: int) -> list[Problem]:
-        idx = self.global_indices(step)[self.rank * self.per_rank:(self.rank + 1) * self.per_rank]
+        idx = self.global_indices(step)[self.rank * self.per_rank : (self.rank + 1) * self.per_rank]
         return [self.problems[i] for i in idx]
 
 

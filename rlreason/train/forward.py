@@ -36,8 +36,12 @@ def response_logprobs(
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     t = response_ids.shape[1]
     out = model(
-        input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False,
-        logits_to_keep=t + 1, output_hidden_states=with_hidden,
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=position_ids,
+        use_cache=False,
+        logits_to_keep=t + 1,
+        output_hidden_states=with_hidden,
     )
     logits = out.logits[:, :-1, :].float()
     if temperature != 1.0 and temperature > 0:
@@ -51,5 +55,5 @@ def response_logprobs(
             entropy = -(logp.exp() * logp).sum(-1)
     hidden = None
     if with_hidden:
-        hidden = out.hidden_states[-1][:, -t - 1:-1, :]
+        hidden = out.hidden_states[-1][:, -t - 1 : -1, :]
     return TokenOutputs(logprobs=logprobs, entropy=entropy, hidden=hidden)

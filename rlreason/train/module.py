@@ -77,8 +77,11 @@ class RLModule(pl.LightningModule):
         self.nonfinite_total = 0
         self.max_nonfinite_in_a_row = int(getattr(cfg.optim, "max_nonfinite_in_a_row", 3) or 3)
         self.sampling = SamplingParams(
-            max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
-            top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k, stop_on_eos=cfg.rollout.stop_on_eos,
+            max_new_tokens=cfg.rollout.max_new_tokens,
+            temperature=cfg.rollout.temperature,
+            top_p=cfg.rollout.top_p,
+            top_k=cfg.rollout.top_k,
+            stop_on_eos=cfg.rollout.stop_on_eos,
         )
         from rlreason.policy.rollout import BACKENDS
 
@@ -93,11 +96,11 @@ class RLModule(pl.LightningModule):
         ref = self._frozen["ref"]
         if ref is not None:
             ref.to(self.device).eval().requires_grad_(False)
-        if self.reward is not None and getattr(self.reward, "needs_initial_params", False):
-            if self._frozen["initial"] is None:
-                self._frozen["initial"] = {n: p.detach().clone() for n, p in self.policy.named_parameters()}
+        needs_snapshot = self.reward is not None and getattr(self.reward, "needs_initial_params", False)
+        if needs_snapshot and self._frozen["initial"] is None:
+            self._frozen["initial"] = {n: p.detach().clone() for n, p in self.policy.named_parameters()}
 
-    def configure_optimizers(self):  # noqa: ANN201 (Lightning's return type)
+    def configure_optimizers(self):
         params = list(self.policy.parameters())
         if self.value_head is not None:
             params += list(self.value_head.parameters())
@@ -147,9 +150,17 @@ class RLModule(pl.LightningModule):
         t0 = time.perf_counter()
         rank = self.trainer.global_rank if self.trainer is not None else 0
         batch = collect_rollout(
-            self.policy, self.tokenizer, self.backend, problems, [self.prompt_ids(p) for p in problems],
-            self.sampling, group_size=cfg.rollout.group_size, seed=cfg.seed, step=step,
-            control=self.control, group_offset=rank * len(problems),
+            self.policy,
+            self.tokenizer,
+            self.backend,
+            problems,
+            [self.prompt_ids(p) for p in problems],
+            self.sampling,
+            group_size=cfg.rollout.group_size,
+            seed=cfg.seed,
+            step=step,
+            control=self.control,
+            group_offset=rank * len(problems),
         )
         t_rollout = time.perf_counter() - t0
         correct, answered = self._verify(batch)
@@ -180,20 +191,31 @@ class RLModule(pl.LightningModule):
         out = []
         for sl in _chunks(batch.num_samples, self.cfg.optim.micro_batch_size):
             o = response_logprobs(
-                ref, batch.prompt_ids[sl].to(self.device), batch.prompt_mask[sl].to(self.device),
-                batch.response_ids[sl].to(self.device), batch.response_mask[sl].to(self.device),
+                ref,
+                batch.prompt_ids[sl].to(self.device),
+                batch.prompt_mask[sl].to(self.device),
+                batch.response_ids[sl].to(self.device),
+                batch.response_mask[sl].to(self.device),
                 temperature=self.cfg.rollout.temperature,
             )
             out.append(o.logprobs.cpu())
         return torch.cat(out)
 
-    def _compute_reward(self, batch: RolloutBatch, correct: torch.Tensor, answered: torch.Tensor, step: int) -> RewardOutput:
+    def _compute_reward(
+        self, batch: RolloutBatch, correct: torch.Tensor, answered: torch.Tensor, step: int
+    ) -> RewardOutput:
         assert self.reward is not None
         ctx = RewardContext(
-            correct=correct, answered=answered, policy=self.policy, tokenizer=self.tokenizer,
-            initial_params=self._frozen["initial"], max_new_tokens=self.cfg.rollout.max_new_tokens, step=step,
+            correct=correct,
+            answered=answered,
+            policy=self.policy,
+            tokenizer=self.tokenizer,
+            initial_params=self._frozen["initial"],
+            max_new_tokens=self.cfg.rollout.max_new_tokens,
+            step=step,
             control_ids=getattr(self.control, "ids", {}) if self.control is not None else {},
-            answer_cue=self.answer_cue, canonicalize=getattr(self.control, "canonicalize", None),
+            answer_cue=self.answer_cue,
+            canonicalize=getattr(self.control, "canonicalize", None),
         )
         rout = self.reward(batch, ctx)
         rout.rewards = rout.rewards.float()
@@ -224,7 +246,8 @@ class RLModule(pl.LightningModule):
                     "num_tokens_batch": tokens_batch,
                     "max_new_tokens": cfg.rollout.max_new_tokens,
                     "num_control": self._global_norm(
-                        float((batch.control_pos[idx] >= 0).sum()) if batch.control_pos is not None else 0.0),
+                        float((batch.control_pos[idx] >= 0).sum()) if batch.control_pos is not None else 0.0
+                    ),
                 }
                 for micro in _chunks(len(idx), cfg.optim.micro_batch_size):
                     sub = idx[micro]
@@ -244,16 +267,26 @@ class RLModule(pl.LightningModule):
         return out
 
     def _micro_loss(
-        self, batch: RolloutBatch, advantages: torch.Tensor, mask: torch.Tensor, sub: torch.Tensor,
-        norms: dict[str, float], on_policy: bool,
+        self,
+        batch: RolloutBatch,
+        advantages: torch.Tensor,
+        mask: torch.Tensor,
+        sub: torch.Tensor,
+        norms: dict[str, float],
+        on_policy: bool,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         algo, dev = self.algo, self.device
         entropy_coef = float(getattr(algo, "entropy_coef", 0.0) or 0.0)
         out = response_logprobs(
-            self.policy, batch.prompt_ids[sub].to(dev), batch.prompt_mask[sub].to(dev),
-            batch.response_ids[sub].to(dev), batch.response_mask[sub].to(dev),
-            temperature=self.cfg.rollout.temperature, with_entropy=True,
-            entropy_grad=algo.needs_entropy_grad or entropy_coef > 0, with_hidden=self.value_head is not None,
+            self.policy,
+            batch.prompt_ids[sub].to(dev),
+            batch.prompt_mask[sub].to(dev),
+            batch.response_ids[sub].to(dev),
+            batch.response_mask[sub].to(dev),
+            temperature=self.cfg.rollout.temperature,
+            with_entropy=True,
+            entropy_grad=algo.needs_entropy_grad or entropy_coef > 0,
+            with_hidden=self.value_head is not None,
         )
         old = out.logprobs.detach() if on_policy else batch.old_logprobs[sub].to(dev)
         values = returns = None
@@ -262,9 +295,14 @@ class RLModule(pl.LightningModule):
             returns = batch.extras.get("returns")
             returns = returns[sub].to(dev) if returns is not None else None
         inp = LossInputs(
-            logprobs=out.logprobs, mask=mask[sub].to(dev), old_logprobs=old,
+            logprobs=out.logprobs,
+            mask=mask[sub].to(dev),
+            old_logprobs=old,
             ref_logprobs=batch.ref_logprobs[sub].to(dev) if batch.ref_logprobs is not None else None,
-            advantages=advantages[sub].to(dev), entropy=out.entropy, values=values, returns=returns,
+            advantages=advantages[sub].to(dev),
+            entropy=out.entropy,
+            values=values,
+            returns=returns,
             control_pos=batch.control_pos[sub].to(dev) if batch.control_pos is not None else None,
             **norms,
         )
@@ -288,8 +326,7 @@ class RLModule(pl.LightningModule):
         self.nonfinite_total += 1
         if self.nonfinite_in_a_row >= self.max_nonfinite_in_a_row:
             raise NonFiniteError(
-                f"{self.nonfinite_in_a_row} non-finite updates in a row (last: {what}); "
-                f"stopping on the last good state"
+                f"{self.nonfinite_in_a_row} non-finite updates in a row (last: {what}); stopping on the last good state"
             )
         return {f"faults/nonfinite_{what}": 1.0, "faults/nonfinite_total": float(self.nonfinite_total)}
 
@@ -311,8 +348,8 @@ class RLModule(pl.LightningModule):
         resp = torch.full((len(targets), width), self.tokenizer.pad_token_id, dtype=torch.long)
         rmask = torch.zeros((len(targets), width), dtype=torch.long)
         for i, t in enumerate(targets):
-            resp[i, :len(t)] = torch.tensor(t)
-            rmask[i, :len(t)] = 1
+            resp[i, : len(t)] = torch.tensor(t)
+            rmask[i, : len(t)] = 1
         opt, sched = self.optimizers(), self.lr_schedulers()
         norms = {
             "num_seqs": self._global_norm(len(targets)),
@@ -324,7 +361,10 @@ class RLModule(pl.LightningModule):
         dev = self.device
         for micro in _chunks(len(targets), self.cfg.optim.micro_batch_size):
             out = response_logprobs(
-                self.policy, prompt_ids[micro].to(dev), prompt_mask[micro].to(dev), resp[micro].to(dev),
+                self.policy,
+                prompt_ids[micro].to(dev),
+                prompt_mask[micro].to(dev),
+                resp[micro].to(dev),
                 rmask[micro].to(dev),
             )
             loss, m = self.algo.loss(LossInputs(logprobs=out.logprobs, mask=rmask[micro].float().to(dev), **norms))
@@ -374,5 +414,6 @@ class RLModule(pl.LightningModule):
         clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
         prog = {"train/reward_mean", "train/accuracy", "train/loss", "mode/think_ratio"}
         for k, v in clean.items():
-            self.log(k, v, prog_bar=k in prog, on_step=True, on_epoch=False, sync_dist=self.world_size > 1,
-                     batch_size=1)
+            self.log(
+                k, v, prog_bar=k in prog, on_step=True, on_epoch=False, sync_dist=self.world_size > 1, batch_size=1
+            )

@@ -37,5 +37,5 @@ def lr_lambda(total_steps: int, warmup_steps: int, schedule: str):
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg, total_steps: int):
-    warmup = optim_cfg.warmup_steps or int(round(optim_cfg.warmup_ratio * total_steps))
+    warmup = optim_cfg.warmup_steps or round(optim_cfg.warmup_ratio * total_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, warmup, optim_cfg.schedule))

@@ -116,19 +116,31 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume: bool 
         return format_prompt(tokenizer, text, model_cfg)
 
     module = RLModule(
-        cfg, policy, tokenizer, control, algo, reward, verifier=verifier, ref_policy=ref,
-        answer_cue=task.answer_cue, format_prompt=fmt,
+        cfg,
+        policy,
+        tokenizer,
+        control,
+        algo,
+        reward,
+        verifier=verifier,
+        ref_policy=ref,
+        answer_cue=task.answer_cue,
+        format_prompt=fmt,
     )
     settings = _eval_settings(cfg)
 
     def evaluate_fn(mod: RLModule) -> dict[str, Any]:
         return evaluate_sharded(mod, eval_problems, settings, verifier)[0]
 
-    trainer = _build_trainer(cfg, run_dir, [
-        SampleLogger(cfg.logging.samples_every_n_steps, cfg.logging.num_samples, cfg.logging.histograms),
-        PeriodicEval(evaluate_fn, cfg.eval.every_n_steps, cfg.eval.at_start),
-        Checkpointer(run_dir, cfg.logging.checkpoint_every_n_steps, cfg.logging.keep_last_n),
-    ])
+    trainer = _build_trainer(
+        cfg,
+        run_dir,
+        [
+            SampleLogger(cfg.logging.samples_every_n_steps, cfg.logging.num_samples, cfg.logging.histograms),
+            PeriodicEval(evaluate_fn, cfg.eval.every_n_steps, cfg.eval.at_start),
+            Checkpointer(run_dir, cfg.logging.checkpoint_every_n_steps, cfg.logging.keep_last_n),
+        ],
+    )
     t0 = time.time()
     trainer.fit(module, datamodule=datamodule)
     train_time = time.time() - t0
@@ -149,8 +161,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume: bool 
             for k, v in _flatten(summary).items():
                 tb.add_scalar(f"eval/{k}", v, cfg.optim.steps)
             tb.flush()
-        print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table(results)}",
-              flush=True)
+        print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table(results)}", flush=True)
     return run_dir
 
 
@@ -164,8 +175,11 @@ def _eval_subset(problems: list[Any], n: int) -> list[Any]:
 
 def _eval_settings(cfg: DictConfig) -> EvalSettings:
     return EvalSettings(
-        samples=cfg.eval.samples, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
-        max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens, batch_size=cfg.eval.batch_size,
+        samples=cfg.eval.samples,
+        temperature=cfg.eval.temperature,
+        top_p=cfg.eval.top_p,
+        max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
+        batch_size=cfg.eval.batch_size,
         seed=cfg.seed,
     )
 
@@ -177,10 +191,20 @@ def evaluate_sharded(
     trainer = module._trainer if hasattr(module, "_trainer") else None
     rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
     mine = problems[rank::world]
-    records = generate_records(
-        module.policy, module.tokenizer, module.control, mine, [module.prompt_ids(p) for p in mine],
-        verifier, settings, force_mode=force_mode,
-    ) if mine else []
+    records = (
+        generate_records(
+            module.policy,
+            module.tokenizer,
+            module.control,
+            mine,
+            [module.prompt_ids(p) for p in mine],
+            verifier,
+            settings,
+            force_mode=force_mode,
+        )
+        if mine
+        else []
+    )
     if world > 1 and torch.distributed.is_initialized():
         gathered: list[Any] = [None] * world
         torch.distributed.all_gather_object(gathered, records)
@@ -193,13 +217,24 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback])
     from pytorch_lightning.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(
-        save_dir=str(run_dir.parent.parent), name=run_dir.parent.name, version=run_dir.name, default_hp_metric=False,
+        save_dir=str(run_dir.parent.parent),
+        name=run_dir.parent.name,
+        version=run_dir.name,
+        default_hp_metric=False,
     )
     kwargs: dict[str, Any] = {
-        "accelerator": "auto", "devices": 1, "max_epochs": 1, "logger": logger, "callbacks": callbacks,
-        "enable_checkpointing": False, "num_sanity_val_steps": 0, "use_distributed_sampler": False,
-        "enable_model_summary": False, "log_every_n_steps": cfg.logging.every_n_steps,
-        "enable_progress_bar": cfg.logging.progress_bar, "default_root_dir": str(run_dir),
+        "accelerator": "auto",
+        "devices": 1,
+        "max_epochs": 1,
+        "logger": logger,
+        "callbacks": callbacks,
+        "enable_checkpointing": False,
+        "num_sanity_val_steps": 0,
+        "use_distributed_sampler": False,
+        "enable_model_summary": False,
+        "log_every_n_steps": cfg.logging.every_n_steps,
+        "enable_progress_bar": cfg.logging.progress_bar,
+        "default_root_dir": str(run_dir),
     }
     user = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(user, dict)
@@ -280,6 +315,7 @@ class _EvalHost:
     def prompt_ids(self, problem: Any) -> list[int]:
         if problem.uid not in self._cache:
             text = self._fmt(problem.prompt)
-            self._cache[problem.uid] = self.tokenizer(
-                text, add_special_tokens=not self.cfg.model.use_chat_template)["input_ids"]
+            self._cache[problem.uid] = self.tokenizer(text, add_special_tokens=not self.cfg.model.use_chat_template)[
+                "input_ids"
+            ]
         return self._cache[problem.uid]

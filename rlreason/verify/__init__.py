@@ -16,7 +16,12 @@ from rlreason.verify.pool import SymbolicPool
 from rlreason.verify.verifiers import Verifier
 
 __all__ = [
-    "VerifierPool", "extract_answer", "is_correct", "normalize_gold", "parse_number", "verify_batch",
+    "VerifierPool",
+    "extract_answer",
+    "is_correct",
+    "normalize_gold",
+    "parse_number",
+    "verify_batch",
 ]
 
 

@@ -52,7 +52,9 @@ def verify_file(args: Any) -> int:
     tmp.replace(out)
     n, correct = len(rows), sum(verdicts)
     acc = correct / n if n else 0.0
-    print(f"accuracy {100 * acc:.1f}%  ({correct}/{n} correct, {n_answered - correct} wrong, "
-          f"{n - n_answered} without an answer, {timeouts} timed out)")
+    print(
+        f"accuracy {100 * acc:.1f}%  ({correct}/{n} correct, {n_answered - correct} wrong, "
+        f"{n - n_answered} without an answer, {timeouts} timed out)"
+    )
     print(f"per-item results: {out}")
     return 0

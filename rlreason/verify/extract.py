@@ -27,7 +27,7 @@ def answer_region(response: str) -> str:
         return response.rsplit("</think>", 1)[1]
     stripped = response.lstrip()
     if stripped.startswith("<short>"):
-        return stripped[len("<short>"):]
+        return stripped[len("<short>") :]
     if stripped.startswith("<think>"):
         return ""  # thinking never closed: no answer was given
     return response
@@ -40,7 +40,7 @@ def last_boxed(text: str) -> str | None:
         return None
     i = text.find("{", start)
     if i < 0:
-        rest = text[start + len("\\boxed"):].strip()  # "\boxed 5"
+        rest = text[start + len("\\boxed") :].strip()  # "\boxed 5"
         return rest.split()[0].rstrip(".$") if rest and text[start:].startswith("\\boxed ") else None
     depth = 0
     for j in range(i, len(text)):
@@ -50,8 +50,13 @@ def last_boxed(text: str) -> str | None:
         elif c == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1:j].strip()
+                return text[i + 1 : j].strip()
     return None  # unbalanced
+
+
+def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    matches = list(pattern.finditer(text))
+    return matches[-1] if matches else None
 
 
 def extract_answer(response: str) -> str | None:
@@ -64,14 +69,10 @@ def extract_answer(response: str) -> str | None:
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed or None
-    m = None
-    for m in _HASHES.finditer(text):
-        pass
+    m = _last_match(_HASHES, text)
     if m is not None:
         return m.group(1).strip().rstrip(".") or None
-    m = None
-    for m in _ANSWER_IS.finditer(text):
-        pass
+    m = _last_match(_ANSWER_IS, text)
     if m is not None:
         ans = m.group(1).strip().split("\n")[0].strip().rstrip(".").strip("$ ")
         if ans:

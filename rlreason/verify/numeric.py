@@ -13,7 +13,9 @@ import re
 from fractions import Fraction
 
 _MAX_DIGITS = 200
-_DECOR = re.compile(r"\\[,;:! ]|\\text\{[^{}]*\}|\\mathrm\{[^{}]*\}|\\(?:d|t)?frac|[$%]|\\\$|\\%|\\left|\\right|\s|°|\^\{?\\circ\}?")
+_DECOR = re.compile(
+    r"\\[,;:! ]|\\text\{[^{}]*\}|\\mathrm\{[^{}]*\}|\\(?:d|t)?frac|[$%]|\\\$|\\%|\\left|\\right|\s|°|\^\{?\\circ\}?"
+)
 _PLAIN = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?")
 _FRAC = re.compile(r"^\\(?:d|t)?frac\{?([+-]?\d+)\}?\{?(\d+)\}?$|^\\(?:d|t)?frac(\d)(\d)$")
 

@@ -53,8 +53,23 @@ def math_verify_equal(pred: str, gold: str) -> bool:
 # -- prm800k-style grader -------------------------------------------------------------------------
 
 _UNITS = re.compile(r"\\text\{\s*[a-zA-Z ]+\}\s*$|\\mbox\{\s*[a-zA-Z ]+\}\s*$")
-_REMOVE = ["\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "$", "\\$", "\\%", "%", "^\\circ", "^{\\circ}",
-           "\\displaystyle", "\\mathrm", "\\textbf"]
+_REMOVE = [
+    "\\left",
+    "\\right",
+    "\\!",
+    "\\,",
+    "\\;",
+    "\\:",
+    "$",
+    "\\$",
+    "\\%",
+    "%",
+    "^\\circ",
+    "^{\\circ}",
+    "\\displaystyle",
+    "\\mathrm",
+    "\\textbf",
+]
 
 
 def prm800k_normalize(expr: str) -> str:
@@ -92,8 +107,9 @@ def prm800k_equal(pred: str, gold: str) -> bool:
         return True
     if _is_tuple(p) or _is_tuple(g):
         ps, gs = _split_tuple(p), _split_tuple(g)
-        return len(ps) == len(gs) and p[0] == g[0] and p[-1] == g[-1] and all(
-            prm800k_equal(a, b) for a, b in zip(ps, gs))
+        return (
+            len(ps) == len(gs) and p[0] == g[0] and p[-1] == g[-1] and all(prm800k_equal(a, b) for a, b in zip(ps, gs))
+        )
     if re.search(r"\^\s*\{?\s*\d{3,}", p):  # huge powers: prm800k refuses these too
         return False
     import sympy

@@ -58,6 +58,7 @@ class RolloutConfig:
 @dataclass
 class OptimConfig:
     steps: int = 100  # rollout batches for RL, optimisation batches for SFT
+    optimizer: str = "adamw"  # adamw | sgd
     lr: float = 1e-4
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -263,6 +264,7 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
         ("rollout.backend", cfg.rollout.backend in ("hf",), "'hf' (the only backend installed)"),
         ("optim.steps", cfg.optim.steps >= 1, "a positive integer"),
         ("optim.lr", cfg.optim.lr > 0, "> 0"),
+        ("optim.optimizer", cfg.optim.optimizer in ("adamw", "sgd"), "adamw | sgd"),
         ("optim.schedule", cfg.optim.schedule in ("constant", "linear", "cosine"), "constant | linear | cosine"),
         ("optim.warmup_ratio", 0 <= cfg.optim.warmup_ratio < 1, "in [0, 1)"),
         ("optim.minibatches", cfg.optim.minibatches >= 1, "a positive integer"),

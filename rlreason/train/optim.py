@@ -1,4 +1,4 @@
-"""AdamW with a warm-up then constant / linear / cosine schedule (as in transformers' schedulers)."""
+"""AdamW (or SGD) with a warm-up then constant / linear / cosine schedule (as in transformers' schedulers)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], optim_cfg) -> torch.op
         {"params": decay, "weight_decay": optim_cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if optim_cfg.optimizer == "sgd":  # plain SGD: mostly for exactness checks (e.g. DDP vs one process)
+        return torch.optim.SGD(groups, lr=optim_cfg.lr)
     return torch.optim.AdamW(groups, lr=optim_cfg.lr, betas=tuple(optim_cfg.betas), eps=optim_cfg.eps)
 
 

@@ -39,7 +39,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rlreason.train.run import run_from_cli
 
-    return run_from_cli(args.config, args.overrides, resume=args.resume)
+    return run_from_cli(args.config, args.overrides)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -69,7 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train (and evaluate) an experiment")
     p.add_argument("config", help="experiment YAML")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
-    p.add_argument("--resume", action="store_true", help="continue the latest run of this name")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint or model on tasks")

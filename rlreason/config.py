@@ -106,7 +106,6 @@ class InitConfig:
     # a run directory, a Hugging Face model directory or hub name, or an experiment YAML whose run is
     # executed first (and reused when it already exists)
     from_: str | None = None
-    resume: bool = False
 
 
 @dataclass

@@ -44,7 +44,7 @@ def test_absolute_base_and_stage_path(tmp_path):
     [
         ("optim: {lrr: 1}\n", [], r"c\.yaml: optim\.lrr: Key 'lrr' not in"),
         ("optim: {lr: fast}\n", [], r"c\.yaml: optim\.lr: .*"),
-        ("optim: [1, 2\n", [], r"c\.yaml:1: invalid YAML"),
+        ("optim: [1, 2\n", [], r"c\.yaml:2: invalid YAML: expected .,. or .\]."),
         ("base: missing.yaml\n", [], r"c\.yaml: base: file not found: .*missing\.yaml"),
         ("reward: {name: binray}\n", [], r"reward\.name: unknown reward 'binray'; did you mean 'binary'"),
         ("algo: {name: grpo, betta: 0.1}\n", [], r"algo\.betta: unknown parameter of algo 'grpo'"),

@@ -24,7 +24,7 @@ def test_lab_splits_are_disjoint_and_balanced():
     assert not {p.prompt for p in train} & {p.prompt for p in test}
     assert [p.difficulty for p in test[:6]] == ["easy", "medium", "hard"] * 2
     assert {lv: sum(p.difficulty == lv for p in test) for lv in ("easy", "medium", "hard")} == {
-        "easy": 100,
+        "easy": 25,
         "medium": 100,
         "hard": 100,
     }

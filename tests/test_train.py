@@ -54,8 +54,9 @@ def grpo_cfg(tmp: Path, init: Path, *extra: str):
 
 @pytest.fixture(scope="module")
 def sft_run(tmp_path_factory, monkeypatch_module) -> Path:
+    """The policy directory of a tiny SFT run."""
     tmp = tmp_path_factory.mktemp("runs")
-    return run_experiment(sft_cfg(tmp))
+    return run_experiment(sft_cfg(tmp)) / "policy"
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,22 @@ def test_same_seed_same_metrics(sft_run, tmp_path):
     assert results[0] == results[1]
     p0, p1 = (AutoModelForCausalLM.from_pretrained(r / "policy").state_dict() for r in runs)
     assert all(torch.equal(p0[k], p1[k]) for k in p0)
+
+
+def test_eval_cli_on_a_run_directory(sft_run, tmp_path, capsys):
+    from rlreason.cli import main
+
+    run_dir = sft_run.parent
+    out = tmp_path / "results.json"
+    assert main(["eval", str(run_dir), "eval.n=6", "eval.suite=[{name: aime24, limit: 2}]", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["lab-arith"]["n"] == 6 and results["aime24"]["n"] == 2
+    assert "lab-arith" in capsys.readouterr().out
+
+
+def test_missing_model_path_is_a_one_line_error(tmp_path, capsys):
+    from rlreason.cli import main
+
+    assert main(["run", "experiments/lab/grpo.yaml", f"init.from={tmp_path / 'nope'}"]) == 2
+    err = capsys.readouterr().err
+    assert "model.name_or_path" in err and "nope" in err and err.count("\n") == 1

@@ -6,15 +6,16 @@ model:
 ======  =========  ===========================================  ==============================
 level   example    think trace (one step per line = episode)    direct answer in one pass
 ======  =========  ===========================================  ==============================
-easy    ``47+8=``  ``47+8=55``                                  reliable
+easy    ``7+8=``   ``7+8=15``                                   reliable
 medium  ``47+38=`` ``7+8=15`` / ``4+3=7`` / ``7+1=8`` -> ``85``   less reliable (carry)
 hard    ``47*8=``  ``7*8=56`` / ``4*8=32`` / ``32+5=37`` -> ``376`` unreliable (product + carry)
 ======  =========  ===========================================  ==============================
 
-Every written step is a one-digit table fact or a two-digit + one-digit sum (the easy level's
-skill), and the answer is the last step's result followed by the first step's units digit; the
-hard items' direct answer needs a multi-digit product with carries in one forward pass, which a
-tiny transformer does not learn to generalise to held-out operands. A share `redundant_rate` of
+Every written step is a one-digit table fact or a two-digit + one-digit sum, and the answer is the
+last step's result followed by the first step's units digit; the hard items' direct answer needs a
+multi-digit product with carries in one forward pass, which a tiny transformer does not learn to
+generalise to held-out operands. Easy items are one-digit sums: facts the model also writes as steps
+of harder items, so the easy test problems are new problems but not new facts. A share `redundant_rate` of
 think traces repeats one of its steps as a re-check episode: correct but useless, so token
 efficiency is learnable and L2T's penalty has something to remove.
 
@@ -35,7 +36,7 @@ Item = tuple[int, int]
 
 
 def _easy_space() -> list[Item]:
-    return [(a, b) for a in range(10, 100) for b in range(1, 10)]
+    return [(a, b) for a in range(10) for b in range(10)]
 
 
 def _medium_space() -> list[Item]:
@@ -120,7 +121,7 @@ class LabArith(Task):
             rng = random.Random(f"lab-arith:{self.seed}:{level}")
             space = space_fn()
             rng.shuffle(space)
-            n_test = min(self.n_test, len(space) // 5)
+            n_test = min(self.n_test, len(space) // 4)  # easy has only 100 items: 25 held out
             test_items, train_pool = space[:n_test], space[n_test:]
             n_train = max(1, round(self.n_train * self.weights[level]))  # the SFT/RL mix follows the weights
             train_items = [train_pool[rng.randrange(len(train_pool))] for _ in range(n_train)]

@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlreason.config import load_config, to_yaml
-from rlreason.errors import ConfigError, RLReasonError
+from rlreason.errors import ConfigError
 from rlreason.evaluate import EvalSettings, format_table, generate_records, summarize, write_json
 from rlreason.registry import ALGOS, REWARDS, TASKS
 from rlreason.train.callbacks import Checkpointer, PeriodicEval, SampleLogger, save_hf_policy
@@ -89,13 +89,12 @@ def build_verifier(name: str, timeout: float = 5.0) -> Any:
     return verify
 
 
-def run_experiment(cfg: DictConfig, *, version: str | None = None, resume: bool = False) -> Path:
+def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     """Train and evaluate one experiment; returns its run directory."""
     from rlreason.policy.load import format_prompt, load_policy
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     init_path = resolve_init(cfg)
-    run_dir = prepare_run_dir(cfg, version)
     model_cfg = copy.deepcopy(cfg.model)
     if init_path is not None:
         model_cfg.name_or_path = init_path
@@ -105,6 +104,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume: bool 
     policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
     if cfg.model.gradient_checkpointing:
         (getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable)()
+    run_dir = prepare_run_dir(cfg, version)  # only once every component has loaded
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
     verifier = build_verifier(task.verifier)
     train_problems = task.problems("train")
@@ -261,16 +261,8 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def run_from_cli(config: str, overrides: list[str], *, resume: bool = False) -> int:
-    cfg = load_config(config, overrides)
-    try:
-        run_experiment(cfg, resume=resume)
-    except RLReasonError:
-        raise
-    except (ValueError, KeyError) as exc:
-        if isinstance(exc, RLReasonError):
-            raise
-        raise
+def run_from_cli(config: str, overrides: list[str]) -> int:
+    run_experiment(load_config(config, overrides))
     return 0
 
 

@@ -54,9 +54,7 @@ def main() -> None:
                         **estimate(p, layers, kvh, hd, gpus, batch, tokens, ref),
                     }
                 )
-    print(
-        f"{'model':38} {'recipe':20} {'gen batch':>9} {'states':>7} {'weights':>8} {'ref':>5} {'KV':>6} {'GiB':>6}"
-    )
+    print(f"{'model':38} {'recipe':20} {'gen batch':>9} {'states':>7} {'weights':>8} {'ref':>5} {'KV':>6} {'GiB':>6}")
     for r in rows:
         print(
             f"{r['model']:38} {r['config']:20} {r['gen_batch']:>9} {r['model_states_gib']:>7.1f} "

@@ -177,3 +177,31 @@ def test_l2t_ppo_advantages_by_hand_with_guard(lab):
     for i in range(4):
         torch.testing.assert_close(adv[i, :3], torch.full((3,), a_hat[i]), atol=1e-4, rtol=1e-4)
     assert algo.last_advantage_metrics["guard_frac"] == pytest.approx(0.5)
+
+
+def test_gae_by_hand():
+    from rlreason.algos.l2t_ppo import gae
+
+    # one sequence of 3 tokens, reward 1 on the last token, values 0.5, 0.25, 0; gamma 1, lambda 0.5
+    r = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    v = torch.tensor([[0.5, 0.25, 0.0, 0.0]])
+    m = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    # deltas: t2: 1 + 0 - 0 = 1; t1: 0 + 0 - 0.25 = -0.25; t0: 0 + 0.25 - 0.5 = -0.25
+    # A2 = 1; A1 = -0.25 + 0.5 * 1 = 0.25; A0 = -0.25 + 0.5 * 0.25 = -0.125
+    torch.testing.assert_close(gae(r, v, m, 1.0, 0.5), torch.tensor([[-0.125, 0.25, 1.0, 0.0]]))
+
+
+def test_l2t_gae_runs_end_to_end(tmp_path, monkeypatch):
+    from rlreason.config import load_config
+    from rlreason.train.run import run_experiment
+
+    monkeypatch.setenv("RLREASON_CACHE", str(tmp_path / "cache"))
+    tiny = ("model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
+            "intermediate_size: 64}")
+    cfg = load_config("experiments/lab/l2t.yaml", [
+        tiny, "init.from=null", "optim.steps=2", "rollout.prompts_per_step=2", "rollout.group_size=4",
+        "rollout.max_new_tokens=12", "eval.n=3", "eval.every_n_steps=0", "algo.advantage=gae",
+        f"logging.dir={tmp_path}", "logging.progress_bar=false", "task.n_train_per_level=20",
+    ])
+    run_dir = run_experiment(cfg)
+    assert (run_dir / "results.json").is_file()

@@ -30,6 +30,7 @@ class LossInputs:
     entropy: torch.Tensor | None = None  # [n, T] policy entropy (with grad when the algo asks)
     values: torch.Tensor | None = None  # [n, T] value-head output (critic algorithms)
     returns: torch.Tensor | None = None  # [n, T] value targets (critic algorithms)
+    old_values: torch.Tensor | None = None  # [n, T] values at rollout time (value clipping)
     control_pos: torch.Tensor | None = None  # [n] long, -1 where the sample has no control token
     # normalisers (already made DDP/micro-batch consistent by the training loop)
     num_seqs: float = 1.0  # sequences in the minibatch

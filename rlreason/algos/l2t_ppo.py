@@ -18,7 +18,15 @@ unstable when |r~_i| is near zero: below `guard_eps` the token advantage falls b
 token, and `guard_frac` (share of samples where the guard fired) is logged.
 
 A reward without episodes (a sequence reward) is treated as one episode spanning the response.
-Deviation: the critic-based variant (`advantage: gae`, value head + GAE) is not implemented yet.
+
+``advantage: gae`` is PPO proper for those who want a critic: a linear value head on the policy's
+last hidden state predicts V_t; each episode's reward is placed on its last token; with gamma = 1
+by default,
+
+    delta_t = r_t + gamma V_{t+1} - V_t,      A_t = delta_t + gamma lambda A_{t+1},      R_t = A_t + V_t
+
+advantages are whitened over the batch's response tokens, and the loss adds
+vf_coef * 0.5 * max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2) (token mean).
 """
 
 from __future__ import annotations
@@ -68,8 +76,13 @@ class L2TPPO(GRPO):
     def __init__(
         self,
         loss_type: str = "grpo",
+        advantage: str = "grpo",
         trim: float = 0.025,
         guard_eps: float = 1e-3,
+        gamma: float = 1.0,
+        gae_lambda: float = 0.95,
+        vf_coef: float = 0.1,
+        value_clip: float = 0.2,
         eps_low: float = 0.2,
         eps_high: float = 0.2,
         beta: float = 0.0,
@@ -82,15 +95,34 @@ class L2TPPO(GRPO):
         )
         if not 0 <= trim < 0.5 or guard_eps < 0:
             raise ValueError("trim must be in [0, 0.5) and guard_eps >= 0")
-        self.trim, self.guard_eps = trim, guard_eps
+        if advantage not in ("grpo", "gae"):
+            raise ValueError(f"advantage: expected 'grpo' or 'gae', got {advantage!r}")
+        self.trim, self.guard_eps, self.advantage = trim, guard_eps, advantage
+        self.gamma, self.gae_lambda, self.vf_coef, self.value_clip = gamma, gae_lambda, vf_coef, value_clip
+        self.needs_values = advantage == "gae"  # type: ignore[misc]
+
+    def value_head(self, hidden_size: int) -> torch.nn.Module | None:
+        if not self.needs_values:
+            return None
+        head = torch.nn.Linear(hidden_size, 1)
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+        return head
+
+    @staticmethod
+    def episodes_of(
+        batch: RolloutBatch, reward: RewardOutput
+    ) -> tuple[list[torch.Tensor], list[list[tuple[int, int]]]]:
+        if reward.episode_rewards is not None and reward.episode_spans is not None:
+            return reward.episode_rewards, reward.episode_spans
+        ep_rewards = [r.reshape(1) for r in reward.rewards.float()]
+        return ep_rewards, [[(0, int(n))] for n in batch.response_lengths.tolist()]
 
     def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
         mask = batch.response_mask.float()
-        if reward.episode_rewards is not None and reward.episode_spans is not None:
-            ep_rewards, spans = reward.episode_rewards, reward.episode_spans
-        else:
-            ep_rewards = [r.reshape(1) for r in reward.rewards.float()]
-            spans = [[(0, int(n))] for n in batch.response_lengths.tolist()]
+        ep_rewards, spans = self.episodes_of(batch, reward)
+        if self.advantage == "gae":
+            return self.gae_advantages(batch, ep_rewards, spans)
         r_tok = token_rewards(ep_rewards, spans, batch.old_logprobs, mask)
         r_tilde = torch.stack(
             [trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)]
@@ -106,3 +138,47 @@ class L2TPPO(GRPO):
             }
         )
         return a_hat.unsqueeze(-1) * scale * mask
+
+    def gae_advantages(
+        self, batch: RolloutBatch, ep_rewards: list[torch.Tensor], spans: list[list[tuple[int, int]]]
+    ) -> torch.Tensor:
+        """GAE over each response with episode rewards on episode-final tokens; stores the returns."""
+        mask = batch.response_mask.float()
+        values = batch.extras["values"].float() * mask
+        rewards = torch.zeros_like(values)
+        for i, (rs, sp) in enumerate(zip(ep_rewards, spans)):
+            for r, (a, b) in zip(rs.tolist(), sp):
+                if b > a:
+                    rewards[i, b - 1] += r
+        adv = gae(rewards, values, mask, self.gamma, self.gae_lambda)
+        batch.extras["returns"] = adv + values
+        mean = (adv * mask).sum() / mask.sum().clamp(min=1)
+        var = (((adv - mean) * mask) ** 2).sum() / mask.sum().clamp(min=1)
+        self.last_advantage_metrics = {"value_mean": float((values * mask).sum() / mask.sum().clamp(min=1))}
+        return (adv - mean) / (var.sqrt() + 1e-8) * mask
+
+    def loss(self, inp):  # type: ignore[override]
+        loss, metrics = super().loss(inp)
+        if self.advantage == "gae" and inp.values is not None and inp.returns is not None:
+            v, r = inp.values.float(), inp.returns.float()
+            v_old = inp.old_values if inp.old_values is not None else v.detach()
+            v_clipped = v_old + (v - v_old).clamp(-self.value_clip, self.value_clip)
+            vf = 0.5 * torch.maximum((v - r) ** 2, (v_clipped - r) ** 2)
+            vf_loss = (vf * inp.mask).sum() / inp.num_tokens
+            loss = loss + self.vf_coef * vf_loss
+            metrics["value_loss"] = vf_loss.detach()
+        return loss, metrics
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """Generalised advantage estimation over right-padded sequences (V = 0 after the last token)."""
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    next_value = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    for t in reversed(range(rewards.shape[1])):
+        m = mask[:, t]
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = (delta + gamma * lam * last) * m
+        adv[:, t] = last
+        next_value = torch.where(m > 0, values[:, t], next_value)
+    return adv

@@ -172,6 +172,8 @@ class RLModule(pl.LightningModule):
         metrics["perf/rollout_time"] = t_rollout
         if not torch.isfinite(rout.rewards).all():
             return {**metrics, **self._skip_update("reward")}
+        if self.value_head is not None:
+            batch.extras["values"] = self._values(batch)
         advantages = self.algo.advantages(batch, rout)
         metrics.update({f"algo/{k}": float(v) for k, v in getattr(self.algo, "last_advantage_metrics", {}).items()})
         metrics.update(self._update(batch, advantages))
@@ -200,6 +202,22 @@ class RLModule(pl.LightningModule):
             )
             out.append(o.logprobs.cpu())
         return torch.cat(out)
+
+    @torch.no_grad()
+    def _values(self, batch: RolloutBatch) -> torch.Tensor:
+        """[N, T] critic values at rollout time (critic algorithms: GAE and value clipping)."""
+        out = []
+        for sl in _chunks(batch.num_samples, self.cfg.optim.micro_batch_size):
+            o = response_logprobs(
+                self.policy,
+                batch.prompt_ids[sl].to(self.device),
+                batch.prompt_mask[sl].to(self.device),
+                batch.response_ids[sl].to(self.device),
+                batch.response_mask[sl].to(self.device),
+                with_hidden=True,
+            )
+            out.append(self.value_head(o.hidden).squeeze(-1).float().cpu())
+        return torch.cat(out) * batch.response_mask
 
     def _compute_reward(
         self, batch: RolloutBatch, correct: torch.Tensor, answered: torch.Tensor, step: int
@@ -289,11 +307,11 @@ class RLModule(pl.LightningModule):
             with_hidden=self.value_head is not None,
         )
         old = out.logprobs.detach() if on_policy else batch.old_logprobs[sub].to(dev)
-        values = returns = None
+        values = returns = old_values = None
         if self.value_head is not None:
             values = self.value_head(out.hidden).squeeze(-1)
-            returns = batch.extras.get("returns")
-            returns = returns[sub].to(dev) if returns is not None else None
+            returns = batch.extras["returns"][sub].to(dev) if "returns" in batch.extras else None
+            old_values = batch.extras["values"][sub].to(dev)
         inp = LossInputs(
             logprobs=out.logprobs,
             mask=mask[sub].to(dev),
@@ -303,6 +321,7 @@ class RLModule(pl.LightningModule):
             entropy=out.entropy,
             values=values,
             returns=returns,
+            old_values=old_values,
             control_pos=batch.control_pos[sub].to(dev) if batch.control_pos is not None else None,
             **norms,
         )

@@ -10,7 +10,9 @@ TORCH=${RLREASON_TORCH:-torch==2.13.0}
 stamp=.venv/.rlreason-installed
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then exit 0; fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "$TORCH"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  .venv/bin/python -m pip install -q "$TORCH" > .venv/torch-install.log 2>&1 || { cat .venv/torch-install.log; exit 1; }
+fi
 .venv/bin/python -m pip install -q -e ".[dev]" > .venv/install.log 2>&1 || { cat .venv/install.log; exit 1; }
 touch "$stamp"

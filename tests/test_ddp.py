@@ -38,8 +38,10 @@ def sft_policy(tmp_path_factory, env) -> Path:
     old = os.environ.get("RLREASON_CACHE")
     os.environ["RLREASON_CACHE"] = env["RLREASON_CACHE"]
     try:
-        cfg = load_config("experiments/lab/sft.yaml", [*TINY, f"logging.dir={tmp}", "optim.steps=3",
-                                                       "optim.batch_size=4", "eval.per_mode=false"])
+        cfg = load_config(
+            "experiments/lab/sft.yaml",
+            [*TINY, f"logging.dir={tmp}", "optim.steps=3", "optim.batch_size=4", "eval.per_mode=false"],
+        )
         return run_experiment(cfg) / "policy"
     finally:
         if old is None:
@@ -60,13 +62,32 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("algo", ["grpo", "degrpo"])
 def test_two_process_ddp_matches_one_process(tmp_path, sft_policy, env, algo):
     config = "experiments/lab/thinkless.yaml" if algo == "degrpo" else "experiments/lab/grpo.yaml"
-    common = [*TINY, f"init.from={sft_policy}", "optim.steps=1", "optim.optimizer=sgd", "optim.lr=0.5",
-              "rollout.group_size=4", "rollout.max_new_tokens=12", "eval.every_n_steps=0",
-              "trainer.accelerator=cpu", "logging.samples_every_n_steps=0", "algo.beta=0.0"]
+    common = [
+        *TINY,
+        f"init.from={sft_policy}",
+        "optim.steps=1",
+        "optim.optimizer=sgd",
+        "optim.lr=0.5",
+        "rollout.group_size=4",
+        "rollout.max_new_tokens=12",
+        "eval.every_n_steps=0",
+        "trainer.accelerator=cpu",
+        "logging.samples_every_n_steps=0",
+        "algo.beta=0.0",
+    ]
     single = run_cli(config, [*common, f"logging.dir={tmp_path / 'one'}", "rollout.prompts_per_step=4"], env)
     assert single.returncode == 0, single.stderr[-2000:]
-    double = run_cli(config, [*common, f"logging.dir={tmp_path / 'two'}", "rollout.prompts_per_step=2",
-                              "trainer.devices=2", "trainer.strategy=ddp"], env)
+    double = run_cli(
+        config,
+        [
+            *common,
+            f"logging.dir={tmp_path / 'two'}",
+            "rollout.prompts_per_step=2",
+            "trainer.devices=2",
+            "trainer.strategy=ddp",
+        ],
+        env,
+    )
     assert double.returncode == 0, double.stderr[-2000:]
     one_dir = next((tmp_path / "one").glob("*/version_0"))
     two_dir = next((tmp_path / "two").glob("*/version_0"))

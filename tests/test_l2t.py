@@ -196,12 +196,26 @@ def test_l2t_gae_runs_end_to_end(tmp_path, monkeypatch):
     from rlreason.train.run import run_experiment
 
     monkeypatch.setenv("RLREASON_CACHE", str(tmp_path / "cache"))
-    tiny = ("model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
-            "intermediate_size: 64}")
-    cfg = load_config("experiments/lab/l2t.yaml", [
-        tiny, "init.from=null", "optim.steps=2", "rollout.prompts_per_step=2", "rollout.group_size=4",
-        "rollout.max_new_tokens=12", "eval.n=3", "eval.every_n_steps=0", "algo.advantage=gae",
-        f"logging.dir={tmp_path}", "logging.progress_bar=false", "task.n_train_per_level=20",
-    ])
+    tiny = (
+        "model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
+        "intermediate_size: 64}"
+    )
+    cfg = load_config(
+        "experiments/lab/l2t.yaml",
+        [
+            tiny,
+            "init.from=null",
+            "optim.steps=2",
+            "rollout.prompts_per_step=2",
+            "rollout.group_size=4",
+            "rollout.max_new_tokens=12",
+            "eval.n=3",
+            "eval.every_n_steps=0",
+            "algo.advantage=gae",
+            f"logging.dir={tmp_path}",
+            "logging.progress_bar=false",
+            "task.n_train_per_level=20",
+        ],
+    )
     run_dir = run_experiment(cfg)
     assert (run_dir / "results.json").is_file()

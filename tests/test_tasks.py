@@ -75,3 +75,32 @@ def test_benchmark_prompt_templates():
     assert TASKS.build({"name": "aime24", "template": "l2t"}).problems("test")[0].prompt.count("<episode_1>") == 1
     with pytest.raises(RegistryError, match="template: unknown template 'fancy'"):
         TASKS.build({"name": "aime24", "template": "fancy"})
+
+
+def test_paired_sft_builds_both_styles(tmp_path):
+    import json
+
+    path = tmp_path / "pairs.jsonl"
+    rows = [
+        {
+            "prompt": "What is 2+3?",
+            "long": "Let me add. 2+3=5.\n</think>\n\nThe answer is \\boxed{5}.",
+            "short": "\\boxed{5}",
+            "gold": "5",
+        },
+        {"prompt": "What is 6*7?", "long": "6*7 is 42, so \\boxed{42}", "short": "42", "gold": "42"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    problems = TASKS.build({"name": "paired-sft", "path": str(path)}).problems("train")
+    assert (
+        problems[0].targets["think"].startswith("<think>\nLet me add.") and "</think>" in problems[0].targets["think"]
+    )
+    assert problems[0].targets["short"] == "<short>\\boxed{5}"
+    assert problems[1].targets["think"].endswith("</think>\n\n\\boxed{42}")
+    from rlreason.verify import is_correct
+
+    for p in problems:  # both styles verify against the gold answer
+        assert all(is_correct(t, p.gold) for t in p.targets.values())
+    path.write_text('{"prompt": "x", "long": "y", "gold": "1"}\n')
+    with pytest.raises(DataError, match=r"pairs\.jsonl:1: missing or non-string field 'short'"):
+        TASKS.build({"name": "paired-sft", "path": str(path)}).problems("train")

@@ -1,4 +1,5 @@
 """Registered tasks; importing this package registers the built-in ones."""
 
 import rlreason.tasks.benchmarks
-import rlreason.tasks.lab_arith  # noqa: F401
+import rlreason.tasks.lab_arith
+import rlreason.tasks.paired  # noqa: F401

@@ -114,7 +114,7 @@ def cost_part(init: str, steps: int) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in {
-            "binary + grpo": [],
+            "binary + grpo": ["reward={name: binary}", "algo={name: grpo, loss_type: grpo}"],
             "info_gain + l2t_ppo": [],
         }.items():
             cfg = load_config(
@@ -131,9 +131,6 @@ def cost_part(init: str, steps: int) -> dict:
                     *overrides,
                 ],
             )
-            if name.startswith("binary"):
-                cfg.reward = {"name": "binary"}
-                cfg.algo = {"name": "grpo", "loss_type": "grpo"}
             run_dir = run_experiment(cfg)
             acc = EventAccumulator(str(run_dir))
             acc.Reload()

@@ -184,7 +184,16 @@ def _omegaconf_msg(exc: OmegaConfBaseException) -> str:
     return re.sub(r"\s+", " ", msg).strip()
 
 
+COMPONENT_SECTIONS = ("task", "reward", "algo")
+
+
 def _merge(base: DictConfig, update: Any, source: str) -> DictConfig:
+    """Merge `update` onto `base`; a component section whose `name` changes is replaced, not merged
+    (the old component's parameters mean nothing to the new one)."""
+    for key in COMPONENT_SECTIONS:
+        new = update.get(key) if isinstance(update, (dict, DictConfig)) else None
+        if isinstance(new, (dict, DictConfig)) and "name" in new and new["name"] != base[key].get("name"):
+            base[key] = {}
     try:
         return OmegaConf.merge(base, update)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:

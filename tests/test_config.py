@@ -85,3 +85,13 @@ def test_list_shows_components_with_defaults(capsys):
     assert main(["list", "algos"]) == 0
     out = capsys.readouterr().out
     assert "grpo" in out and "loss_type = " in out and "sft" in out
+
+
+def test_changing_a_component_name_replaces_its_section(tmp_path):
+    write(tmp_path / "base.yaml", "algo: {name: degrpo, alpha: 0.01, normalization: official}\n")
+    child = write(tmp_path / "child.yaml", "base: base.yaml\nalgo: {name: grpo, loss_type: dapo}\n")
+    cfg = load_config(child)
+    assert dict(cfg.algo) == {"name": "grpo", "loss_type": "dapo"}  # no stale degrpo parameters
+    same = write(tmp_path / "same.yaml", "base: base.yaml\nalgo: {name: degrpo, alpha: 0.1}\n")
+    assert dict(load_config(same).algo) == {"name": "degrpo", "alpha": 0.1, "normalization": "official"}
+    assert dict(load_config(child, ["algo.name=sft"]).algo) == {"name": "sft"}

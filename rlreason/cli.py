@@ -1,4 +1,4 @@
-"""Command line: `rlreason list | verify | run | eval`.
+"""Command line: `rlreason list | verify | run | eval | ablate | report`.
 
 User mistakes (bad config, unknown component, malformed data) print one line and exit with status 2;
 only bugs show a traceback.
@@ -48,6 +48,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return eval_from_cli(args)
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rlreason.ablate import run_sweep
+
+    run_sweep(Path(args.ablation), workers=args.workers, extra=args.overrides)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rlreason.ablate import write_report
+
+    if not Path(args.sweep_dir).is_dir():
+        from rlreason.errors import ConfigError
+
+        raise ConfigError(f"{args.sweep_dir}: not a sweep directory")
+    write_report(Path(args.sweep_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlreason", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model or run directory to evaluate (default: from config)")
     p.add_argument("--out", default=None, help="results.json path")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("ablate", help="run a grid of experiments and summarise it")
+    p.add_argument("ablation", help="ablation YAML (base experiment + grid)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides for every cell")
+    p.add_argument("--workers", type=int, default=1, help="cells run in parallel processes")
+    p.set_defaults(func=_cmd_ablate)
+
+    p = sub.add_parser("report", help="rebuild a sweep's summary and plots from its run directories")
+    p.add_argument("sweep_dir")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

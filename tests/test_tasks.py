@@ -104,3 +104,9 @@ def test_paired_sft_builds_both_styles(tmp_path):
     path.write_text('{"prompt": "x", "long": "y", "gold": "1"}\n')
     with pytest.raises(DataError, match=r"pairs\.jsonl:1: missing or non-string field 'short'"):
         TASKS.build({"name": "paired-sft", "path": str(path)}).problems("train")
+
+
+def test_lab_pools_are_disjoint_and_share_the_test_set():
+    sft, rl = LabArith(pool="sft"), LabArith(pool="rl")
+    assert not {p.prompt for p in sft.problems("train")} & {p.prompt for p in rl.problems("train")}
+    assert [p.prompt for p in sft.problems("test")] == [p.prompt for p in rl.problems("test")]

@@ -19,6 +19,11 @@ of harder items, so the easy test problems are new problems but not new facts. A
 think traces repeats one of its steps as a re-check episode: correct but useless, so token
 efficiency is learnable and L2T's penalty has something to remove.
 
+`pool` splits the training operands into two disjoint halves, ``sft`` for the warm-up and ``rl``
+for reinforcement learning: RL on problems the warm-up already memorised rewards recall, not
+reasoning (a direct answer is "correct" on every memorised product), and drives any method toward
+``<short>``.
+
 Responses: ``<short>376`` or ``<think>\\n7*8=56\\n4*8=32\\n32+5=37\\n</think>376`` (EOS appended
 by the trainer). Train and test operands are disjoint per level (the test set is drawn first from
 each level's full operand space, the training pool is the rest).
@@ -87,6 +92,7 @@ class LabArith(Task):
         n_test_per_level: int = 100,
         redundant_rate: float = 0.3,
         level_weights: dict[str, float] | None = None,
+        pool: str = "all",
     ) -> None:
         levels = list(levels)
         bad = [lv for lv in levels if lv not in LEVELS]
@@ -98,6 +104,9 @@ class LabArith(Task):
             raise ValueError(f"redundant_rate: expected a value in [0, 1], got {redundant_rate}")
         if n_train_per_level < 1 or n_test_per_level < 1:
             raise ValueError("n_train_per_level and n_test_per_level must be positive")
+        if pool not in ("all", "sft", "rl"):
+            raise ValueError(f"pool: expected 'all', 'sft' or 'rl', got {pool!r}")
+        self.pool = pool
         self.weights = {lv: 1.0 for lv in levels}
         for lv, w in (level_weights or {}).items():
             if lv not in self.weights or w <= 0:
@@ -123,6 +132,8 @@ class LabArith(Task):
             rng.shuffle(space)
             n_test = min(self.n_test, len(space) // 4)  # easy has only 100 items: 25 held out
             test_items, train_pool = space[:n_test], space[n_test:]
+            half = len(train_pool) // 2  # disjoint operand pools: RL must not replay what SFT memorised
+            train_pool = {"all": train_pool, "sft": train_pool[:half], "rl": train_pool[half:]}[self.pool]
             n_train = max(1, round(self.n_train * self.weights[level]))  # the SFT/RL mix follows the weights
             train_items = [train_pool[rng.randrange(len(train_pool))] for _ in range(n_train)]
             per_level[level] = {

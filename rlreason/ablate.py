@@ -1,0 +1,252 @@
+"""`rlreason ablate ABLATION.yaml` and `rlreason report SWEEP_DIR`: grids of ordinary runs.
+
+An ablation file names a base experiment and a grid over any config keys::
+
+    base: grpo.yaml                   # relative to this file
+    name: lab-ablation                # sweep directory: <logging.dir>/<name>
+    grid:
+      reward: [{name: binary}, {name: thinkless}]
+      algo: [{name: grpo}, {name: degrpo}]
+      seed: [0, 1]
+    exclude:                          # cells matching every key of an entry are skipped
+      - {reward.name: info_gain, algo.name: degrpo}
+    overrides: [optim.steps=30]       # applied to every cell
+
+Every cell is validated before any runs (a bad key or component fails the whole sweep in one
+line), then run as an ordinary `rlreason run` in a subprocess (`--workers N` at a time) into
+`<sweep>/runs/<experiment name>/<cell>`. Finished cells (a results.json) are skipped, so a killed sweep
+continues where it stopped; a failed cell is retried once and reported. `summary.md`, `summary.csv`,
+`pareto.png` and `think_ratio.png` are rebuilt from the run directories alone (`rlreason report`).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlreason.config import load_config
+from rlreason.errors import ConfigError
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("name", "x")) + "".join(f",{k}={v}" for k, v in value.items() if k != "name")
+    return str(value)
+
+
+def load_ablation(path: Path) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
+    """The ablation spec and its cells as (cell name, overrides)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    unknown = set(spec) - {"base", "name", "grid", "exclude", "overrides"}
+    if unknown:
+        raise ConfigError(f"{path}: {sorted(unknown)[0]}: unknown key (valid: base, name, grid, exclude, overrides)")
+    for key in ("base", "grid"):
+        if key not in spec:
+            raise ConfigError(f"{path}: {key}: required")
+    grid = spec["grid"]
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError(f"{path}: grid: expected a mapping of config keys to non-empty lists")
+    spec["base"] = str((path.parent / spec["base"]).resolve()) if not Path(spec["base"]).is_absolute() else spec["base"]
+    spec.setdefault("name", path.stem)
+    cells = []
+    keys = list(grid)
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        values = dict(zip(keys, combo))
+        if any(_matches(values, ex) for ex in spec.get("exclude") or []):
+            continue
+        name = "-".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in values.items()).replace("/", "_").replace(" ", "")
+        overrides = [f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in values.items()]
+        cells.append((name, overrides + list(spec.get("overrides") or [])))
+    return spec, cells
+
+
+def _matches(values: dict[str, Any], exclude: dict[str, Any]) -> bool:
+    def get(key: str) -> Any:
+        head, _, rest = key.partition(".")
+        v = values.get(key, values.get(head))
+        return v.get(rest) if rest and isinstance(v, dict) else v
+
+    return all(get(k) == v for k, v in exclude.items())
+
+
+def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> Path:
+    spec, cells = load_ablation(path)
+    base_cfg = load_config(spec["base"], list(extra or []))
+    sweep = Path(base_cfg.logging.dir) / spec["name"]
+    for name, overrides in cells:  # validate everything before the first run
+        try:
+            load_config(spec["base"], [*overrides, *(extra or [])])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: cell {name}: {exc}") from None
+    sweep.mkdir(parents=True, exist_ok=True)
+    (sweep / "ablation.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    def one(i_cell: tuple[int, tuple[str, list[str]]]) -> tuple[str, str]:
+        i, (name, overrides) = i_cell
+        cfg = load_config(spec["base"], [*overrides, *(extra or [])])
+        run_dir = sweep / "runs" / cfg.name / name
+        if (run_dir / "results.json").is_file():
+            print(f"[{i + 1}/{len(cells)}] {name}: done earlier, skipped", flush=True)
+            return name, "skipped"
+        for attempt in (1, 2):
+            t0 = time.time()
+            cmd = [
+                sys.executable,
+                "-m",
+                "rlreason.cli",
+                "run",
+                spec["base"],
+                *overrides,
+                *(extra or []),
+                f"logging.dir={sweep / 'runs'}",
+                f"logging.version={name}",
+                "logging.progress_bar=false",
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 0 and (run_dir / "results.json").is_file():
+                print(f"[{i + 1}/{len(cells)}] {name}: ok in {time.time() - t0:.0f}s", flush=True)
+                return name, "ok"
+            (sweep / "logs").mkdir(exist_ok=True)
+            (sweep / "logs" / f"{name}.attempt{attempt}.log").write_text(proc.stdout + proc.stderr)
+            print(f"[{i + 1}/{len(cells)}] {name}: failed (attempt {attempt}), log in {sweep / 'logs'}", flush=True)
+        return name, "failed"
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        statuses = list(pool.map(one, enumerate(cells)))
+    write_report(sweep)
+    failed = [n for n, s in statuses if s == "failed"]
+    if failed:
+        print(f"{len(failed)} cell(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return sweep
+
+
+def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
+
+
+def write_report(sweep: Path) -> list[dict[str, Any]]:
+    """summary.md / summary.csv / pareto.png / think_ratio.png and TensorBoard HParams, from run dirs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torch.utils.tensorboard import SummaryWriter
+
+    cells: dict[str, list[dict[str, Any]]] = {}
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for results_file in sorted(sweep.glob("runs/*/*/results.json")):
+        run_dir = results_file.parent
+        res = json.loads(results_file.read_text())
+        task = next(k for k, v in res.items() if isinstance(v, dict) and "accuracy" in v)
+        summary = res[task]
+        cell = "-".join(p for p in run_dir.name.split("-") if not p.startswith("seed="))
+        cells.setdefault(cell, []).append({**summary, "train_time_s": res.get("train_time_s", 0.0)})
+        curves.setdefault(cell, []).extend(_scalars(run_dir, "mode/think_ratio"))
+        hp_dir = run_dir / "hparams"
+        if not hp_dir.exists():
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+            hparams = {
+                "reward": cfg["reward"]["name"],
+                "algo": cfg["algo"]["name"],
+                "seed": cfg["seed"],
+                "lr": cfg["optim"]["lr"],
+                "group_size": cfg["rollout"]["group_size"],
+            }
+            with SummaryWriter(str(hp_dir)) as w:
+                w.add_hparams(
+                    hparams,
+                    {"hparam/accuracy": summary["accuracy"], "hparam/tokens": summary["mean_response_tokens"]},
+                    run_name=".",
+                )
+    rows = []
+    for cell, runs in sorted(cells.items()):
+        acc = [r["accuracy"] for r in runs]
+        tok = [r["mean_response_tokens"] for r in runs]
+        think = [r.get("think_ratio") for r in runs if r.get("think_ratio") is not None]
+        rows.append(
+            {
+                "cell": cell,
+                "seeds": len(runs),
+                "accuracy": statistics.fmean(acc),
+                "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                "tokens": statistics.fmean(tok),
+                "think_ratio": statistics.fmean(think) if think else None,
+                "acc_per_1k_tokens": 1000 * statistics.fmean(acc) / max(statistics.fmean(tok), 1e-9),
+                "wall_time_s": statistics.fmean(r["train_time_s"] for r in runs),
+            }
+        )
+    front = {
+        r["cell"]
+        for r in rows
+        if not any(
+            o["accuracy"] >= r["accuracy"]
+            and o["tokens"] <= r["tokens"]
+            and o is not r
+            and (o["accuracy"] > r["accuracy"] or o["tokens"] < r["tokens"])
+            for o in rows
+        )
+    }
+    with (sweep / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*(rows[0] if rows else {"cell": 0}), "pareto"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, "pareto": r["cell"] in front})
+    lines = [
+        "| cell | seeds | accuracy | tokens | think ratio | acc / 1k tok | time (s) | Pareto |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        think = "-" if r["think_ratio"] is None else f"{100 * r['think_ratio']:.1f}%"
+        lines.append(
+            f"| {r['cell']} | {r['seeds']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_std']:.1f} | "
+            f"{r['tokens']:.1f} | {think} | {r['acc_per_1k_tokens']:.1f} | {r['wall_time_s']:.0f} | "
+            f"{'*' if r['cell'] in front else ''} |"
+        )
+    (sweep / "summary.md").write_text("\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        on = r["cell"] in front
+        ax.scatter(r["tokens"], 100 * r["accuracy"], color="tab:red" if on else "tab:gray", zorder=3)
+        ax.annotate(r["cell"], (r["tokens"], 100 * r["accuracy"]), fontsize=6)
+    pareto = sorted((r["tokens"], 100 * r["accuracy"]) for r in rows if r["cell"] in front)
+    if pareto:
+        ax.plot(*zip(*pareto), color="tab:red", label="Pareto front")
+        ax.legend()
+    ax.set_xlabel("mean response tokens")
+    ax.set_ylabel("accuracy (%)")
+    fig.tight_layout()
+    fig.savefig(sweep / "pareto.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for cell, pts in curves.items():
+        if pts:
+            pts = sorted(pts)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], ".", label=cell, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("think ratio")
+    if any(curves.values()):
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(sweep / "think_ratio.png", dpi=120)
+    plt.close(fig)
+    print((sweep / "summary.md").read_text())
+    return rows

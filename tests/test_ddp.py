@@ -62,6 +62,9 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("algo", ["grpo", "degrpo"])
 def test_two_process_ddp_matches_one_process(tmp_path, sft_policy, env, algo):
     config = "experiments/lab/thinkless.yaml" if algo == "degrpo" else "experiments/lab/grpo.yaml"
+    first = "thinkless" if algo == "degrpo" else "binary"
+    # a length term makes rewards differ within groups even when an untrained model gets all answers wrong
+    reward = f"reward={{name: sum, terms: [{{name: {first}}}, {{name: kimi}}]}}"
     common = [
         *TINY,
         f"init.from={sft_policy}",
@@ -74,6 +77,7 @@ def test_two_process_ddp_matches_one_process(tmp_path, sft_policy, env, algo):
         "trainer.accelerator=cpu",
         "logging.samples_every_n_steps=0",
         "algo.beta=0.0",
+        reward,
     ]
     single = run_cli(config, [*common, f"logging.dir={tmp_path / 'one'}", "rollout.prompts_per_step=4"], env)
     assert single.returncode == 0, single.stderr[-2000:]

@@ -73,6 +73,25 @@ class PeriodicEval(pl.Callback):
                 tb.add_scalar(f"eval/{k}", v, step)
 
 
+class FinalEval(pl.Callback):
+    """Evaluates once at the end of training, while the logger and process group are still open
+    (so the final `eval/*` scalars land in the run's one event file)."""
+
+    def __init__(self, evaluate_fn: Any, step: int) -> None:
+        self.evaluate_fn, self.step = evaluate_fn, step
+        self.results: dict[str, Any] = {}
+        self.records: list[dict[str, Any]] = []
+
+    def on_train_end(self, trainer: pl.Trainer, module: Any) -> None:
+        self.results, self.records = self.evaluate_fn(module)
+        tb = _tb(trainer)
+        if trainer.is_global_zero and tb is not None:
+            first = next(iter(self.results.values()))
+            for k, v in _flatten(first).items():
+                tb.add_scalar(f"eval/{k}", v, self.step)
+            tb.flush()
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for k, v in d.items():

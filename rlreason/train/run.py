@@ -26,7 +26,7 @@ from rlreason.config import load_config, to_yaml
 from rlreason.errors import ConfigError
 from rlreason.evaluate import EvalSettings, format_table, generate_records, summarize, write_json
 from rlreason.registry import ALGOS, REWARDS, TASKS
-from rlreason.train.callbacks import Checkpointer, PeriodicEval, SampleLogger, save_hf_policy
+from rlreason.train.callbacks import Checkpointer, FinalEval, PeriodicEval, SampleLogger, save_hf_policy
 from rlreason.train.data import ProblemDataModule
 from rlreason.train.module import RLModule
 
@@ -132,10 +132,20 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     def evaluate_fn(mod: RLModule) -> dict[str, Any]:
         return evaluate_sharded(mod, eval_problems, settings, verifier)[0]
 
+    def final_evaluation(mod: RLModule) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        summary, records = evaluate_sharded(mod, eval_problems, settings, verifier)
+        results: dict[str, Any] = {task_name(cfg): summary}
+        if cfg.eval.per_mode and getattr(control, "short_id", None) is not None:
+            for mode in ("short", "think"):
+                results[f"{task_name(cfg)}[{mode}]"] = evaluate_sharded(mod, eval_problems, settings, verifier, mode)[0]
+        return results, records
+
+    final_eval = FinalEval(final_evaluation, cfg.optim.steps)
     trainer = _build_trainer(
         cfg,
         run_dir,
         [
+            final_eval,
             SampleLogger(cfg.logging.samples_every_n_steps, cfg.logging.num_samples, cfg.logging.histograms),
             PeriodicEval(evaluate_fn, cfg.eval.every_n_steps, cfg.eval.at_start),
             Checkpointer(run_dir, cfg.logging.checkpoint_every_n_steps, cfg.logging.keep_last_n),
@@ -144,23 +154,12 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     t0 = time.time()
     trainer.fit(module, datamodule=datamodule)
     train_time = time.time() - t0
-    summary, records = evaluate_sharded(module, eval_problems, settings, verifier)
-    results: dict[str, Any] = {task_name(cfg): summary}
-    if cfg.eval.per_mode and getattr(control, "short_id", None) is not None:
-        for mode in ("short", "think"):
-            results[f"{task_name(cfg)}[{mode}]"] = evaluate_sharded(module, eval_problems, settings, verifier, mode)[0]
+    results, records = final_eval.results, final_eval.records
     if trainer.is_global_zero:
         save_hf_policy(module, run_dir / "policy")
         results.update({"train_time_s": train_time, "steps": cfg.optim.steps})
         write_json(run_dir / "results.json", results)
         _write_jsonl(run_dir / "eval_samples.jsonl", records)
-        tb = getattr(trainer.logger, "experiment", None)
-        if tb is not None:
-            from rlreason.train.callbacks import _flatten
-
-            for k, v in _flatten(summary).items():
-                tb.add_scalar(f"eval/{k}", v, cfg.optim.steps)
-            tb.flush()
         print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table(results)}", flush=True)
     return run_dir
 

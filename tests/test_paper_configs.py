@@ -103,3 +103,19 @@ def test_l2t_paper_config_one_step(tmp_path, tiny_r1_like, monkeypatch):
     run_dir = run_experiment(cfg)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["gsm8k"]["n"] == 2
+
+
+@pytest.mark.parametrize("suite", ["thinkless", "l2t"])
+def test_eval_suites_run_on_a_tiny_model(tmp_path, tiny_r1_like, suite, monkeypatch):
+    """The suites run end to end on a tiny model (scores near zero are expected)."""
+    from rlreason.cli import main
+
+    monkeypatch.setenv("RLREASON_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "results.json"
+    args = ["eval", f"benchmarks/suites/{suite}.yaml", "--model", str(tiny_r1_like), "--out", str(out),
+            "eval.n=2", "eval.max_new_tokens=8", "model.dtype=float32",
+            "model.chat_template='{% for m in messages %}{{ m.content }}{% endfor %}<｜Assistant｜>'"]
+    assert main(args) == 0
+    results = json.loads(out.read_text())
+    assert {"aime24", "math500", "minerva_algebra", "gsm8k"} <= set(results)
+    assert all(results[b]["n"] == 2 and 0 <= results[b]["accuracy"] <= 1 for b in ("aime24", "gsm8k"))

@@ -104,28 +104,33 @@ class HFRolloutBackend:
             out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
             cache, logits = out.past_key_values, out.logits[:, -1, :]
             next_pos = position[:, -1:] + 1
+            rows = torch.arange(n, device=device)  # rows still generating; finished ones leave the batch
             steps = 0
             for t in range(t_max):
                 steps = t + 1
                 logits = logits.float()
                 if params.temperature > 0:
                     scaled = logits / params.temperature
-                    tok = sample_tokens(scaled, u[:, t], params.top_k, params.top_p)  # type: ignore[index]
+                    tok = sample_tokens(scaled, u[rows.cpu(), t], params.top_k, params.top_p)  # type: ignore[index]
                 else:
                     scaled = logits
                     tok = scaled.argmax(-1)
                 lp = torch.log_softmax(scaled, -1).gather(-1, tok[:, None]).squeeze(-1)
-                live = ~done
-                out_ids[:, t] = torch.where(live, tok, torch.full_like(tok, self.pad_id))
-                out_lp[:, t] = torch.where(live, lp, torch.zeros_like(lp))
-                out_mask[:, t] = live.long()
-                if params.stop_on_eos:
-                    done = done | (live & torch.isin(tok, eos))
+                out_ids[rows, t] = tok
+                out_lp[rows, t] = lp
+                out_mask[rows, t] = 1
+                finished = torch.isin(tok, eos) if params.stop_on_eos else torch.zeros_like(tok, dtype=torch.bool)
+                done[rows[finished]] = True
                 if bool(done.all()) or t == t_max - 1:
                     break
-                mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+                keep = ~finished
+                if not bool(keep.all()):  # compact: drop finished rows from the batch and the KV cache
+                    idx = torch.nonzero(keep).squeeze(-1)
+                    cache.batch_select_indices(idx)
+                    rows, tok, mask, next_pos = rows[idx], tok[idx], mask[idx], next_pos[idx]
+                mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=device)], dim=1)
                 out = model(
-                    input_ids=out_ids[:, t : t + 1],
+                    input_ids=tok[:, None],
                     attention_mask=mask,
                     position_ids=next_pos,
                     past_key_values=cache,

@@ -18,8 +18,14 @@ from rlreason.cli import main
 TINY = [
     "model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
     "intermediate_size: 64}",
-    "init.from=null", "optim.steps=2", "rollout.prompts_per_step=2", "rollout.group_size=4",
-    "rollout.max_new_tokens=10", "eval.n=3", "eval.every_n_steps=0", "task.n_train_per_level=20",
+    "init.from=null",
+    "optim.steps=2",
+    "rollout.prompts_per_step=2",
+    "rollout.group_size=4",
+    "rollout.max_new_tokens=10",
+    "eval.n=3",
+    "eval.every_n_steps=0",
+    "task.n_train_per_level=20",
     "logging.samples_every_n_steps=0",
 ]
 
@@ -42,8 +48,9 @@ def test_sweep_runs_reports_and_resumes_after_kill(tmp_path):
     env = {**os.environ, "RLREASON_CACHE": str(tmp_path / "cache"), "PYTHONWARNINGS": "ignore"}
     path = write_ablation(tmp_path, GRID)
     sweep = tmp_path / "out" / "tiny-sweep"
-    proc = subprocess.Popen(sweep_cmd(path, tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        sweep_cmd(path, tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list(sweep.glob("runs/*/*/results.json"))) < 1:
         time.sleep(0.5)

@@ -112,9 +112,18 @@ def test_eval_suites_run_on_a_tiny_model(tmp_path, tiny_r1_like, suite, monkeypa
 
     monkeypatch.setenv("RLREASON_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "results.json"
-    args = ["eval", f"benchmarks/suites/{suite}.yaml", "eval.n=2", "eval.max_new_tokens=8", "model.dtype=float32",
-            "model.chat_template='{% for m in messages %}{{ m.content }}{% endfor %}<｜Assistant｜>'",
-            "--model", str(tiny_r1_like), "--out", str(out)]
+    args = [
+        "eval",
+        f"benchmarks/suites/{suite}.yaml",
+        "eval.n=2",
+        "eval.max_new_tokens=8",
+        "model.dtype=float32",
+        "model.chat_template='{% for m in messages %}{{ m.content }}{% endfor %}<｜Assistant｜>'",
+        "--model",
+        str(tiny_r1_like),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     results = json.loads(out.read_text())
     assert {"aime24", "math500", "minerva_algebra", "gsm8k"} <= set(results)

@@ -15,21 +15,25 @@ from rlreason.train.run import resolve_init, run_experiment
 RESULTS = Path(__file__).parent / "results"
 
 
-def run_variant(config: str, seed: int, out_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """Run (or reuse) one experiment; returns its results.json and its training curves."""
-    cfg = load_config(config, [f"seed={seed}", f"logging.dir={out_dir}", "logging.progress_bar=false", *overrides])
-    run_dir = out_dir / cfg.name / f"seed{seed}"
+def run_variant(config: str, seed: int, tag: str, overrides: list[str]) -> dict[str, Any]:
+    """Run (or reuse) one experiment as `runs/<name>/<tag>-seed<seed>`; returns results and curves.
+
+    Runs live in the default `runs/` so that every variant reuses the one SFT warm-up stage.
+    """
+    cfg = load_config(config, [f"seed={seed}", "logging.progress_bar=false", *overrides])
+    version = f"{tag}-seed{seed}"
+    run_dir = Path(cfg.logging.dir) / cfg.name / version
     if not (run_dir / "results.json").is_file():
-        run_experiment(cfg, version=f"seed{seed}")
+        run_experiment(cfg, version=version)
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
     curves = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
     return {"results": json.loads((run_dir / "results.json").read_text()), "curves": curves, "run_dir": str(run_dir)}
 
 
-def init_results(config: str, out_dir: Path) -> dict[str, Any]:
+def init_results(config: str) -> dict[str, Any]:
     """results.json of the SFT initialisation that `config`'s init.from points at."""
-    cfg = load_config(config, [f"logging.dir={out_dir}"])
+    cfg = load_config(config)
     policy = Path(resolve_init(cfg))
     return json.loads((policy.parent / "results.json").read_text())
 

@@ -37,12 +37,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--out", default="runs/repro_l2t")
     args = ap.parse_args()
-    out = Path(args.out)
     overrides = [f"optim.steps={args.steps}", "eval.every_n_steps=0"]
-    runs = {v: [run_variant(c, s, out, overrides) for s in args.seeds] for v, c in VARIANTS.items()}
-    sft = init_results(VARIANTS["GRPO (binary)"], out)["lab-arith"]
+    runs = {v: [run_variant(c, s, "repro-l2t", overrides) for s in args.seeds] for v, c in VARIANTS.items()}
+    sft = init_results(VARIANTS["GRPO (binary)"])["lab-arith"]
     table = {}
     print(f"{'policy':22} {'accuracy':>14} {'tokens':>14} {'redundant':>14}")
     print("-" * 68)

@@ -11,7 +11,6 @@ think ratio over training steps (the U-shaped curve) to benchmarks/results/repro
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import matplotlib
 
@@ -26,14 +25,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--out", default="runs/repro_thinkless")
     args = ap.parse_args()
-    out = Path(args.out)
     overrides = [f"optim.steps={args.steps}", "eval.every_n_steps=0"]
-    runs = {v: [run_variant(c, s, out, overrides) for s in args.seeds] for v, c in VARIANTS.items()}
-    sft = init_results(VARIANTS["DeGRPO"], out)["lab-arith"]
+    runs = {v: [run_variant(c, s, "repro-thinkless", overrides) for s in args.seeds] for v, c in VARIANTS.items()}
+    sft = init_results(VARIANTS["DeGRPO"])["lab-arith"]
     # the best think-only policy: the SFT model forced to think (its RL-free upper reference)
-    think_only = init_results(VARIANTS["DeGRPO"], out).get("lab-arith[think]", {}).get("accuracy")
+    think_only = init_results(VARIANTS["DeGRPO"]).get("lab-arith[think]", {}).get("accuracy")
 
     rows = [("SFT init", [sft])] + [(v, [r["results"]["lab-arith"] for r in rs]) for v, rs in runs.items()]
     levels = list(sft.get("per_difficulty", {}))

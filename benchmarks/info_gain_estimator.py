@@ -85,14 +85,16 @@ def accuracy_part(init: str, n_prompts: int) -> dict:
     params = dict(model.named_parameters())
     ids = torch.cat([batch.prompt_ids, batch.response_ids], 1)
     mask = torch.cat([batch.prompt_mask, batch.response_mask], 1)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    t_len = batch.response_ids.shape[1]
     explicit = []
     t0 = time.perf_counter()
     for i, a, b in spans:
-        logits = model(input_ids=ids[i : i + 1], attention_mask=mask[i : i + 1], position_ids=pos[i : i + 1]).logits
-        lp = torch.log_softmax(logits[0, -t_len - 1 : -1].double(), -1).gather(-1, batch.response_ids[i, :, None])
-        grads = torch.autograd.grad(lp.squeeze(-1)[a:b].sum(), [params[n] for n in names])
+        valid = mask[i].bool()  # one unpadded sequence: no fully masked attention rows
+        seq = ids[i][valid].unsqueeze(0)
+        n_resp = int(batch.response_mask[i].sum())
+        logits = model(input_ids=seq).logits[0]
+        resp_tokens = batch.response_ids[i, :n_resp]
+        lp = torch.log_softmax(logits[-n_resp - 1 : -1].double(), -1).gather(-1, resp_tokens[:, None]).squeeze(-1)
+        grads = torch.autograd.grad(lp[a:b].sum(), [params[n] for n in names])
         explicit.append(sum((g * tangent[n]).sum() for g, n in zip(grads, names)) ** 2)
     t_explicit = time.perf_counter() - t0
     explicit_t = torch.stack(explicit).detach()

@@ -117,41 +117,41 @@ def forced_answer_scores(
 def directional_logprobs(
     model: torch.nn.Module, batch: RolloutBatch, tangent: dict[str, torch.Tensor], batch_size: int
 ) -> torch.Tensor:
-    """[N, T]: d log pi(o_t) / d theta . tangent for every response token, by one JVP per chunk."""
+    """[N, T]: d log pi(o_t) / d theta . tangent for every response token, by one JVP per chunk.
+
+    Sequences are packed to the left and padded on the right: with left padding, a pad query row has
+    no key to attend to, its softmax is NaN, and forward-mode AD carries that NaN into every row that
+    (with weight 0) reads it. Right padding leaves every query at least itself.
+    """
     device = next(model.parameters()).device
     names = list(tangent)
     primals = {n: p.detach() for n, p in model.named_parameters() if n in tangent}
+    n_resp_max = batch.response_ids.shape[1]
     out = []
     with jvp_ready(model):
         for i in range(0, batch.num_samples, batch_size):
-            sl = slice(i, i + batch_size)
-            ids = torch.cat([batch.prompt_ids[sl], batch.response_ids[sl]], 1).to(device)
-            mask = torch.cat([batch.prompt_mask[sl], batch.response_mask[sl]], 1).to(device)
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            t = batch.response_ids.shape[1]
-            resp = batch.response_ids[sl].to(device)
+            rows = range(i, min(i + batch_size, batch.num_samples))
+            seqs, starts = [], []
+            for r in rows:
+                prompt = batch.prompt_ids[r][batch.prompt_mask[r].bool()].tolist()
+                seqs.append(prompt + batch.response_ids[r][batch.response_mask[r].bool()].tolist())
+                starts.append(len(prompt))
+            ids, mask = _pad_right(seqs, 0)
+            ids, mask = ids.to(device), mask.to(device)
+            # logits at position p predict token p + 1: response token t sits at start + t
+            index = torch.tensor(starts, device=device)[:, None] - 1 + torch.arange(n_resp_max, device=device)
+            index = index.clamp(max=ids.shape[1] - 2)
+            targets = ids.gather(1, index + 1)  # [n, T] the response tokens (junk past each response's end)
 
-            def logprobs(params: dict[str, torch.Tensor], ids=ids, mask=mask, pos=pos, t=t, resp=resp) -> torch.Tensor:
-                logits = (
-                    functional_call(
-                        model,
-                        params,
-                        (),
-                        {
-                            "input_ids": ids,
-                            "attention_mask": mask,
-                            "position_ids": pos,
-                            "logits_to_keep": t + 1,
-                        },
-                        strict=False,
-                    )
-                    .logits[:, :-1]
-                    .float()
-                )
-                return torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1)
+            def logprobs(params: dict[str, torch.Tensor], ids=ids, mask=mask, index=index, targets=targets):
+                logits = functional_call(model, params, (), {"input_ids": ids, "attention_mask": mask}, strict=False)
+                logp = torch.log_softmax(logits.logits.float(), -1)
+                at_response = logp.gather(1, index.unsqueeze(-1).expand(-1, -1, logp.shape[-1]))  # [n, T, V]
+                return at_response.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
             _, d = jvp(logprobs, ({n: primals[n] for n in names},), ({n: tangent[n].to(device) for n in names},))
-            out.append((d * batch.response_mask[sl].to(device)).detach().cpu())
+            valid = batch.response_mask[i : i + len(seqs)].to(device).bool()
+            out.append(torch.where(valid, d, torch.zeros_like(d)).detach().cpu())
     return torch.cat(out)
 
 

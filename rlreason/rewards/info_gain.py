@@ -145,7 +145,8 @@ def directional_logprobs(
 
             def logprobs(params: dict[str, torch.Tensor], ids=ids, mask=mask, index=index, targets=targets):
                 logits = functional_call(model, params, (), {"input_ids": ids, "attention_mask": mask}, strict=False)
-                logp = torch.log_softmax(logits.logits.float(), -1)
+                raw = logits.logits
+                logp = torch.log_softmax(raw.to(torch.promote_types(raw.dtype, torch.float32)), -1)
                 at_response = logp.gather(1, index.unsqueeze(-1).expand(-1, -1, logp.shape[-1]))  # [n, T, V]
                 return at_response.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 

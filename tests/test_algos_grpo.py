@@ -144,3 +144,58 @@ def test_bad_parameters_are_rejected():
         GRPO(loss_type="ppo")
     with pytest.raises(ValueError, match="normalization"):
         DeGRPO(normalization="both")
+
+
+def test_bnpo_is_the_mean_of_micro_batch_token_means_as_in_trl():
+    # on-policy: l = -A. Rows 0,1 (3 and 2 tokens, A = 1, -1) and rows 2,3 (1 and 2 tokens, A = 2, 0)
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 0]])
+    adv = torch.tensor([[1.0], [-1.0], [2.0], [0.0]]).expand(4, 3)
+    algo = GRPO(loss_type="bnpo")
+
+    def loss_of(rows):
+        lp = torch.zeros(len(rows), 3)
+        inp = LossInputs(logprobs=lp, mask=mask[rows], old_logprobs=lp, advantages=adv[rows], num_seqs=4.0)
+        return float(algo.loss(inp)[0])
+
+    # micro 1: (-3 + 2) / 5 = -.2; micro 2: (-2 + 0) / 3 = -2/3; two equal micro-batches -> their mean
+    assert loss_of([0, 1]) + loss_of([2, 3]) == pytest.approx((-0.2 - 2 / 3) / 2)
+    assert loss_of([0, 1, 2, 3]) == pytest.approx(-3 / 8)  # one micro-batch: a different number
+
+
+def test_clip_higher_and_entropy_bonus_by_hand():
+    # one token, A = 1, ratio 1.25: eps_high .2 clips to 1.2, DAPO's .28 does not
+    lp, old = torch.tensor([[math.log(1.25)]]), torch.zeros(1, 1)
+    ent = torch.tensor([[0.7]])
+    kw = {"mask": torch.ones(1, 1), "old_logprobs": old, "advantages": torch.ones(1, 1), "entropy": ent}
+    clipped, m = GRPO().loss(LossInputs(logprobs=lp, **kw))
+    assert float(clipped) == pytest.approx(-1.2) and float(m["clip_frac"]) == 1.0
+    assert float(m["entropy"]) == pytest.approx(0.7)
+    free, _ = GRPO(eps_high=0.28, entropy_coef=0.1).loss(LossInputs(logprobs=lp, **kw))
+    assert float(free) == pytest.approx(-1.25 - 0.1 * 0.7)
+
+
+def test_token_advantages_and_zero_std_metric(batch_factory):
+    from rlreason.batch import RewardOutput
+
+    batch = batch_factory([2, 3, 1, 3], [0, 0, 1, 1])
+    algo = GRPO(scale_rewards="none")
+    adv = algo.advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.0, 1.0, 1.0])))
+    expected = torch.tensor([[0.5, 0.5, 0], [-0.5, -0.5, -0.5], [0, 0, 0], [0, 0, 0]])
+    torch.testing.assert_close(adv, expected)  # A_i on the response tokens, zero on padding
+    assert algo.last_advantage_metrics["zero_std_frac"] == pytest.approx(0.5)  # group 1: rewards 1, 1
+
+
+@pytest.mark.parametrize(
+    "kw, key",
+    [
+        ({"scale_rewards": "rank"}, "scale_rewards"),
+        ({"eps_low": -0.1}, "eps_low"),
+        ({"eps_low": 1.0}, "eps_low"),
+        ({"beta": -1.0}, "beta"),
+        ({"num_iterations": 0}, "num_iterations"),
+        ({"num_iterations": 1.5}, "num_iterations"),
+    ],
+)
+def test_grpo_parameter_errors_name_the_key(kw, key):
+    with pytest.raises(ValueError, match=key):
+        GRPO(**kw)

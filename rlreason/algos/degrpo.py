@@ -5,33 +5,50 @@ single control token with hundreds of response tokens, so a long <think> answer 
 choice a tiny gradient and a short one a large one: training collapses to one mode. DeGRPO
 weights the two parts separately (paper eq. 4):
 
-    J = E[ (1/G) sum_i ( alpha * l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t} ) ] - beta * KL
+    J = E[ (1/G) sum_i ( alpha * l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t} ) ] - beta * D_KL
 
 with l_{i,t} the clipped surrogate of token t (t = 0 is the control token; T_i counts the
-response tokens after it), alpha = 1e-3 by default, advantages group mean-centred (no std division by
-default, `scale_rewards`), clip 0.2, KL coefficient 1e-3 with the low-variance k3 estimator.
+response tokens after it), alpha = 1e-3, advantages group mean-centred with no std division
+(`scale_rewards: none`, the official `std_normalizer=False`), clip 0.2, beta = 1e-3 with the
+low-variance k3 estimator. The KL (and the optional entropy bonus) is *not* decoupled: it is a
+separate term over all response tokens, control token included, as in the paper and the code.
 
-`normalization`:
-- ``paper``: exactly the equation above: per-sample token mean of the response term plus
-  alpha times the control term, averaged over samples.
-- ``official``: as DESIGN.md describes the released code: control term averaged over the sequences
-  that have a control token, response term a token mean over all response tokens of the batch
-  (DAPO-style), i.e. alpha * sum_i l_{i,0} / N_ctrl + sum_{i,t>=1} l_{i,t} / sum_i T_i.
-  (Not re-verified against the repository in this session.)
+`normalization` (aggregation over the optimiser step's minibatch of N sequences):
 
-The control token is located by id (`control_pos`, found by the rollout), never assumed at index 0:
-a sample whose first response token is not a control token has `control_pos = -1`; it contributes
-no control term, its reward is the format-failure reward (-1 in `thinkless`), and its response
-tokens are trained down with that advantage like any other.
+- ``paper``: the equation above, per sample then averaged:
+  (1/N) sum_i [alpha l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t}] + beta (1/N) sum_i mean_t KL_{i,t}.
+- ``official``: the released code (VainF/Thinkless, verl/trainer/ppo/core_algos.py,
+  `compute_policy_loss`, read for this file) computes per micro-batch
+  ``alpha * masked_mean(l, column 0) + masked_mean(l, columns >= 1)`` (token means; the first is
+  a mean over sequences, one token each) and adds ``kl_loss_coef * masked_mean(low_var_kl, all
+  response tokens)``; the loss is divided by the number of accumulation steps. We compute the
+  micro-batch-invariant form of the same quantity:
+  alpha sum_i l_{i,0} / N_ctrl + sum_{i,t>=1} l_{i,t} / (num_tokens - N_ctrl) + beta sum KL / num_tokens,
+  which equals the official loss exactly when a minibatch is one micro-batch and every sample
+  has its control token at position 0. (The official code also computes an `avg_len` next to
+  these means but never uses it: there is no length-relative weight on the control term.)
+
+Deviations from the official code, all deliberate:
+- The control token is located by id (`control_pos`, found by the rollout), never assumed at
+  column 0: a chat template that puts a newline first would move the official loss onto the
+  wrong token. A sample without a valid control token (`control_pos = -1`) has no control term
+  and is not counted in N_ctrl; its reward is the format-failure reward (-1 in `thinkless`), and
+  all its response tokens are trained with that advantage like any other (the official code
+  would apply alpha to whatever token sits at column 0).
+- verl clamps low_var_kl to [-10, 10]; we do not (k3 >= 0 and is only large when the policy has
+  drifted far, where clamping hides the signal). With `scale_rewards: group` our epsilon is
+  TRL's 1e-4; verl's is 1e-6 (irrelevant at the default `none`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from rlreason.algos.base import LossInputs
-from rlreason.algos.grpo import GRPO, ppo_metrics
+from rlreason.algos.base import LossInputs, clipped_surrogate, k3_kl
+from rlreason.algos.grpo import GRPO, aggregate, ppo_metrics
 from rlreason.registry import ALGOS
+
+NORMALIZATIONS = ("paper", "official")
 
 
 @ALGOS.register("degrpo")
@@ -53,13 +70,14 @@ class DeGRPO(GRPO):
         super().__init__(
             "grpo", scale_rewards, eps_low, eps_high, beta, num_iterations, mask_truncated_completions, entropy_coef
         )
-        if normalization not in ("paper", "official"):
+        if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization: expected 'paper' or 'official', got {normalization!r}")
         if alpha < 0:
             raise ValueError(f"alpha: expected >= 0, got {alpha}")
         self.alpha, self.normalization = alpha, normalization
 
-    def split_masks(self, inp: LossInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def split_masks(inp: LossInputs) -> tuple[torch.Tensor, torch.Tensor]:
         """(control mask, response mask): the control token's position vs every other response token."""
         control = torch.zeros_like(inp.mask)
         if inp.control_pos is not None:
@@ -69,18 +87,27 @@ class DeGRPO(GRPO):
         return control, inp.mask - control
 
     def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        per_token, clipped, kl = self.per_token_loss(inp)
+        assert inp.old_logprobs is not None and inp.advantages is not None
+        surrogate, clipped = clipped_surrogate(
+            inp.logprobs, inp.old_logprobs, inp.advantages, self.eps_low, self.eps_high
+        )
         control, response = self.split_masks(inp)
-        control_term = (per_token * control).sum(-1)  # [n]: l_{i,0} (0 without a control token)
-        response_sum = (per_token * response).sum(-1)
+        control_term = (surrogate * control).sum(-1)  # [n]: l_{i,0} (0 without a control token)
+        response_sum = (surrogate * response).sum(-1)
         if self.normalization == "paper":
             per_sample = self.alpha * control_term + response_sum / response.sum(-1).clamp(min=1)
             loss = per_sample.sum() / inp.num_seqs
+            regulariser = "grpo"  # per-sample token mean, averaged over samples
         else:
             response_tokens = max(inp.num_tokens - inp.num_control, 1.0)
             loss = self.alpha * control_term.sum() / max(inp.num_control, 1.0) + response_sum.sum() / response_tokens
+            regulariser = "dapo"  # token mean over the minibatch (verl's masked_mean)
+        kl = None
+        if self.beta > 0 and inp.ref_logprobs is not None:
+            kl = k3_kl(inp.logprobs, inp.ref_logprobs)
+            loss = loss + self.beta * aggregate(kl, inp, regulariser)
         if self.entropy_coef and inp.entropy is not None:
-            loss = loss - self.entropy_coef * (inp.entropy * inp.mask).sum() / inp.num_tokens
+            loss = loss - self.entropy_coef * aggregate(inp.entropy, inp, regulariser)
         metrics = ppo_metrics(inp, clipped, kl)
         with torch.no_grad():
             metrics["control_loss"] = control_term.detach().sum() / max(inp.num_control, 1.0)

@@ -21,9 +21,24 @@ aggregated by `loss_type` over the optimiser step's minibatch (N sequences, T_i 
     dr_grpo  sum l / (N * max_new_tokens)                   (Liu et al., Dr. GRPO)
     dapo     sum l / active tokens of the whole optimiser batch, all ranks  (Yu et al., DAPO; TRL default)
 
-Notes: `num_iterations > 1` reuses a rollout batch (mu in the paper); the old policy is the
-sampling policy whose log-probs the rollout recorded. TRL's `loss_type` default is `dapo`; ours is
-`grpo`, the paper's, and the lab experiments name it explicitly.
+Every form is written as sum-over-the-micro-batch / a minibatch normaliser from `LossInputs`, so
+gradients accumulated over micro-batches (and averaged over DDP ranks) equal one big batch's; for
+`grpo` and `dr_grpo` this equals TRL's per-micro-batch mean divided by the accumulation steps when
+micro-batches have equal sizes, and `dapo` divides by the optimiser batch's tokens as TRL's
+`num_items_in_batch` does. `bnpo` is kept micro-batch dependent on purpose, exactly as TRL.
+
+Checked against TRL's `GRPOTrainer` (`_generate_and_score_completions`, `_compute_loss`): std is
+unbiased (`torch.std`), epsilon 1e-4 added to the std, the KL is the k3 estimate added per token
+before aggregation. Deviations: with `scale_rewards: batch` the std is over this process's rollout
+batch (TRL gathers all processes first); a group of one sample has std 0 (TRL's behaviour; verl
+uses mean 0, std 1). `num_iterations > 1` reuses a rollout batch (mu in the paper); the old policy
+is the sampling policy whose log-probs the rollout recorded, and with one on-policy pass the loop
+passes `old_logprobs = logprobs.detach()`. TRL's `loss_type` default is `dapo`; ours is `grpo`,
+the paper's, and the lab experiments name it explicitly.
+
+Advantage-time metrics have no loss-time channel: `advantages()` leaves them in
+`self.last_advantage_metrics` (here `zero_std_frac`, the share of samples whose group has zero
+reward spread, i.e. no learning signal), which the loop logs under `algo/`.
 """
 
 from __future__ import annotations
@@ -99,8 +114,13 @@ class GRPO(Algorithm):
             raise ValueError(f"loss_type: expected one of {', '.join(LOSS_TYPES)}, got {loss_type!r}")
         if scale_rewards not in SCALES:
             raise ValueError(f"scale_rewards: expected one of {', '.join(SCALES)}, got {scale_rewards!r}")
-        if eps_low < 0 or eps_high < 0 or beta < 0 or num_iterations < 1:
-            raise ValueError("eps_low, eps_high and beta must be >= 0 and num_iterations >= 1")
+        for key, value in (("eps_low", eps_low), ("eps_high", eps_high), ("beta", beta)):
+            if not value >= 0:
+                raise ValueError(f"{key}: expected a number >= 0, got {value}")
+        if eps_low >= 1:
+            raise ValueError(f"eps_low: expected < 1 (the ratio's lower clip is 1 - eps_low), got {eps_low}")
+        if int(num_iterations) != num_iterations or num_iterations < 1:
+            raise ValueError(f"num_iterations: expected an integer >= 1, got {num_iterations}")
         self.loss_type, self.scale_rewards = loss_type, scale_rewards
         self.eps_low, self.eps_high, self.beta = eps_low, eps_high, beta
         self.num_iterations, self.mask_truncated_completions = num_iterations, mask_truncated_completions
@@ -108,6 +128,7 @@ class GRPO(Algorithm):
         self.last_advantage_metrics: dict[str, float] = {}
 
     def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
+        """Per-sample advantages [N] from the sequence rewards; records `zero_std_frac`."""
         adv = group_advantages(reward.rewards.float(), batch.group_ids, self.scale_rewards)
         _, std = group_stats(reward.rewards.double(), batch.group_ids)
         self.last_advantage_metrics = {"zero_std_frac": float((std < 1e-8).double().mean())}
@@ -117,6 +138,7 @@ class GRPO(Algorithm):
         return self.sequence_advantages(batch, reward).unsqueeze(-1) * batch.response_mask.float()
 
     def per_token_loss(self, inp: LossInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(l_{i,t} + beta KL3_{i,t}, clip indicator, KL3 or None) before aggregation."""
         assert inp.old_logprobs is not None and inp.advantages is not None
         loss, clipped = clipped_surrogate(inp.logprobs, inp.old_logprobs, inp.advantages, self.eps_low, self.eps_high)
         kl = None

@@ -19,20 +19,36 @@ token, and `guard_frac` (share of samples where the guard fired) is logged.
 
 A reward without episodes (a sequence reward) is treated as one episode spanning the response.
 
+Decisions where the paper is not specific (not verified against released code; none was found to
+read in the time available):
+- "95 % truncated mean" is read as scipy's `trim_mean(x, 0.025)`: int(0.025 n) values cut from
+  each tail, so 5 % in all; below 40 tokens nothing is cut and it is the plain mean.
+- the guard falls back to A^_i on every token (the GRPO advantage) rather than clamping r~_i:
+  a clamp would multiply token rewards by up to 1/guard_eps and invert signs when r~_i crosses 0.
+- A^_i uses the unbiased group std plus 1e-4 as GRPO (TRL's convention).
+Advantage-time metrics (`guard_frac`, `r_tilde_mean`, `zero_std_frac`) are left in
+`last_advantage_metrics`, which the loop logs under `algo/`.
+
 ``advantage: gae`` is PPO proper for those who want a critic: a linear value head on the policy's
 last hidden state predicts V_t; each episode's reward is placed on its last token; with gamma = 1
 by default,
 
     delta_t = r_t + gamma V_{t+1} - V_t,      A_t = delta_t + gamma lambda A_{t+1},      R_t = A_t + V_t
 
-advantages are whitened over the batch's response tokens, and the loss adds
-vf_coef * 0.5 * max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2) (token mean).
+advantages are whitened over the batch's response tokens (as verl's `compute_gae_advantage_return`),
+and the loss adds vf_coef * 0.5 * max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2) as a token
+mean over the minibatch. Contract with the loop: before `advantages()` it stores the value head's
+no-grad output at rollout time in `batch.extras["values"]` [N, T]; `advantages()` stores the GAE
+targets in `batch.extras["returns"]`; at loss time the loop passes `values` (with grad),
+`old_values` (the stored ones) and `returns`. The GAE recursion itself is the function `gae`
+(rewards_tokens, values, mask, gamma, lam).
 """
 
 from __future__ import annotations
 
 import torch
 
+from rlreason.algos.base import LossInputs
 from rlreason.algos.grpo import GRPO
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.registry import ALGOS
@@ -93,8 +109,17 @@ class L2TPPO(GRPO):
         super().__init__(
             loss_type, "group", eps_low, eps_high, beta, num_iterations, mask_truncated_completions, entropy_coef
         )
-        if not 0 <= trim < 0.5 or guard_eps < 0:
-            raise ValueError("trim must be in [0, 0.5) and guard_eps >= 0")
+        checks = (
+            ("trim", trim, 0 <= trim < 0.5, "in [0, 0.5)"),
+            ("guard_eps", guard_eps, guard_eps >= 0, ">= 0"),
+            ("gamma", gamma, 0 <= gamma <= 1, "in [0, 1]"),
+            ("gae_lambda", gae_lambda, 0 <= gae_lambda <= 1, "in [0, 1]"),
+            ("vf_coef", vf_coef, vf_coef >= 0, ">= 0"),
+            ("value_clip", value_clip, value_clip > 0, "> 0"),
+        )
+        for key, value, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"{key}: expected a number {expected}, got {value}")
         if advantage not in ("grpo", "gae"):
             raise ValueError(f"advantage: expected 'grpo' or 'gae', got {advantage!r}")
         self.trim, self.guard_eps, self.advantage = trim, guard_eps, advantage
@@ -127,7 +152,7 @@ class L2TPPO(GRPO):
         r_tilde = torch.stack(
             [trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)]
         ).float()
-        a_hat = GRPO.sequence_advantages(self, batch, RewardOutput(rewards=r_tilde))
+        a_hat = self.sequence_advantages(batch, RewardOutput(rewards=r_tilde))
         guard = r_tilde.abs() < self.guard_eps
         safe = torch.where(guard, torch.ones_like(r_tilde), r_tilde)
         scale = torch.where(guard.unsqueeze(-1), torch.ones_like(r_tok), r_tok / safe.unsqueeze(-1))
@@ -144,6 +169,8 @@ class L2TPPO(GRPO):
     ) -> torch.Tensor:
         """GAE over each response with episode rewards on episode-final tokens; stores the returns."""
         mask = batch.response_mask.float()
+        if "values" not in batch.extras:
+            raise ValueError("l2t_ppo with advantage: gae needs batch.extras['values'] from the value head")
         values = batch.extras["values"].float() * mask
         rewards = torch.zeros_like(values)
         for i, (rs, sp) in enumerate(zip(ep_rewards, spans)):
@@ -157,7 +184,8 @@ class L2TPPO(GRPO):
         self.last_advantage_metrics = {"value_mean": float((values * mask).sum() / mask.sum().clamp(min=1))}
         return (adv - mean) / (var.sqrt() + 1e-8) * mask
 
-    def loss(self, inp):  # type: ignore[override]
+    def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """GRPO's clipped surrogate (+ KL); with `advantage: gae`, plus vf_coef times the clipped value loss."""
         loss, metrics = super().loss(inp)
         if self.advantage == "gae" and inp.values is not None and inp.returns is not None:
             v, r = inp.values.float(), inp.returns.float()

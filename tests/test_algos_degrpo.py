@@ -1,0 +1,125 @@
+"""DeGRPO: the decoupled control term, the KL outside it, the official (verl) aggregation, micro-batches."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rlreason.algos.base import LossInputs
+from rlreason.algos.degrpo import DeGRPO
+
+
+def test_kl_is_not_decoupled_from_the_control_token():
+    # zero advantages, on-policy: only the KL remains; ref = logp + ln2 -> k3 = 2 - ln2 - 1 on every token
+    lp = torch.zeros(2, 3)
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0]])
+    inp = LossInputs(
+        logprobs=lp,
+        mask=mask,
+        old_logprobs=lp,
+        ref_logprobs=lp + math.log(2.0),
+        advantages=torch.zeros(2, 3),
+        control_pos=torch.tensor([0, 0]),
+        num_seqs=2.0,
+        num_tokens=5.0,
+        num_control=2.0,
+    )
+    k3 = 1 - math.log(2.0)
+    for normalization in ("paper", "official"):
+        loss, m = DeGRPO(alpha=0.1, beta=0.5, normalization=normalization).loss(inp)
+        assert float(loss) == pytest.approx(0.5 * k3, rel=1e-6)  # alpha plays no part
+        assert float(m["kl"]) == pytest.approx(k3, rel=1e-6)
+
+
+def verl_reference(lp, old, adv, mask, ref, alpha, beta, clip=0.2):
+    """verl/Thinkless `compute_policy_loss` + the actor's kl loss, transcribed for one micro-batch."""
+    ratio = torch.exp(lp - old)
+    token_loss = torch.max(-adv * ratio, -adv * torch.clamp(ratio, 1 - clip, 1 + clip))
+    cond, resp = mask.clone(), mask.clone()
+    cond[:, 1:] = 0
+    resp[:, 0] = 0
+    pg = alpha * (token_loss * cond).sum() / cond.sum() + (token_loss * resp).sum() / resp.sum()
+    kl = ref - lp
+    return pg + beta * ((torch.exp(kl) - kl - 1) * mask).sum() / mask.sum()
+
+
+def test_official_normalisation_equals_the_released_code_on_one_micro_batch():
+    torch.manual_seed(1)
+    mask = torch.tensor([[1.0, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]])
+    lp, old, ref = (torch.randn(3, 4) * 0.3 for _ in range(3))
+    adv = torch.tensor([[1.0], [-2.0], [0.5]]).expand(3, 4)
+    inp = LossInputs(
+        logprobs=lp,
+        mask=mask,
+        old_logprobs=old,
+        ref_logprobs=ref,
+        advantages=adv,
+        control_pos=torch.zeros(3, dtype=torch.long),
+        num_seqs=3.0,
+        num_tokens=9.0,
+        num_control=3.0,
+    )
+    loss, _ = DeGRPO(alpha=0.3, beta=0.2, normalization="official").loss(inp)
+    torch.testing.assert_close(loss, verl_reference(lp, old, adv, mask, ref, 0.3, 0.2))
+
+
+def test_control_token_found_by_position_not_assumed_first():
+    # sample 0's control token sits at index 1 (a template put a newline first); sample 1 has none
+    lp = torch.zeros(2, 3, requires_grad=True)
+    inp = LossInputs(
+        logprobs=lp,
+        mask=torch.tensor([[1.0, 1, 1], [1, 1, 0]]),
+        old_logprobs=torch.zeros(2, 3),
+        advantages=torch.tensor([[1.0] * 3, [-1.0] * 3]),
+        control_pos=torch.tensor([1, -1]),
+        num_seqs=2.0,
+        num_tokens=5.0,
+        num_control=1.0,
+    )
+    loss, m = DeGRPO(alpha=0.1, beta=0.0).loss(inp)
+    (grad,) = torch.autograd.grad(loss, lp)
+    # d l / d logp = -A at ratio 1; paper: sample 0: control alpha / N = -.1 / 2, the 2 others -(1/2) / 2;
+    # sample 1: no control term, its 2 tokens +(1/2) / 2
+    torch.testing.assert_close(grad, torch.tensor([[-0.25, -0.05, -0.25], [0.25, 0.25, 0.0]]))
+    assert float(m["control_loss"]) == pytest.approx(-1.0)  # l_{0,ctrl} = -A = -1 over 1 control token
+
+
+@pytest.mark.parametrize("normalization", ["paper", "official"])
+def test_micro_batches_sum_to_the_full_batch_gradient(normalization):
+    torch.manual_seed(0)
+    w = torch.randn(4, 5, requires_grad=True)
+    feats = torch.randn(4, 5)
+    mask = torch.tensor([[1.0, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    adv = torch.randn(4, 1).expand(4, 5).clone()
+    control_pos = torch.tensor([0, 1, -1, 0])
+    ref = torch.randn(4, 5) * 0.1 - 1.0
+    norms = {"num_seqs": 4.0, "num_tokens": float(mask.sum()), "num_control": 3.0, "max_new_tokens": 5}
+    algo = DeGRPO(alpha=0.2, beta=0.1, normalization=normalization, entropy_coef=0.01)
+
+    def loss_of(rows):
+        lp = (w[rows] * feats[rows]).tanh() - 1.0
+        inp = LossInputs(
+            logprobs=lp,
+            mask=mask[rows],
+            old_logprobs=lp.detach() - 0.15,
+            ref_logprobs=ref[rows],
+            advantages=adv[rows],
+            entropy=-lp,
+            control_pos=control_pos[rows],
+            **norms,
+        )
+        return algo.loss(inp)[0]
+
+    full = torch.autograd.grad(loss_of(torch.arange(4)), w)[0]
+    parts = sum(torch.autograd.grad(loss_of(torch.tensor(r)), w)[0] for r in ([0, 2], [1, 3]))
+    torch.testing.assert_close(full, parts)
+    assert full.abs().sum() > 0
+
+
+def test_bad_parameters_are_rejected():
+    with pytest.raises(ValueError, match="alpha"):
+        DeGRPO(alpha=-1.0)
+    with pytest.raises(ValueError, match="scale_rewards"):
+        DeGRPO(scale_rewards="rank")

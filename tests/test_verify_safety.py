@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 
 from rlreason.cli import main
 from rlreason.verify import VerifierPool, extract_answer, is_correct, verify_batch
+from rlreason.verify.symbolic import exponent_tower, too_complex
 
-TIMEOUT = 2.0
+TIMEOUT = 1.0
 MARGIN = 2.5  # a killed worker is replaced lazily; this covers scheduling noise on 2 busy cores
 
 
@@ -29,7 +31,8 @@ def adversarial(sentinel: Path) -> list[str]:
         rf"\boxed{{__import__('os').system('touch {sentinel}')}}",
         rf"The answer is eval(\"open('{sentinel}', 'w')\")",
         r"\boxed{\frac{1}{0}}",
-        r"\boxed{10000000!}",
+        r"\boxed{10000000!}",  # reaches sympy: costs the full timeout, the worker is killed
+        r"\boxed{10^{10^{12}}}",  # a two-level tower is allowed through, so this one times out too
         r"\boxed{\int_0^\infty e^{x^{x^x}} dx}",
         "\x00\x01\x02 \\boxed{\\\\\\}",
     ]
@@ -38,14 +41,25 @@ def adversarial(sentinel: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def pool():
     with VerifierPool("math", timeout=TIMEOUT, workers=2) as p:
-        yield p
+        yield p.start()
 
 
-def test_each_adversarial_answer_is_false_within_the_timeout(pool, tmp_path):
+def run_in_thread(fn):
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join(timeout=120)
+    assert out, "the verifier did not return from a worker thread"
+    return out[0]
+
+
+@pytest.mark.parametrize("where", ["main thread", "worker thread"])
+def test_each_adversarial_answer_is_false_within_the_timeout(pool, tmp_path, where):
     sentinel = tmp_path / "pwned"
     for text in adversarial(sentinel):
         start = time.monotonic()
-        assert pool.verify([text], ["7"]) == [False]
+        call = lambda text=text: pool.verify([text], ["7"])  # noqa: E731
+        assert (call() if where == "main thread" else run_in_thread(call)) == [False]
         assert time.monotonic() - start < TIMEOUT + MARGIN, text[:40]
     assert not sentinel.exists()
 
@@ -53,39 +67,54 @@ def test_each_adversarial_answer_is_false_within_the_timeout(pool, tmp_path):
 def test_batch_of_adversarial_answers(pool, tmp_path):
     sentinel = tmp_path / "pwned"
     texts = [*adversarial(sentinel), r"\boxed{2}"]
+    killed = pool.timeouts
     start = time.monotonic()
     verdicts = pool.verify(texts, ["7"] * (len(texts) - 1) + ["2"])
     assert verdicts == [False] * (len(texts) - 1) + [True]
-    # two workers run the slow ones side by side: bounded by the timeout per item, not hanging
-    assert time.monotonic() - start < len(texts) * (TIMEOUT + MARGIN) / 2 + MARGIN
+    # the two slow ones run side by side in two workers: about one timeout in all, not one each
+    assert time.monotonic() - start < TIMEOUT + 2 * MARGIN
+    assert pool.timeouts - killed == 2
     assert not sentinel.exists()
 
 
-def test_timeout_works_from_a_worker_thread():
-    results: list[bool] = []
+def test_exponent_towers_are_refused_before_parsing():
+    assert [exponent_tower(s) for s in ["7", "x^2+y^3", "2^{2^n}", "2^{2}^{2}", "9^{9^{9}}", "2^2^2^2"]] == [
+        0,
+        1,
+        2,
+        2,
+        2,
+        3,
+    ]
+    assert too_complex(r"9^{9^{9^{9}}}") and not too_complex(r"e^{x^2}")
+
+
+def test_is_correct_from_a_worker_thread_has_a_hard_timeout():
     start = time.monotonic()
-    t = threading.Thread(target=lambda: results.append(is_correct(r"\boxed{9^{9^{9^{9^{9}}}}}", "1", timeout=TIMEOUT)))
-    t.start()
-    t.join(timeout=60)
-    assert results == [False] and time.monotonic() - start < TIMEOUT + 2 * MARGIN
+    assert run_in_thread(lambda: is_correct(r"\boxed{10000000!}", "1", timeout=TIMEOUT)) is False
+    assert time.monotonic() - start < TIMEOUT + 2 * MARGIN  # includes starting the shared pool
     assert verify_batch([r"\boxed{\frac{2}{4}}"], ["0.5"], timeout=TIMEOUT) == [True]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200), st.text(max_size=30))
 def test_fuzz_extract_never_raises(response, gold):
-    extract_answer(response)
-    extract_answer("\\boxed{" + response)
-    extract_answer("<think>" + response + "</think>" + gold)
+    for text in (response, "\\boxed{" + response, "<think>" + response + "</think>" + gold):
+        out = extract_answer(text)
+        assert out is None or (isinstance(out, str) and out.strip())
+    # after </think> only the answer region counts: nothing from the thinking leaks out
+    if "</think>" not in gold:
+        out = extract_answer("<think>" + response + "</think>" + gold)
+        assert out is None or out in gold
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.text(alphabet=st.sampled_from(list("0123456789+-*/^{}()\\fracsqrt.,$ xyz=<>")), max_size=60),
+    st.text(alphabet=st.sampled_from(list("0123456789+-*/^{}()\\fracsqrt.,$ xyz=<>!")), max_size=60),
     st.sampled_from(["1", "025", "\\frac{1}{2}", "x^2", "27.0", "#### 1,234"]),
 )
-def test_fuzz_is_correct_never_raises(pool, answer, gold):
-    assert pool.verify(["\\boxed{" + answer + "}"], [gold])[0] in (True, False)
+def test_fuzz_is_correct_never_raises(answer, gold):
+    assert is_correct("\\boxed{" + answer + "}", gold, timeout=TIMEOUT) in (True, False)
 
 
 def test_verify_cli(tmp_path, capsys):
@@ -97,10 +126,27 @@ def test_verify_cli(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 20
 
 
-def test_verify_cli_malformed_line_names_file_and_line(tmp_path):
+def test_verify_cli_malformed_line_names_file_and_line(tmp_path, capsys):
     bad = tmp_path / "p.jsonl"
     bad.write_text('{"response": "\\\\boxed{1}", "gold": "1"}\n{"response": "x"\n')
-    proc = subprocess.run([sys.executable, "-m", "rlreason.cli", "verify", str(bad)], capture_output=True, text=True)
+    exe = Path(sys.executable).with_name("rlreason")  # the installed console script
+    proc = subprocess.run([str(exe), "verify", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2 and f"{bad}:2: invalid JSON" in proc.stderr and "Traceback" not in proc.stderr
     bad.write_text('{"answer": "1"}\n')
     assert main(["verify", str(bad)]) == 2
+    assert "p.jsonl:1: missing field 'response'" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path / "nope.jsonl")]) == 2
+    assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_verify_cli_subprocess_grades_the_shipped_example(tmp_path):
+    preds = Path(__file__).parents[1] / "rlreason" / "examples" / "predictions.jsonl"
+    out = tmp_path / "graded.jsonl"
+    exe = Path(sys.executable).with_name("rlreason")
+    proc = subprocess.run(
+        [str(exe), "verify", str(preds), "--out", str(out), "--timeout", "2"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy 70.0%  (14/20 correct, 4 wrong, 2 without an answer" in proc.stdout
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows if not r["correct"]] == [11, 12, 13, 14, 15, 20]

@@ -11,9 +11,13 @@ token and opening markup belong to the first episode, the closing markup, the an
 last, so that every token receives a share of some episode's reward under L2T-PPO.
 
 `boundaries` are the K+1 prefix lengths at which the info-gain reward measures J: b_0 is the start
-of the first episode's content (after the control token and opening markup), b_k the end of
-episode k. Malformed markup (no closing tag, unclosed episode, empty response) degrades to a single
-episode over the whole response with `format_ok = False`; it never raises.
+of the first episode's content, so prefix 0 *includes* the control token and opening markup (J(s_1)
+is the gold answer's likelihood right after x and the mode token); b_k is the end of episode k.
+A response with no reasoning region (a ``<short>`` answer, or no episode tags at all in ``tags``
+mode) is one well-formed episode with `reasoning = False`. Malformed markup (no closing
+``</think>``, an unclosed or unmatched ``<episode_k>``, empty reasoning, empty response) degrades to
+a single episode over the whole response with `format_ok = False`; it never raises, because it is
+model output met inside training.
 """
 
 from __future__ import annotations
@@ -25,15 +29,20 @@ from typing import Any
 
 import torch
 
+from rlreason.errors import ConfigError
+
 MODES = ("lab", "lines", "tags")
 _TAG = re.compile(r"<episode_(\d+)>(.*?)</episode_\1>", re.DOTALL)
 
 
 @dataclass
 class Episodes:
+    """One response's episodes: token spans partitioning it, K + 1 prefix lengths, flags."""
+
     spans: list[tuple[int, int]]
     boundaries: list[int]  # K + 1 prefix lengths (tokens) for the fitting gain
     format_ok: bool
+    reasoning: bool = True  # False: no reasoning region (``<short>`` answer or malformed): no fitting gain
 
 
 def _token_offsets(ids: list[int], tokenizer: Any) -> tuple[str, list[int]]:
@@ -56,14 +65,16 @@ def _to_token(char_pos: int, starts: list[int]) -> int:
 
 
 def _single(n: int, ok: bool) -> Episodes:
-    return Episodes(spans=[(0, n)], boundaries=[min(1, n), n], format_ok=ok)
+    return Episodes(spans=[(0, n)], boundaries=[min(1, n), n], format_ok=ok, reasoning=False)
 
 
 def segment(ids: list[int], tokenizer: Any, mode: str = "lab", canonicalize: Any = None) -> Episodes:
     """Episodes of one response (`ids` = its valid tokens, EOS included)."""
+    if mode not in MODES:
+        raise ConfigError(f"episodes: expected one of {', '.join(MODES)}, got {mode!r}")
     n = len(ids)
     if n == 0:
-        return Episodes(spans=[(0, 0)], boundaries=[0, 0], format_ok=False)
+        return Episodes(spans=[(0, 0)], boundaries=[0, 0], format_ok=False, reasoning=False)
     text, starts = _token_offsets(ids, tokenizer)
     if canonicalize is not None:  # mapped control tokens: offsets are kept by replacing per token
         pieces = [canonicalize(tokenizer.decode([t], skip_special_tokens=False)) for t in ids]
@@ -80,7 +91,7 @@ def segment(ids: list[int], tokenizer: Any, mode: str = "lab", canonicalize: Any
         return _single(n, True)
     content_start, line_ends = ends
     b = [_to_token(content_start, starts)] + [_to_token(e, starts) for e in line_ends]
-    b = [min(max(x, 1), n) for x in b]
+    b = [min(x, n) for x in b]
     if any(b2 <= b1 for b1, b2 in itertools.pairwise(b)):
         return _single(n, False)
     spans = [(0 if k == 0 else b[k], n if k == len(b) - 2 else b[k + 1]) for k in range(len(b) - 1)]
@@ -89,13 +100,11 @@ def segment(ids: list[int], tokenizer: Any, mode: str = "lab", canonicalize: Any
 
 def _episode_char_ends(text: str, mode: str) -> tuple[int, list[int]] | None:
     """(content start, [end of each episode]) in characters; None when there is no reasoning region."""
-    if mode not in MODES:
-        raise KeyError(mode)
     if mode == "tags":
         matches = list(_TAG.finditer(text))
+        if text.count("<episode_") != len(matches):  # an opening tag outside a closed pair
+            raise ValueError("unclosed or unmatched episode tag")
         if not matches:
-            if "<episode_" in text:
-                raise ValueError("unclosed episode tag")
             return None
         return matches[0].start(), [m.end() for m in matches]
     stripped = text.lstrip()
@@ -125,6 +134,7 @@ def _episode_char_ends(text: str, mode: str) -> tuple[int, list[int]] | None:
 def segment_batch(
     response_ids: torch.Tensor, response_mask: torch.Tensor, tokenizer: Any, mode: str = "lab", canonicalize: Any = None
 ) -> list[Episodes]:
+    """`segment` for every row of a (right-padded) response batch, masked tokens dropped."""
     out = []
     for ids, m in zip(response_ids.tolist(), response_mask.tolist()):
         valid = [t for t, keep in zip(ids, m) if keep]

@@ -180,12 +180,17 @@ class InfoGain(Reward):
             raise ValueError(f"episodes: expected one of {', '.join(MODES)}, got {episodes!r}")
         if params not in SUBSETS:
             raise ValueError(f"params: expected one of {', '.join(SUBSETS)}, got {params!r}")
-        if alpha < 0 or beta < 0 or damping < 0 or rank < 1 or batch_size < 1:
-            raise ValueError("alpha, beta and damping must be >= 0; rank and batch_size >= 1")
+        for key, value, low in (("alpha", alpha, 0), ("beta", beta, 0), ("damping", damping, 0)):
+            if value < low:
+                raise ValueError(f"{key}: expected a value >= {low}, got {value}")
+        for key, value in (("rank", rank), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"{key}: expected an integer >= 1, got {value}")
         self.alpha, self.beta, self.correct, self.wrong = alpha, beta, correct, wrong
         self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
         self.damping, self.batch_size = damping, batch_size
         self._projection: dict[str, torch.Tensor] | None = None
+        self.last_final_j: list[float] = []
 
     # -- the two estimators ----------------------------------------------------------------------
     def fitting_gain(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
@@ -204,6 +209,7 @@ class InfoGain(Reward):
                 owners.append(i)
         scores = forced_answer_scores(ctx.policy, contexts, answers, tok.pad_token_id, self.batch_size)
         gains: list[torch.Tensor] = []
+        finals: list[float] = []
         k = 0
         for i, e in enumerate(eps):
             n_b = sum(1 for o in owners if o == i)
@@ -213,13 +219,14 @@ class InfoGain(Reward):
             j = scores[k : k + n_b]
             k += n_b
             gains.append(j[1:] - j[:-1])
-        self._last_final_j = scores
+            finals.append(float(j[-1]))
+        self.last_final_j = finals  # J(s_{K+1}) of the samples with reasoning, for the metrics
         return gains
 
     @staticmethod
     def _has_reasoning(e: Episodes) -> bool:
         """A well-formed reasoning region (a <short> answer or broken markup has none: zero gain)."""
-        return e.format_ok and e.boundaries[0] > 1
+        return e.format_ok and e.reasoning
 
     def penalty(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
         if self.beta == 0 or ctx.initial_params is None:
@@ -282,6 +289,7 @@ class InfoGain(Reward):
         metrics = {
             "info_gain/gain_mean": float(all_g.mean()),
             "info_gain/penalty_mean": float(all_p.mean()),
+            "info_gain/J_final_mean": sum(self.last_final_j) / len(self.last_final_j) if self.last_final_j else 0.0,
             "info_gain/episodes_per_sample": sum(len(e.spans) for e in eps) / max(1, len(eps)),
             "info_gain/format_fail": sum(not e.format_ok for e in eps) / max(1, len(eps)),
         }

@@ -2,6 +2,11 @@
 
 Model output is untrusted input: it is never evaluated, symbolic comparisons run in killable worker
 processes with a hard timeout, and any failure means "incorrect", never an exception.
+
+Two stages per pair: the registered verifier's `fast` check runs in the caller's process (plain
+numbers, identical strings: no subprocess, microseconds); only what it cannot decide goes to sympy
+in a worker. A training loop keeps one `VerifierPool` alive (workers start in about 1 s each);
+`is_correct` / `verify_batch` share a module-level pool per (verifier, timeout).
 """
 
 from __future__ import annotations
@@ -50,7 +55,18 @@ class VerifierPool:
         self.timeout = timeout
         self._pool = SymbolicPool(workers or max(1, min(4, os.cpu_count() or 1)), timeout)
 
+    def start(self) -> VerifierPool:
+        """Start the worker processes now rather than on the first symbolic answer (about 1 s each)."""
+        if self.verifier.symbolic is not None:
+            self._pool.start()
+        return self
+
     def verify(self, responses: list[str], golds: list[str], *, extract: bool = True) -> list[bool]:
+        """One verdict per pair; `extract=False` treats each response as the bare answer already.
+
+        Plain numbers are decided in this process; the rest run in parallel in the workers, each
+        within `timeout` seconds (a timed-out or crashed comparison is False and its worker replaced).
+        """
         if len(responses) != len(golds):
             raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
         results = [False] * len(responses)

@@ -8,7 +8,8 @@ incorrect. The caller waits at most the timeout per answer, from any thread or p
 
 Workers are plain subprocesses (not `multiprocessing`), so they are safe with torch threads in the
 parent and need no `if __name__ == "__main__"` guard in the caller's script. They stay alive between
-calls; each imports sympy and math-verify once, before it reports ready.
+calls; each imports sympy and math-verify and runs one warm-up comparison before it reports ready
+(about 1 s of start-up per worker on this machine), so `start()` them when the pool is created.
 """
 
 from __future__ import annotations
@@ -105,14 +106,23 @@ class SymbolicPool:
                 w.kill()
         return ok
 
+    def start(self) -> int:
+        """Start all workers now (otherwise they start on first use); returns how many are ready."""
+        with self._lock:
+            self._top_up(self.n_workers)
+            return len(self._workers)
+
+    def _top_up(self, n: int) -> None:
+        self._workers = [w for w in self._workers if w.alive()]
+        missing = min(self.n_workers, n) - len(self._workers)
+        if missing > 0:
+            self._workers += self._start(missing)
+
     def compare(self, items: list[tuple[str, str, str]]) -> list[bool]:
         if not items:
             return []
         with self._lock:
-            self._workers = [w for w in self._workers if w.alive()]
-            missing = min(self.n_workers, len(items)) - len(self._workers)
-            if missing > 0:
-                self._workers += self._start(missing)
+            self._top_up(len(items))
             results = [False] * len(items)
             todo = list(range(len(items)))[::-1]
             busy: dict[IO[str], tuple[_Worker, int, float]] = {}

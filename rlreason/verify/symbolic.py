@@ -14,6 +14,27 @@ from typing import Any
 
 MAX_ANSWER_CHARS = 1000
 MAX_BRACE_DEPTH = 40
+MAX_TOWER = 2  # a^{b^{c}} is allowed (e.g. 2^{2^n}); one more level is refused before parsing
+
+
+def exponent_tower(s: str) -> int:
+    """Height of the tallest power tower in `s` (``x`` 0, ``x^2`` 1, ``2^{2^n}`` and ``2^2^2`` 2, ...)."""
+    tallest, stack = 0, [0]  # stack: tower height inside each open brace
+    pending = 0  # height of the exponent the next atom or group belongs to (0: not an exponent)
+    after = 0  # height of the exponent just finished, on which a chained ^ would stack
+    for c in s:
+        if c == "^":
+            pending = max(stack[-1], after) + 1
+            tallest, after = max(tallest, pending), 0
+        elif c == "{":
+            stack.append(pending or stack[-1])
+            pending = 0
+        elif c == "}":
+            h = stack.pop() if len(stack) > 1 else 0
+            after = h if h > stack[-1] else 0
+        elif not c.isspace():
+            after, pending = pending, 0
+    return tallest
 
 
 def too_complex(s: str) -> bool:
@@ -26,7 +47,7 @@ def too_complex(s: str) -> bool:
         depth -= c == "}"
         if depth > MAX_BRACE_DEPTH:
             return True
-    return "__" in s or "lambda" in s or "import" in s
+    return "__" in s or "lambda" in s or "import" in s or exponent_tower(s) > MAX_TOWER
 
 
 @functools.lru_cache(maxsize=8192)
@@ -60,8 +81,8 @@ _REMOVE = [
     "\\,",
     "\\;",
     "\\:",
+    "\\$",  # before "$", or "\\$18" would leave a stray backslash
     "$",
-    "\\$",
     "\\%",
     "%",
     "^\\circ",

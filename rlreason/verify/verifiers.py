@@ -14,16 +14,34 @@ from rlreason.registry import VERIFIERS
 from rlreason.verify.numeric import parse_number
 from rlreason.verify.symbolic import prm800k_normalize
 
+FLOAT_ROUNDING = 6  # math-verify 0.9's default `float_rounding` in `verify`
+
 
 def _squash(s: str) -> str:
     return re.sub(r"\s+", "", s).rstrip(".").strip("$")
 
 
 class Verifier:
+    """Base: `verifier(pred, gold)` compares two *extracted* answers; `fast` + `symbolic` split the work.
+
+    `fast` runs in the caller's process and must be cheap and total (never raises, no sympy); it
+    returns None when it cannot decide. `symbolic` names the function in `symbolic.SLOW` that then
+    runs in a killable worker. Batch callers use `VerifierPool`, which does this split for many pairs.
+    """
+
     symbolic: ClassVar[str | None] = None
 
     def fast(self, pred: str, gold: str) -> bool | None:
         raise NotImplementedError
+
+    def __call__(self, pred: str, gold: str, timeout: float = 5.0) -> bool:
+        """Whether the answers are equivalent; at most `timeout` s, False on any failure."""
+        verdict = self.fast(pred, gold)
+        if verdict is not None or self.symbolic is None:
+            return bool(verdict)
+        from rlreason.verify import _default_pool  # the shared, long-lived worker pool
+
+        return _default_pool(self.symbolic, timeout).verify([pred], [gold], extract=False)[0]
 
 
 @VERIFIERS.register("math")
@@ -37,7 +55,11 @@ class MathVerifier(Verifier):
             return True
         g, p = parse_number(gold), parse_number(pred)
         if g is not None and p is not None:
-            return g == p
+            if g == p:
+                return True
+            # math-verify compares numbers rounded to 6 decimals (so 0.666667 == 2/3): defer those
+            # near misses to it, so that the fast path never disagrees with the symbolic one
+            return None if round(g, FLOAT_ROUNDING) == round(p, FLOAT_ROUNDING) else False
         if g is not None and re.fullmatch(r"[\d\s.,+\-/]*", pred):
             return False  # a malformed number against a numeric gold: no symbolic rescue possible
         return None

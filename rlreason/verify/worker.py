@@ -8,14 +8,25 @@ from __future__ import annotations
 import json
 import sys
 
+MEMORY_LIMIT_BYTES = 4 << 30  # a runaway expression fails with MemoryError instead of swapping the host
+
+
+def _limit_memory() -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not Linux, or a lower hard limit
+        pass
+
 
 def main() -> None:
     from rlreason.verify.symbolic import SLOW
 
-    try:  # import the heavy parsers before reporting ready, so timeouts measure comparisons only
-        import math_verify  # noqa: F401
-        import sympy  # noqa: F401
-        from latex2sympy2_extended import latex2sympy  # noqa: F401
+    _limit_memory()
+    try:  # load parsers and sympy's lazy caches before reporting ready: timeouts measure comparisons only
+        for name in SLOW:
+            SLOW[name]("\\frac{\\sqrt{2}}{2}+x^2", "x^{2}+\\frac{1}{\\sqrt{2}}")
     except Exception:  # pragma: no cover
         pass
     out = sys.stdout

@@ -1,16 +1,17 @@
 """The information-gain estimator: (a) accuracy of the JVP penalty and of cheaper parameter subsets,
 (b) its cost in a training step.
 
-(a) On a batch of lab rollouts from the SFT policy moved away from its snapshot by a few GRPO-like
-    random steps: the JVP penalty equals the explicit per-episode gradient dot product (autograd
-    backward per episode) to 1e-5 relative; and for each subset / projection the Spearman rank
-    correlation of its per-episode penalty with the full-parameter penalty.
+(a) On a batch of lab rollouts from the SFT policy moved away from its snapshot by a few Adam steps:
+    the JVP penalty equals the explicit per-episode gradient dot product (autograd backward per
+    episode) to 1e-5 relative (up to float32 rounding inside HF's Qwen2, measured alongside); and for
+    each subset / projection the Spearman rank correlation of its per-episode penalty with the
+    full-parameter penalty.
 (b) Training step time with `info_gain` vs `binary` (same run settings, same model, L2T-PPO vs GRPO
     on the same rollouts budget), target overhead <= 30 %.
 
 Prints tables and writes benchmarks/results/info_gain_estimator.json.
 
-    .venv/bin/python benchmarks/info_gain_estimator.py [--steps 4]
+    .venv/bin/python benchmarks/info_gain_estimator.py [--part a|b|all] [--steps 5] [--prompts 8]
 """
 
 from __future__ import annotations
@@ -42,7 +43,60 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((ra * rb).sum() / (ra.norm() * rb.norm()))
 
 
-def accuracy_part(init: str, n_prompts: int) -> dict:
+# -- (a) accuracy ---------------------------------------------------------------------------------
+
+
+def nll_steps(model: torch.nn.Module, batch, steps: int, lr: float) -> None:
+    """Delta_theta as training makes it: `steps` Adam steps on the NLL of the batch's own responses
+    (rejection-free self-distillation; lr as in the lab L2T run). A random perturbation is a poor
+    stand-in: it is isotropic, and with the projection's seed it *is* the projection's first direction."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    ids, mask = batch.input_ids, torch.cat([batch.prompt_mask, batch.response_mask], 1)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    t = batch.response_ids.shape[1]
+    for _ in range(steps):
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -t - 1 : -1]
+        lp = torch.log_softmax(logits, -1).gather(-1, batch.response_ids[..., None]).squeeze(-1)
+        loss = -(lp * batch.response_mask).sum() / batch.response_mask.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def explicit_dots(model, batch, spans, tangent, names, attn: str) -> torch.Tensor:
+    """g_k . Delta_theta by one autograd backward per episode, on each unpadded sequence."""
+    model.set_attn_implementation(attn)
+    params = dict(model.named_parameters())
+    ids = torch.cat([batch.prompt_ids, batch.response_ids], 1)
+    mask = torch.cat([batch.prompt_mask, batch.response_mask], 1)
+    out = []
+    for i, a, b in spans:
+        seq = ids[i][mask[i].bool()].unsqueeze(0)
+        n_resp = int(batch.response_mask[i].sum())
+        logits = model(input_ids=seq).logits[0]
+        resp_tokens = batch.response_ids[i, :n_resp]
+        lp = torch.log_softmax(logits[-n_resp - 1 : -1].double(), -1).gather(-1, resp_tokens[:, None]).squeeze(-1)
+        grads = torch.autograd.grad(lp[a:b].sum(), [params[n] for n in names])
+        out.append(sum((g * tangent[n]).sum() for g, n in zip(grads, names)).detach())
+    return torch.stack(out)
+
+
+def rel_errors(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    """(max relative error over all episodes, over episodes with |ref| >= 1e-3 max |ref|)."""
+    rel = (x - ref).abs() / ref.abs().clamp(min=1e-300)
+    big = ref.abs() >= 1e-3 * ref.abs().max()
+    return float(rel.max()), float(rel[big].max())
+
+
+def accuracy_part(init: str, n_prompts: int, sgd_steps: int = 4, lr: float = 1e-4) -> dict:
+    """JVP vs explicit backward on the full-parameter penalty; Spearman of cheaper subsets vs full.
+
+    The lab model runs in float64, but Hugging Face's Qwen2 RMSNorm and eager softmax compute in
+    float32 whatever the model dtype, so two exact methods agree only to float32 rounding; where
+    g_k . Delta_theta nearly cancels, that rounding is a large *relative* error. We therefore report
+    the error also on non-cancelling episodes and, as the floor, the disagreement between two
+    explicit backward passes that differ only in the attention kernel (eager vs sdpa).
+    """
     cfg = load_config("experiments/lab/l2t.yaml")
     cfg.model.name_or_path = init
     model, tok, control = load_policy(cfg.model, cache_dir=cache_dir())
@@ -62,15 +116,13 @@ def accuracy_part(init: str, n_prompts: int) -> dict:
         control=control,
     )
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # Delta_theta: a small random move, as a few optimiser steps would make
-        for p in model.parameters():
-            p.add_(1e-3 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    attn = model.config._attn_implementation
+    nll_steps(model, batch, sgd_steps, lr)
     eps = segment_batch(batch.response_ids, batch.response_mask, tok, "lab", control.canonicalize)
     spans = [(i, a, b) for i, e in enumerate(eps) for a, b in e.spans]
 
-    def penalties(subset: str) -> tuple[torch.Tensor, float]:
-        reward = InfoGain(params=subset, rank=16, batch_size=16)
+    def penalties(subset: str, rank: int = 16) -> tuple[torch.Tensor, float]:
+        reward = InfoGain(params=subset, rank=rank, batch_size=16)
         tangent, _ = reward.tangent(model, initial)
         t = time.perf_counter()
         d = directional_logprobs(model, batch, tangent, 16)
@@ -78,40 +130,51 @@ def accuracy_part(init: str, n_prompts: int) -> dict:
         return torch.stack([d[i, a:b].sum() ** 2 for i, a, b in spans]), dt
 
     full, t_full = penalties("all")
-    # explicit check on the full-parameter penalty: one backward per episode
-    reward = InfoGain(params="all")
-    tangent, _ = reward.tangent(model, initial)
+    tangent, sq = InfoGain(params="all").tangent(model, initial)
     names = subset_names(model, "all")
-    params = dict(model.named_parameters())
-    ids = torch.cat([batch.prompt_ids, batch.response_ids], 1)
-    mask = torch.cat([batch.prompt_mask, batch.response_mask], 1)
-    explicit = []
     t0 = time.perf_counter()
-    for i, a, b in spans:
-        valid = mask[i].bool()  # one unpadded sequence: no fully masked attention rows
-        seq = ids[i][valid].unsqueeze(0)
-        n_resp = int(batch.response_mask[i].sum())
-        logits = model(input_ids=seq).logits[0]
-        resp_tokens = batch.response_ids[i, :n_resp]
-        lp = torch.log_softmax(logits[-n_resp - 1 : -1].double(), -1).gather(-1, resp_tokens[:, None]).squeeze(-1)
-        grads = torch.autograd.grad(lp[a:b].sum(), [params[n] for n in names])
-        explicit.append(sum((g * tangent[n]).sum() for g, n in zip(grads, names)) ** 2)
+    eager = explicit_dots(model, batch, spans, tangent, names, "eager") ** 2  # the JVP's kernels
     t_explicit = time.perf_counter() - t0
-    explicit_t = torch.stack(explicit).detach()
-    nonzero = explicit_t.abs() > 1e-30  # a zero penalty (no movement along g_k) must also be zero by JVP
-    rel = float(((full - explicit_t).abs()[nonzero] / explicit_t.abs()[nonzero]).max())
-    assert not bool((full[~nonzero].abs() > 1e-20).any())
+    other = explicit_dots(model, batch, spans, tangent, names, "sdpa" if attn == "eager" else attn) ** 2
+    model.set_attn_implementation(attn)
+    err, err_big = rel_errors(full, eager)
+    floor, floor_big = rel_errors(other, eager)
     rows = []
-    for subset in ("last_block", "lm_head", "random_projection"):
-        pen, dt = penalties(subset)
-        rows.append({"subset": subset, "spearman_vs_all": spearman(pen, full), "seconds": dt})
+    for subset, rank in (("last_block", 0), ("lm_head", 0), ("random_projection", 16), ("random_projection", 128)):
+        t0 = time.perf_counter()
+        pen, _ = penalties(subset, max(rank, 1))
+        label = f"{subset} (rank {rank})" if rank else subset
+        rows.append({"subset": label, "spearman_vs_all": spearman(pen, full), "seconds": time.perf_counter() - t0})
     return {
         "episodes": len(spans),
-        "max_rel_error_jvp_vs_explicit": rel,
+        "delta_theta": f"{sgd_steps} Adam steps, lr {lr:g}, on the NLL of the batch's responses",
+        "delta_theta_norm": sq**0.5,
+        "max_rel_error_jvp_vs_explicit": err,
+        "max_rel_error_jvp_vs_explicit_noncancelling": err_big,
+        "float32_floor_eager_vs_sdpa_backward": floor,
+        "float32_floor_noncancelling": floor_big,
         "jvp_all_seconds": t_full,
         "explicit_backward_seconds": t_explicit,
         "subsets": rows,
     }
+
+
+def print_accuracy(acc: dict) -> None:
+    print(
+        f"(a) {acc['episodes']} episodes, Delta_theta = {acc['delta_theta']} (norm {acc['delta_theta_norm']:.3g})\n"
+        f"    JVP vs explicit backward, max relative error {acc['max_rel_error_jvp_vs_explicit']:.1e} "
+        f"({acc['max_rel_error_jvp_vs_explicit_noncancelling']:.1e} on episodes with |g.dtheta| >= 1e-3 max; "
+        f"target 1e-5)\n"
+        f"    float32 floor, explicit eager vs sdpa: {acc['float32_floor_eager_vs_sdpa_backward']:.1e} "
+        f"({acc['float32_floor_noncancelling']:.1e})\n"
+        f"    JVP {acc['jvp_all_seconds']:.2f} s vs per-episode backward {acc['explicit_backward_seconds']:.2f} s"
+    )
+    print(f"    {'subset':30} {'Spearman vs all':>16} {'seconds':>8}  (tangent + JVP)")
+    for r in acc["subsets"]:
+        print(f"    {r['subset']:30} {r['spearman_vs_all']:>16.3f} {r['seconds']:>8.2f}")
+
+
+# -- (b) cost -------------------------------------------------------------------------------------
 
 
 def cost_part(init: str, steps: int) -> dict:
@@ -145,26 +208,24 @@ def cost_part(init: str, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=["a", "b", "all"], default="all")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--prompts", type=int, default=8)
     args = ap.parse_args()
     init = resolve_init(load_config("experiments/lab/l2t.yaml"))
-    acc = accuracy_part(init, args.prompts)
-    cost = cost_part(init, args.steps)
-    print(
-        f"(a) {acc['episodes']} episodes: JVP vs explicit backward, max relative error "
-        f"{acc['max_rel_error_jvp_vs_explicit']:.2e} (target <= 1e-5); JVP {acc['jvp_all_seconds']:.2f}s vs "
-        f"per-episode backward {acc['explicit_backward_seconds']:.2f}s"
-    )
-    print(f"{'subset':20} {'Spearman vs all':>16} {'seconds':>8}")
-    for r in acc["subsets"]:
-        print(f"{r['subset']:20} {r['spearman_vs_all']:>16.3f} {r['seconds']:>8.2f}")
-    print("(b) training step time, same run settings:")
-    for k, v in cost["step_seconds"].items():
-        print(f"    {k:22} {v:.2f} s")
-    print(f"    info_gain overhead: {100 * cost['overhead']:.0f} % (target <= 30 %)")
+    out_file = RESULTS / "info_gain_estimator.json"
+    results = json.loads(out_file.read_text()) if out_file.is_file() else {}  # keep the part not re-run
+    if args.part in ("a", "all"):
+        results["accuracy"] = accuracy_part(init, args.prompts)
+        print_accuracy(results["accuracy"])
+    if args.part in ("b", "all"):
+        cost = results["cost"] = cost_part(init, args.steps)
+        print("(b) training step time, same run settings:")
+        for k, v in cost["step_seconds"].items():
+            print(f"    {k:22} {v:.2f} s")
+        print(f"    info_gain overhead: {100 * cost['overhead']:.0f} % (target <= 30 %)")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "info_gain_estimator.json").write_text(json.dumps({"accuracy": acc, "cost": cost}, indent=2))
+    out_file.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -21,18 +21,27 @@ forward-mode JVP (`torch.func.jvp`) with tangent Delta_theta gives every token's
 derivative d log pi(o_t) / d theta . Delta_theta, summed per episode, then squared.
 
 Deviations, on purpose:
-- The paper leaves J unspecified and its released code scores episodes with an external process
-  reward model; ours is the policy's own forced-answer likelihood, which needs no annotation.
+- The paper leaves J unspecified; ours is the policy's own forced-answer likelihood, which needs no
+  annotation and no second model.
 - The paper approximates the Fisher term with an SVD-based proxy; ours is the exact rank-1 form on
-  the chosen subset (`last_block`, `lm_head`, `all`) or on a seeded random projection of
-  Delta_theta (`random_projection`, `rank` directions over all parameters).
-- The released code never applies the penalty; here beta = 0 reproduces that.
-- A response without a reasoning region (a ``<short>`` answer) is one episode with zero gain.
+  the chosen subset (`last_block`, `lm_head` (with tied embeddings: the shared embedding matrix),
+  `all`) or on a seeded random projection of Delta_theta (`random_projection`: the orthogonal
+  projection onto `rank` Gaussian directions over all parameters).
+- A response without a reasoning region (a ``<short>`` answer) or with broken markup is one episode
+  with zero gain; it still gets r_out and the penalty.
+
+The released code (github.com/ML-TASA/L2T, commit 5fc0f58, read for this note) differs more: its
+gain is the difference of consecutive episode scores from an external PRM (Qwen2.5-Math-PRM-7B);
+the outcome reward sits on the last token undivided by K; broken episode markup costs 0.01; its
+penalty is per *sequence* (a central finite difference of the sequence NLL along Delta_theta on the
+parameters named "35", i.e. the last block, times beta = 1e-2), computed and passed to the reward
+manager but never added to the reward. beta = 0 here reproduces "no penalty".
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 
 import torch
 from torch.func import functional_call, jvp
@@ -156,6 +165,22 @@ def directional_logprobs(
     return torch.cat(out)
 
 
+def cue_ids(ctx: RewardContext) -> list[int]:
+    """Token ids of the answer cue; canonical control strings in it (``</think>``) become their ids,
+    so the cue is right also for models whose control tokens are mapped onto other vocabulary."""
+    if not ctx.answer_cue:
+        return []
+    controls = sorted(ctx.control_ids, key=len, reverse=True)
+    parts = re.split("(" + "|".join(map(re.escape, controls)) + ")", ctx.answer_cue) if controls else [ctx.answer_cue]
+    ids: list[int] = []
+    for part in parts:
+        if part in ctx.control_ids:
+            ids.append(ctx.control_ids[part])
+        elif part:
+            ids += ctx.tokenizer(part, add_special_tokens=False)["input_ids"]
+    return ids
+
+
 @REWARDS.register("info_gain")
 class InfoGain(Reward):
     """L2T information-gain process reward: per-episode fitting gain minus a Fisher compression penalty."""
@@ -189,13 +214,12 @@ class InfoGain(Reward):
         self.alpha, self.beta, self.correct, self.wrong = alpha, beta, correct, wrong
         self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
         self.damping, self.batch_size = damping, batch_size
-        self._projection: dict[str, torch.Tensor] | None = None
         self.last_final_j: list[float] = []
 
     # -- the two estimators ----------------------------------------------------------------------
     def fitting_gain(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
         tok = ctx.tokenizer
-        cue = tok(ctx.answer_cue, add_special_tokens=False)["input_ids"] if ctx.answer_cue else []
+        cue = cue_ids(ctx)
         contexts, answers, owners = [], [], []
         for i, e in enumerate(eps):
             prompt = batch.prompt_ids[i][batch.prompt_mask[i].bool()].tolist()
@@ -247,27 +271,40 @@ class InfoGain(Reward):
         current = dict(model.named_parameters())
         delta = {n: current[n].detach() - initial[n].to(current[n].device, current[n].dtype) for n in names}
         if self.params == "random_projection":
-            basis = self._basis(delta)
-            coeffs = [sum((v[n] * delta[n]).sum() for n in delta) for v in basis]
-            delta = {n: sum(c * v[n] for c, v in zip(coeffs, basis)) for n in delta}
-        sq = float(sum((t * t).sum() for t in delta.values()))
+            delta = self.project(delta)
+        sq = float(sum((t.double() * t.double()).sum() for t in delta.values()))
         return delta, sq
 
-    def _basis(self, like: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        """`rank` seeded Gaussian directions over all parameters, Gram-Schmidt orthonormalised."""
-        if self._projection is None or set(self._projection[0]) != set(like):
-            gen = torch.Generator().manual_seed(self.seed)
-            flat = torch.randn(self.rank, sum(t.numel() for t in like.values()), generator=gen, dtype=torch.float64)
-            q, _ = torch.linalg.qr(flat.T)
-            basis, offset = [], 0
-            split = []
-            for n, t in like.items():
-                split.append((n, offset, t.numel(), t.shape))
-                offset += t.numel()
-            for r in range(self.rank):
-                basis.append({n: q[o : o + k, r].reshape(s).to(like[n].device, like[n].dtype) for n, o, k, s in split})
-            self._projection = basis  # type: ignore[assignment]
-        return self._projection  # type: ignore[return-value]
+    def project(self, delta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Orthogonal projection of `delta` onto the span of `rank` seeded Gaussian directions V:
+        P delta = V^T (V V^T)^{-1} V delta. V is never held whole: it is regenerated block by block
+        (2^22 entries of one parameter per block, each block seeded by (seed, block index)), so the
+        memory is rank x one block, not rank model copies; the price is generating V twice per call."""
+        r = self.rank
+        gram = torch.zeros(r, r, dtype=torch.float64)
+        coeff = torch.zeros(r, dtype=torch.float64)
+        for v, d in self._blocks(delta):
+            gram += (v @ v.T).double().cpu()
+            coeff += (v @ d).double().cpu()
+        y = torch.linalg.solve(gram, coeff)
+        out = {n: torch.empty_like(t) for n, t in delta.items()}
+        flat = {n: t.view(-1) for n, t in out.items()}
+        for (v, _), (n, a, b) in zip(self._blocks(delta), self._block_index(delta)):
+            flat[n][a:b] = (y.to(v.device, v.dtype) @ v).to(flat[n].dtype)
+        return out
+
+    @staticmethod
+    def _block_index(delta: dict[str, torch.Tensor], size: int = 1 << 22) -> list[tuple[str, int, int]]:
+        return [(n, a, min(a + size, t.numel())) for n, t in delta.items() for a in range(0, t.numel(), size)]
+
+    def _blocks(self, delta: dict[str, torch.Tensor]):
+        """(V block [rank, m], the matching slice of delta [m]) for every block, in a fixed order."""
+        for k, (n, a, b) in enumerate(self._block_index(delta)):
+            t = delta[n]
+            dtype = torch.promote_types(t.dtype, torch.float32)
+            gen = torch.Generator(device=t.device).manual_seed(self.seed * 1_000_003 + k)
+            v = torch.randn(self.rank, b - a, generator=gen, device=t.device, dtype=dtype)
+            yield v, t.reshape(-1)[a:b].to(dtype)
 
     # -- the reward ------------------------------------------------------------------------------
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:

@@ -1,0 +1,196 @@
+"""The `info_gain` reward: fitting gain on a model with hand-set logits, batching invariance, damping,
+the random projection, parameter subsets and config errors.
+
+The JVP penalty against an explicit autograd backward on every subset is in tests/test_l2t.py.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from tests_helpers import rollout_batch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from rlreason.errors import RegistryError
+from rlreason.policy.lab_tiny import build_lab_tokenizer
+from rlreason.registry import REWARDS
+from rlreason.rewards.base import RewardContext
+from rlreason.rewards.info_gain import InfoGain, cue_ids, subset_names
+
+
+@pytest.fixture(scope="module")
+def tok():
+    tok = build_lab_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<short>", "<think>", "</think>"]})
+    return tok
+
+
+class NewlineCounterLM(torch.nn.Module):
+    """A causal LM with hand-set logits: after c newlines, tokens `targets` have logit c * ln 2, all
+    others 0. So every target token has probability p(c) = 2^c / (|targets| 2^c + V - |targets|)."""
+
+    def __init__(self, vocab: int, newline: int, targets: list[int]) -> None:
+        super().__init__()
+        self.vocab, self.newline, self.targets = vocab, newline, targets
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_) -> SimpleNamespace:
+        count = (input_ids == self.newline).cumsum(-1).double()
+        logits = torch.zeros(*input_ids.shape, self.vocab, dtype=torch.float64) + self.unused
+        logits[..., self.targets] += count[..., None] * math.log(2)
+        return SimpleNamespace(logits=logits)
+
+
+def test_fitting_gain_by_hand(tok):
+    gold = tok("3", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    model = NewlineCounterLM(len(tok), newline=10, targets=gold)
+    v = len(tok)
+
+    def p(c: int) -> float:  # J = geometric mean of the two gold tokens' probabilities, both p(c)
+        return 2**c / (2 * 2**c + v - 2)
+
+    responses = ["<think>\n1\n2\n3\n</think>3<eos>", "<short>3<eos>", "<think>\n1\n2\n</think>4<eos>"]
+    prompt = tok("1+2=", add_special_tokens=False)["input_ids"]
+    batch = rollout_batch(
+        [prompt] * 3, [tok(r, add_special_tokens=False)["input_ids"] for r in responses], tok.pad_token_id, ["3"] * 3
+    )
+    ctx = RewardContext(
+        correct=torch.tensor([True, True, False]),
+        answered=torch.ones(3, dtype=torch.bool),
+        policy=model,
+        tokenizer=tok,
+        answer_cue="</think>",
+    )
+    model.train()
+    out = InfoGain(alpha=0.8, beta=0.0, wrong=-1.0, batch_size=2)(batch, ctx)
+    assert model.training  # eval only while scoring
+    # prefix 0 ends after "<think>\n" (1 newline); episode k adds one newline each
+    gains_a = [p(2) - p(1), p(3) - p(2), p(4) - p(3)]
+    gains_c = [p(2) - p(1), p(3) - p(2)]
+    assert out.episode_rewards[0].tolist() == pytest.approx([1 / 3 + 0.8 * g for g in gains_a], abs=1e-7)
+    assert out.episode_rewards[1].tolist() == [1.0]  # <short>: r_out, no gain
+    assert out.episode_rewards[2].tolist() == pytest.approx([-1 / 2 + 0.8 * g for g in gains_c], abs=1e-7)
+    torch.testing.assert_close(out.rewards, torch.stack([r.sum() for r in out.episode_rewards]))
+    assert out.episode_spans[1] == [(0, 3)]  # <short> 3 <eos>
+    assert out.metrics["info_gain/J_final_mean"] == pytest.approx((p(4) + p(3)) / 2)
+    assert out.metrics["info_gain/gain_mean"] == pytest.approx(sum(gains_a + gains_c) / 6)
+    assert out.metrics["info_gain/episodes_per_sample"] == pytest.approx(2.0)
+    assert out.metrics["info_gain/format_fail"] == 0.0
+    assert out.metrics["info_gain/penalty_mean"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def qwen(tok):
+    torch.manual_seed(0)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    model = Qwen2ForCausalLM(cfg).double()
+    initial = {n: q.detach().clone() for n, q in model.named_parameters()}
+    gen = torch.Generator().manual_seed(7)  # not the projection's seed
+    with torch.no_grad():
+        for q in model.parameters():
+            q.add_(0.01 * torch.randn(q.shape, generator=gen, dtype=q.dtype))
+    return model, initial
+
+
+def lab_batch(tok):
+    responses = [
+        "<think>\n7*8=56\n4*8=32\n32+5=37\n</think>376<eos>",
+        "<short>376<eos>",
+        "<think>\n7*8=56\n</think>376<eos>",
+        "<think>\n7*8=5",  # truncated: malformed
+        "<think>\n4*8=32\n7*8=56\n7*8=56\n320+56=376\n</think>376<eos>",
+        "",  # empty: malformed, must not raise
+    ]
+    questions = ["47*8=", "47*8=", "1+47*8=", "9=", "47*8=", "1="]
+    prompts = [tok(q, add_special_tokens=False)["input_ids"] for q in questions]
+    resp = [tok(r, add_special_tokens=False)["input_ids"] for r in responses]
+    return rollout_batch(prompts, resp, tok.pad_token_id, ["376"] * 6)
+
+
+def run_reward(tok, qwen, **kw):
+    model, initial = qwen
+    ctx = RewardContext(
+        correct=torch.tensor([True, True, True, False, True, False]),
+        answered=torch.ones(6, dtype=torch.bool),
+        policy=model,
+        tokenizer=tok,
+        initial_params=initial,
+        answer_cue="</think>",
+    )
+    return InfoGain(**kw)(lab_batch(tok), ctx)
+
+
+def test_batching_invariance_and_damping(tok, qwen):
+    one = run_reward(tok, qwen, batch_size=1, damping=0.0)
+    many = run_reward(tok, qwen, batch_size=64, damping=0.0)
+    assert one.metrics["info_gain/penalty_mean"] > 0 and one.metrics["info_gain/gain_mean"] != 0
+    for a, b in zip(one.episode_rewards, many.episode_rewards):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert [len(r) for r in one.episode_rewards] == [3, 1, 1, 1, 4, 1]
+    assert one.metrics["info_gain/format_fail"] == pytest.approx(2 / 6)
+    assert torch.isfinite(one.rewards).all()
+    # damping adds alpha * beta * damping * ||Delta_theta||^2 to every episode's penalty
+    damped = run_reward(tok, qwen, batch_size=64, damping=0.5)
+    _, sq = InfoGain().tangent(qwen[0], qwen[1])
+    for a, b in zip(many.episode_rewards, damped.episode_rewards):
+        torch.testing.assert_close(a - b, torch.full_like(a, 0.8 * 0.6 * 0.5 * sq), atol=1e-6, rtol=1e-6)
+
+
+def test_random_projection_is_an_orthogonal_projection(qwen):
+    model, initial = qwen
+    full, sq_full = InfoGain(params="all").tangent(model, initial)
+    proj, sq = InfoGain(params="random_projection", rank=4, seed=3).tangent(model, initial)
+    again, _ = InfoGain(params="random_projection", rank=4, seed=3).tangent(model, initial)
+    other, _ = InfoGain(params="random_projection", rank=4, seed=4).tangent(model, initial)
+    dot = sum(float((proj[n] * (full[n] - proj[n])).sum()) for n in full)  # residual orthogonal to the image
+    assert abs(dot) < 1e-12 * sq_full
+    assert 0 < sq < sq_full
+    assert all(torch.equal(proj[n], again[n]) for n in proj)  # seeded
+    assert not all(torch.equal(proj[n], other[n]) for n in proj)
+
+
+def test_subsets_found_generically(tok, qwen):
+    model, _ = qwen
+    last = subset_names(model, "last_block")
+    assert last and all(n.startswith("model.layers.1.") for n in last)
+    assert subset_names(model, "lm_head") == ["model.embed_tokens.weight"]  # tied: the shared embedding
+    untied = Qwen2ForCausalLM(Qwen2Config(**{**model.config.to_dict(), "tie_word_embeddings": False}))
+    assert subset_names(untied, "lm_head") == ["lm_head.weight"]
+    assert len(subset_names(model, "all")) == len(list(model.parameters()))
+
+
+def test_answer_cue_uses_control_ids():
+    tok = build_lab_tokenizer()  # '</think>' is 8 byte tokens here
+    cue = "\n</think>"
+    yes = torch.ones(1, dtype=torch.bool)
+    ctx = RewardContext(correct=yes, answered=yes, tokenizer=tok, answer_cue=cue)
+    assert cue_ids(ctx) == list(cue.encode())
+    ctx.control_ids = {"<think>": ord("@"), "</think>": ord("#")}  # control tokens mapped onto '@' and '#'
+    assert cue_ids(ctx) == [10, ord("#")]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"params": "middle"}, "params: expected one of last_block, lm_head, all, random_projection"),
+        ({"episodes": "words"}, "episodes: expected one of lab, lines, tags"),
+        ({"beta": -1}, "beta: expected a value >= 0"),
+        ({"rank": 0}, "rank: expected an integer >= 1"),
+    ],
+)
+def test_bad_config_is_a_one_line_error(params, message):
+    with pytest.raises(RegistryError, match=message):
+        REWARDS.build({"name": "info_gain", **params})

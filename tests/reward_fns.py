@@ -1,8 +1,16 @@
-"""TRL-style reward functions importable by path from the tests."""
+"""TRL-style reward functions importable by path (`reward_fns:<name>`) from tests/test_rewards.py."""
+
+import numpy as np
 
 
 def length_bonus(prompts, completions, gold, **columns):
+    """len(completion) + 1 if it ends with the gold answer."""
     return [float(len(c)) + (1.0 if c.endswith(g) else 0.0) for c, g in zip(completions, gold)]
+
+
+def ids_and_meta(prompts, completions, completion_ids, difficulty, **columns):
+    """Uses the columns built from the batch: token count + 10 for 'hard' items; numpy scalars."""
+    return [np.float32(len(ids) + (10 if d == "hard" else 0)) for ids, d in zip(completion_ids, difficulty)]
 
 
 def with_none(prompts, completions, **columns):
@@ -11,3 +19,10 @@ def with_none(prompts, completions, **columns):
 
 def wrong_length(prompts, completions, **columns):
     return [1.0]
+
+
+def non_numeric(prompts, completions, **columns):
+    return ["1.0"] * len(completions)
+
+
+NOT_CALLABLE = 3

@@ -1,100 +1,204 @@
-"""Composing rewards: a weighted `sum` of registered terms, and TRL-style reward callables."""
+"""Composing rewards: a weighted `sum` of registered terms, and TRL-style reward callables by path."""
 
 from __future__ import annotations
 
 import importlib
 import math
+import numbers
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
 from rlreason.batch import RewardOutput, RolloutBatch
-from rlreason.errors import RLReasonError
+from rlreason.errors import RegistryError, RLReasonError
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
 
 
+def _term_problem(term: Any, key: str) -> tuple[str, str] | None:
+    """The first (key, message) wrong with one `terms` entry, or None; used at config load and build."""
+    if not isinstance(term, Mapping):
+        return key, f"expected a mapping {{name: ..., weight: ...}}, got {type(term).__name__}"
+    if "name" not in term:
+        return f"{key}.name", f"missing (one of: {', '.join(REWARDS.names())})"
+    try:
+        obj = REWARDS.get(term["name"])
+    except RegistryError as exc:
+        return f"{key}.name", str(exc)
+    weight = term.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
+        return f"{key}.weight", f"expected a finite number, got {weight!r}"
+    valid = {p.name for p in REWARDS.params(term["name"])}
+    for k in term:
+        if k not in ("name", "weight") and k not in valid:
+            return (
+                f"{key}.{k}",
+                f"unknown parameter of reward '{term['name']}' (valid: {', '.join(sorted(valid))})",
+            )
+    for sub_key, message in getattr(obj, "config_checks", lambda c: [])(dict(term)) or []:
+        return f"{key}.{sub_key}", message
+    return None
+
+
 @REWARDS.register("sum")
 class WeightedSum(Reward):
-    """Weighted sum of reward terms: r_i = sum_k w_k r^(k)_i.
+    """Weighted sum of registered reward terms: r_i = sum_k w_k r_i^(k).
 
-    ``reward: {name: sum, terms: [{name: binary, weight: 1.0}, {name: kimi, weight: 0.5}]}``.
-    If one term gives per-episode rewards, they are kept (weighted) and every other term's weighted
-    sequence reward is added to the sample's last episode, so `rewards == episode_rewards.sum()`.
+    ``reward: {name: sum, terms: [{name: binary, weight: 1.0}, {name: kimi, weight: 0.5}]}``; each
+    term is built through the registry, so a bad term is reported as ``reward.terms[1].name``.
+
+    A process reward among the terms (one that fills `episode_rewards`, e.g. L2T's info_gain) keeps
+    its per-episode rewards, weighted, and the other terms' weighted sequence rewards are added to
+    each sample's last episode, so `rewards[i] == episode_rewards[i].sum()` still holds; a sample
+    with no episode gets one spanning its whole response. Metrics: `reward/sum/mean`, per term
+    `reward/terms/<i>_<name>/mean` (unweighted), the term's own `reward/<name>/*` metrics renamed to
+    `reward/terms/<i>_<name>/*`, and its other metrics (`mode/*`, `info_gain/*`) kept as named (first
+    term wins on a clash; later ones are prefixed). `format_ok` is the AND over terms that report it.
+    `needs_policy` / `needs_initial_params` are true if any term needs them.
     """
 
     def __init__(self, terms: list[dict[str, Any]]) -> None:
-        if not terms:
-            raise ValueError("terms: expected a non-empty list of {name: ..., weight: ...}")
+        if not isinstance(terms, (list, tuple)) or not terms:
+            raise RegistryError("reward.terms: expected a non-empty list of {name: ..., weight: ...}")
         self.terms: list[tuple[float, Reward, str]] = []
         for k, term in enumerate(terms):
-            term = dict(term)
-            weight = float(term.pop("weight", 1.0))
-            self.terms.append((weight, REWARDS.build(term, where=f"reward.terms[{k}]"), str(term.get("name"))))
+            problem = _term_problem(term, f"terms[{k}]")
+            if problem:
+                raise RegistryError(f"reward.{problem[0]}: {problem[1]}")
+            params = dict(term)
+            weight = float(params.pop("weight", 1.0))
+            self.terms.append((weight, REWARDS.build(params, where=f"reward.terms[{k}]"), str(term["name"])))
         self.needs_policy = any(t.needs_policy for _, t, _ in self.terms)  # type: ignore[misc]
         self.needs_initial_params = any(t.needs_initial_params for _, t, _ in self.terms)  # type: ignore[misc]
+
+    @staticmethod
+    def config_checks(comp: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Checks `terms` at config load (config validation does not build components)."""
+        terms = comp.get("terms")
+        if not isinstance(terms, (list, tuple)) or not terms:
+            return [("terms", "expected a non-empty list of {name: ..., weight: ...}")]
+        problems = [_term_problem(t, f"terms[{k}]") for k, t in enumerate(terms)]
+        return [p for p in problems if p][:1]
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         total = torch.zeros(batch.num_samples)
         episode: list[torch.Tensor] | None = None
-        spans = None
+        spans: list[list[tuple[int, int]]] | None = None
         metrics: dict[str, float] = {}
-        fmt = None
+        fmt: torch.Tensor | None = None
         for k, (w, term, name) in enumerate(self.terms):
             out = term(batch, ctx)
             total = total + w * out.rewards.float()
             if out.episode_rewards is not None and episode is None:
                 episode = [w * e.float() for e in out.episode_rewards]
-                spans = out.episode_spans
+                spans = out.episode_spans or batch.episode_spans
+            prefix = f"reward/terms/{k}_{name}"
+            metrics[f"{prefix}/mean"] = float(out.rewards.float().mean()) if out.rewards.numel() else 0.0
+            own = f"reward/{name}/"
             for m, v in out.metrics.items():
-                metrics[m] = v
-            metrics[f"reward/terms/{k}_{name}"] = float(out.rewards.float().mean())
+                if m.startswith(own):
+                    metrics[f"{prefix}/{m[len(own) :]}"] = v
+                else:
+                    metrics[m if m not in metrics else f"{prefix}/{m}"] = v
             if out.format_ok is not None:
-                fmt = out.format_ok if fmt is None else fmt & out.format_ok
-        if episode is not None:  # put the sequence-level terms on the last episode
-            episode = [e.clone() for e in episode]
-            for i, e in enumerate(episode):
-                e[-1] += total[i] - e.sum()
+                fmt = out.format_ok.bool() if fmt is None else fmt & out.format_ok.bool()
+        if episode is not None:
+            episode, spans = _fold_into_last_episode(episode, spans, total, batch)
+        metrics["reward/sum/mean"] = float(total.mean()) if total.numel() else 0.0
         return RewardOutput(rewards=total, episode_rewards=episode, episode_spans=spans, format_ok=fmt, metrics=metrics)
+
+
+def _fold_into_last_episode(
+    episode: list[torch.Tensor],
+    spans: list[list[tuple[int, int]]] | None,
+    total: torch.Tensor,
+    batch: RolloutBatch,
+) -> tuple[list[torch.Tensor], list[list[tuple[int, int]]] | None]:
+    """Add what the sequence-level terms contributed to each sample's last episode."""
+    lengths = batch.response_lengths.tolist()
+    new_ep, new_spans = [], [list(s) for s in spans] if spans is not None else None
+    for i, e in enumerate(episode):
+        e = e.clone()
+        if e.numel() == 0:  # no episode at all: the whole response is one
+            e = torch.zeros(1)
+            if new_spans is not None:
+                new_spans[i] = [(0, int(lengths[i]))]
+        e[-1] += total[i] - e.sum()
+        new_ep.append(e)
+    return new_ep, new_spans
+
+
+def _import(path: str) -> Callable[..., Any]:
+    module, sep, attr = path.partition(":")
+    if not sep:
+        module, _, attr = path.rpartition(".")
+    if not module or not attr:
+        raise ValueError(f"fn: expected 'package.module:function', got {path!r}")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"fn: cannot import {path!r} ({type(exc).__name__}: {exc})") from None
+    if not callable(fn):
+        raise ValueError(f"fn: {path!r} is not callable")
+    return fn
 
 
 @REWARDS.register("callable")
 class CallableReward(Reward):
-    """A TRL-style reward function by import path: fn(prompts, completions, **columns) -> list[float].
+    """A TRL-style reward function given by import path: fn(prompts, completions, **columns).
 
-    Columns: `gold` (the gold answers), `completion_ids`, and every key of the samples' task metadata.
-    None entries (TRL's "not applicable") count as 0.0 and are reported in metrics.
+    ``reward: {name: callable, fn: "pkg.module:func", weight: 1.0}``; called as
+    ``fn(prompts=[...], completions=[...], gold=[...], completion_ids=[[...], ...], **meta_columns)``
+    with one list entry per sample, where meta_columns are the keys of the samples' task metadata
+    (`batch.meta`; a sample lacking a key gets None), and must return N numbers (or None), as TRL's
+    `GRPOTrainer` reward functions do. r_i = weight * fn(...)[i]. A function should accept
+    ``**kwargs`` so new columns do not break it. Completions are plain strings (TRL's standard,
+    non-conversational format). TRL turns None ("not applicable") into NaN and `nansum`s over its
+    reward functions, so a lone function's None becomes 0; we map None (and NaN) to 0.0 directly and
+    report the share in `reward/callable/none_frac`. Inside `sum`, `weight` is the term's weight.
     """
 
     def __init__(self, fn: str, weight: float = 1.0) -> None:
-        self.path, self.weight = fn, weight
-        module, sep, attr = fn.partition(":")
-        if not sep:
-            module, _, attr = fn.rpartition(".")
+        self.path, self.weight = fn, float(weight)
+        self.fn = _import(fn)
+
+    @staticmethod
+    def config_checks(comp: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """An unimportable `fn` is reported at config load."""
         try:
-            self.fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ValueError(f"fn: cannot import {fn!r} ({exc}); expected 'package.module:function'") from None
-        if not callable(self.fn):
-            raise ValueError(f"fn: {fn!r} is not callable")
+            _import(str(comp.get("fn", "")))
+        except ValueError as exc:
+            return [("fn", str(exc).removeprefix("fn: "))]
+        return []
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
-        columns: dict[str, list[Any]] = {"gold": list(batch.golds)}
-        columns["completion_ids"] = [ids[m.bool()].tolist() for ids, m in zip(batch.response_ids, batch.response_mask)]
-        for key in sorted({k for m in batch.meta for k in m}):
-            columns.setdefault(key, [m.get(key) for m in batch.meta])
+        n = batch.num_samples
+        columns: dict[str, list[Any]] = {
+            "gold": list(batch.golds),
+            "completion_ids": [ids[m.bool()].tolist() for ids, m in zip(batch.response_ids, batch.response_mask)],
+        }
+        metas = [batch.meta[i] if i < len(batch.meta) else {} for i in range(n)]
+        for key in sorted({k for m in metas for k in m}):
+            columns.setdefault(key, [m.get(key) for m in metas])
         values = self.fn(prompts=list(batch.prompts), completions=list(batch.completions), **columns)
-        if not isinstance(values, (list, tuple)) or len(values) != batch.num_samples:
-            got = len(values) if isinstance(values, (list, tuple)) else type(values).__name__
-            raise RLReasonError(f"reward.fn {self.path}: expected a list of {batch.num_samples} floats, got {got}")
+        if not isinstance(values, (list, tuple)) or len(values) != n:
+            got = f"{len(values)} values" if isinstance(values, (list, tuple)) else type(values).__name__
+            raise RLReasonError(f"reward.fn {self.path}: expected a list of {n} numbers, got {got}")
         out, missing = [], 0
-        for v in values:
-            if v is None or (isinstance(v, float) and math.isnan(v)):
+        for i, v in enumerate(values):
+            if isinstance(v, torch.Tensor) and v.numel() == 1:
+                v = v.item()
+            if v is None or (isinstance(v, numbers.Real) and math.isnan(v)):
                 missing += 1
                 out.append(0.0)
-            elif (isinstance(v, (int, float)) and not isinstance(v, bool)) or isinstance(v, bool):
+            elif isinstance(v, numbers.Real):
                 out.append(float(v))
             else:
-                raise RLReasonError(f"reward.fn {self.path}: returned a non-numeric value {v!r}")
-        r = self.weight * torch.tensor(out)
-        return RewardOutput(rewards=r, metrics={"reward/callable/none_frac": missing / max(1, len(values))})
+                raise RLReasonError(f"reward.fn {self.path}: value {i} is not a number: {v!r}")
+        r = self.weight * torch.tensor(out, dtype=torch.float32)
+        metrics = {
+            "reward/callable/mean": float(r.mean()) if n else 0.0,
+            "reward/callable/none_frac": missing / max(1, n),
+        }
+        return RewardOutput(rewards=r, metrics=metrics)

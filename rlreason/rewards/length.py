@@ -1,10 +1,11 @@
-"""The length-penalised reward family. Each term needs token lengths and, most, group ids.
+"""The length-penalised reward family: every member reads token lengths, most also prompt groups.
 
-All are *terms*: compose them with a correctness reward through `sum`, e.g.
-``reward: {name: sum, terms: [{name: binary}, {name: kimi, weight: 0.5}]}``, except where the
-published reward already includes correctness (cosine, l1_*, shorterbetter, arora_zanette), which
-are complete rewards on their own. Formulas are from the papers as cited; the constants are the
-papers' defaults (not re-verified against each released code base in this session).
+Two kinds live here. *Terms* shape length only and are composed with a correctness reward through
+`sum` (``{name: sum, terms: [{name: binary}, {name: kimi, weight: 0.5}]}``): `kimi`, `dapo_overlong`.
+*Complete rewards* already contain correctness, as published: `cosine`, `l1_exact`, `l1_max`,
+`shorterbetter`, `arora_zanette`. A length is the number of response tokens, EOS included
+(`batch.response_lengths`), as in verl/OpenRLHF's `valid_response_length`. Per-group statistics are
+over the samples of one prompt (`batch.group_ids`), never over the whole batch.
 """
 
 from __future__ import annotations
@@ -14,61 +15,99 @@ import math
 import torch
 
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.errors import ConfigError, DataError
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
 
 
 def _groups(batch: RolloutBatch) -> list[torch.Tensor]:
+    """Sample indices of each prompt group."""
     return [torch.nonzero(batch.group_ids == g).squeeze(-1) for g in torch.unique(batch.group_ids)]
 
 
-def _out(name: str, r: torch.Tensor) -> RewardOutput:
-    return RewardOutput(rewards=r.float(), metrics={f"reward/{name}/mean": float(r.float().mean())})
+def _out(name: str, r: torch.Tensor, **extra: float) -> RewardOutput:
+    r = r.float()
+    metrics = {f"reward/{name}/mean": float(r.mean()) if r.numel() else 0.0}
+    metrics.update({f"reward/{name}/{k}": v for k, v in extra.items()})
+    return RewardOutput(rewards=r, metrics=metrics)
+
+
+def _max_length(name: str, max_length: int, ctx: RewardContext) -> float:
+    value = max_length or ctx.max_new_tokens
+    if value <= 0:
+        raise ConfigError(f"reward.max_length: {name} needs a positive max_length or rollout.max_new_tokens")
+    return float(value)
 
 
 @REWARDS.register("kimi")
 class KimiLength(Reward):
-    """Kimi k1.5 length reward, per prompt group: shorter than the group's range centre is rewarded.
+    """Kimi k1.5 length term, per prompt group: shorter than the group's mid-range is rewarded.
 
-    lambda_i = 0.5 - (len_i - min_len) / (max_len - min_len), min/max over the sample's own group;
-    r_i = lambda_i if correct else min(0, lambda_i); 0 for the whole group when all lengths are equal.
-    (Kimi Team, arXiv 2501.12599, section 2.3.3; they add it to the task reward with a weight.)
+    Kimi Team, arXiv 2501.12599, sec. 2.3.3 ("Length Penalty"), over the k samples of one problem:
+
+        lambda_i = 0.5 - (len_i - min_len) / (max_len - min_len)
+        r_i      = lambda_i            if correct_i
+                   min(0, lambda_i)    otherwise
+
+    and r_i = 0 for the whole group when max_len = min_len. The report adds this to the task reward
+    with a weight; here it is a standalone term and the weight is the `sum` reward's `weight`. The
+    report also warms up ("standard policy optimisation without length penalty" first): `start_step`
+    switches the term on at that optimisation step (0: from the start).
     """
+
+    def __init__(self, start_step: int = 0) -> None:
+        if start_step < 0:
+            raise ValueError(f"start_step: expected a non-negative step, got {start_step}")
+        self.start_step = start_step
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         lengths = batch.response_lengths.float()
         r = torch.zeros_like(lengths)
+        if ctx.step < self.start_step:
+            return _out("kimi", r, active=0.0)
         for idx in _groups(batch):
             lo, hi = lengths[idx].min(), lengths[idx].max()
             if hi == lo:
                 continue
             lam = 0.5 - (lengths[idx] - lo) / (hi - lo)
-            r[idx] = torch.where(ctx.correct[idx], lam, torch.clamp(lam, max=0.0))
-        return _out("kimi", r)
+            r[idx] = torch.where(ctx.correct[idx], lam, lam.clamp(max=0.0))
+        return _out("kimi", r, active=1.0)
 
 
 @REWARDS.register("dapo_overlong")
 class DAPOOverlong(Reward):
-    """DAPO's soft overlong punishment (Yu et al., arXiv 2503.14476, eq. 13).
+    """DAPO soft overlong punishment: a linear penalty over the last `buffer` tokens before max_length.
 
-    r = 0 if L <= L_max - L_cache; ((L_max - L_cache) - L) / L_cache if L_max - L_cache < L <= L_max;
-    -1 if L > L_max. `max_length` defaults to rollout.max_new_tokens.
+    Yu et al., arXiv 2503.14476, eq. 13, with L_max = `max_length` and L_cache = `buffer`:
+
+        R_length(y) = 0                                   if |y| <= L_max - L_cache
+                      ((L_max - L_cache) - |y|) / L_cache  if L_max - L_cache < |y| <= L_max
+                      -1                                  if |y| > L_max
+
+    times `penalty_factor` (verl's `reward_model.overlong_buffer.penalty_factor`, 1.0 in the paper).
+    A term: DAPO adds it to the rule-based correctness reward (`sum` with `binary`). `max_length`
+    0 means rollout.max_new_tokens; `buffer` 0 means max_length / 5 (the paper's 4096 of 20480).
     """
 
-    def __init__(self, buffer: int = 16, max_length: int = 0) -> None:
-        if buffer <= 0:
-            raise ValueError(f"buffer: expected a positive token count, got {buffer}")
-        self.buffer, self.max_length = buffer, max_length
+    def __init__(self, buffer: int = 0, max_length: int = 0, penalty_factor: float = 1.0) -> None:
+        if buffer < 0 or max_length < 0:
+            raise ValueError(f"buffer ({buffer}) and max_length ({max_length}) must be >= 0 (0: default)")
+        if max_length and buffer >= max_length:
+            raise ValueError(f"buffer ({buffer}) must be smaller than max_length ({max_length})")
+        if penalty_factor < 0:
+            raise ValueError(f"penalty_factor: expected >= 0, got {penalty_factor}")
+        self.buffer, self.max_length, self.penalty_factor = buffer, max_length, penalty_factor
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
-        l_max = float(self.max_length or ctx.max_new_tokens)
-        if self.buffer >= l_max:
-            raise ValueError(f"dapo_overlong.buffer ({self.buffer}) must be smaller than max_length ({l_max:g})")
+        l_max = _max_length("dapo_overlong", self.max_length, ctx)
+        cache = float(self.buffer or l_max // 5)
+        if not 0 < cache < l_max:
+            raise ConfigError(f"reward.buffer: expected 0 < buffer < max_length ({l_max:g}), got {cache:g}")
         lengths = batch.response_lengths.float()
-        start = l_max - self.buffer
-        r = torch.where(lengths <= start, torch.zeros_like(lengths), (start - lengths) / self.buffer)
-        r = torch.where(lengths > l_max, torch.full_like(lengths, -1.0), r)
-        return _out("dapo_overlong", r)
+        expected = l_max - cache
+        r = ((expected - lengths) / cache).clamp(max=0.0)
+        r = torch.where(lengths > l_max, torch.full_like(r, -1.0), r) * self.penalty_factor
+        return _out("dapo_overlong", r, in_buffer_frac=float((lengths > expected).float().mean()))
 
 
 def _cos_fn(t: torch.Tensor, big_t: float, eta_min: float, eta_max: float) -> torch.Tensor:
@@ -77,11 +116,20 @@ def _cos_fn(t: torch.Tensor, big_t: float, eta_min: float, eta_max: float) -> to
 
 @REWARDS.register("cosine")
 class CosineLength(Reward):
-    """Cosine length-scaled reward (Yeo et al., "Demystifying Long CoT Reasoning", arXiv 2502.03373).
+    """Cosine length-scaled reward: short correct answers earn most, short wrong ones lose most.
 
-    CosFn(t, T, eta_min, eta_max) = eta_min + (eta_max - eta_min)(1 + cos(t pi / T)) / 2
-    correct: CosFn(L, L_max, r_L^c, r_0^c); wrong: CosFn(L, L_max, r_L^w, r_0^w); truncated
-    without an answer: r_e. Defaults r_0^c=2, r_L^c=1, r_0^w=-10, r_L^w=0, r_e=-10.
+    Yeo et al., "Demystifying Long Chain-of-Thought Reasoning in LLMs", arXiv 2502.03373, eq. 1:
+
+        CosFn(t, T, eta_min, eta_max) = eta_min + (eta_max - eta_min) (1 + cos(t pi / T)) / 2
+        R(C, L_gen) = CosFn(L_gen, L_max, r_L^c, r_0^c)  if correct
+                      CosFn(L_gen, L_max, r_L^w, r_0^w)  if wrong (or no answer)
+                      r_e                                if L_gen + margin >= L_max
+
+    Defaults are the paper's: r_0^c = 2, r_L^c = 1, r_0^w = -10, r_L^w = 0, r_e = -10. The exceed
+    rule is that of the released code (eddycmu/demystify-long-cot, openrlhf/reward/cosine.py:
+    `gen_len + MAX_LEN_MARGIN >= max_len`; `exceed_margin` is that margin) and also covers any
+    truncated sample. Not implemented: the code's optional n-gram repetition penalty on wrong
+    answers (0 in the paper's main runs); compose one through `sum` with a `callable` if needed.
     """
 
     def __init__(
@@ -90,86 +138,145 @@ class CosineLength(Reward):
         rl_correct: float = 1.0,
         r0_wrong: float = -10.0,
         rl_wrong: float = 0.0,
-        exceed: float = -10.0,
+        exceed_penalty: float = -10.0,
+        exceed_margin: int = 0,
         max_length: int = 0,
     ) -> None:
-        self.r0c, self.rlc, self.r0w, self.rlw, self.exceed = r0_correct, rl_correct, r0_wrong, rl_wrong, exceed
-        self.max_length = max_length
+        if r0_wrong > 0 or rl_wrong > 0:  # the released code refuses these too
+            raise ValueError(f"r0_wrong ({r0_wrong}) and rl_wrong ({rl_wrong}) must be <= 0")
+        if exceed_margin < 0 or max_length < 0:
+            raise ValueError(f"exceed_margin ({exceed_margin}) and max_length ({max_length}) must be >= 0")
+        self.r0c, self.rlc, self.r0w, self.rlw = r0_correct, rl_correct, r0_wrong, rl_wrong
+        self.exceed_penalty, self.exceed_margin, self.max_length = exceed_penalty, exceed_margin, max_length
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
-        big_t = float(self.max_length or ctx.max_new_tokens)
-        lengths = batch.response_lengths.float().clamp(max=big_t)
-        r = torch.where(
-            ctx.correct, _cos_fn(lengths, big_t, self.rlc, self.r0c), _cos_fn(lengths, big_t, self.rlw, self.r0w)
-        )
-        r = torch.where(batch.truncated & ~ctx.answered, torch.full_like(r, self.exceed), r)
-        return _out("cosine", r)
+        big_t = _max_length("cosine", self.max_length, ctx)
+        lengths = batch.response_lengths.float()
+        t = lengths.clamp(max=big_t)
+        correct = _cos_fn(t, big_t, self.rlc, self.r0c)
+        r = torch.where(ctx.correct, correct, _cos_fn(t, big_t, self.rlw, self.r0w))
+        exceeded = batch.truncated.bool() | (lengths + self.exceed_margin >= big_t)
+        r = torch.where(exceeded, torch.full_like(r, self.exceed_penalty), r)
+        return _out("cosine", r, exceed_frac=float(exceeded.float().mean()))
 
 
-def _targets(batch: RolloutBatch, default: int) -> torch.Tensor:
-    vals = [float(m.get("target_len", default)) if m else float(default) for m in batch.meta] or [default]
-    if len(vals) != batch.num_samples:
-        vals = [float(default)] * batch.num_samples
-    return torch.tensor(vals)
+def _targets(batch: RolloutBatch, default: int, name: str) -> torch.Tensor:
+    """Per-sample target length n_gold: `meta["target_len"]` where given, else the `target_length` param."""
+    out = []
+    for i in range(batch.num_samples):
+        meta = batch.meta[i] if i < len(batch.meta) and batch.meta[i] else {}
+        value = meta.get("target_len", default)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"sample {i}: meta['target_len']: expected a number, got {value!r}") from None
+        if not value > 0:
+            raise ConfigError(
+                f"reward.target_length: {name} needs a positive target length (param or meta['target_len'])"
+            )
+        out.append(value)
+    return torch.tensor(out)
 
 
 @REWARDS.register("l1_exact")
 class L1Exact(Reward):
-    """L1 / LCPO-Exact (Aggarwal & Welleck, arXiv 2503.04697): r = 1[correct] - alpha |n_gold - n_y|.
+    """L1 / LCPO-Exact: correctness minus alpha times the distance to the target length.
 
-    The target n_gold comes from `meta["target_len"]` (the prompt's "Think for N tokens.") or
-    `target_length`.
+    Aggarwal & Welleck, "L1: Controlling How Long a Reasoning Model Thinks", arXiv 2503.04697, eq. 1:
+
+        r(y, y_gold, n_gold) = 1[y = y_gold] - alpha |n_gold - n_y|,   alpha = 0.0003
+
+    n_gold is `meta["target_len"]` when the task gives one per problem (L1 samples it and writes
+    "Think for n_gold tokens." into the prompt: that instruction is the task's job, not the reward's),
+    else the `target_length` param. The released code's linear form is the same (its default alpha
+    is 1/3000; not checked against the upstream repository, only a copy).
     """
 
     def __init__(self, alpha: float = 0.0003, target_length: int = 0) -> None:
+        if alpha < 0 or target_length < 0:
+            raise ValueError(f"alpha ({alpha}) and target_length ({target_length}) must be >= 0")
         self.alpha, self.target_length = alpha, target_length
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
-        target = _targets(batch, self.target_length or ctx.max_new_tokens)
-        r = ctx.correct.float() - self.alpha * (target - batch.response_lengths.float()).abs()
-        return _out("l1_exact", r)
+        target = _targets(batch, self.target_length, "l1_exact")
+        gap = (target - batch.response_lengths.float()).abs()
+        r = ctx.correct.float() - self.alpha * gap
+        return _out("l1_exact", r, abs_gap_mean=float(gap.mean()) if gap.numel() else 0.0)
 
 
 @REWARDS.register("l1_max")
 class L1Max(Reward):
-    """L1 / LCPO-Max: r = 1[correct] * clip(alpha (n_gold - n_y) + delta, 0, 1), delta = 0.5."""
+    """L1 / LCPO-Max: correctness scaled by a soft budget, so going over n_gold costs reward.
 
-    def __init__(self, alpha: float = 0.0003, delta: float = 0.5, target_length: int = 0) -> None:
-        self.alpha, self.delta, self.target_length = alpha, delta, target_length
+    Aggarwal & Welleck, arXiv 2503.04697, eq. 2 (`form: clip`, default):
+
+        r(y, y_gold, n_gold) = 1[y = y_gold] * clip(alpha (n_gold - n_y) + delta, 0, 1),  delta = 0.5
+
+    `form: sigmoid` is the released code's alternative (`get_delta_score_sigmoid`, read from a copy of
+    the L1 code, not verified upstream): 1[y = y_gold] * clip(sigmoid(alpha (n_gold - n_y)) +
+    0.1 * 1[n_y <= n_gold], 0, 1). Note the released linear form uses clip(alpha (n_gold - n_y), -1, 1)
+    / 2 + 1/2, i.e. the paper's form with alpha halved. Target as in `l1_exact`.
+    """
+
+    def __init__(self, alpha: float = 0.0003, delta: float = 0.5, target_length: int = 0, form: str = "clip") -> None:
+        if form not in ("clip", "sigmoid"):
+            raise ValueError(f"form: expected 'clip' or 'sigmoid', got {form!r}")
+        if alpha < 0 or target_length < 0:
+            raise ValueError(f"alpha ({alpha}) and target_length ({target_length}) must be >= 0")
+        self.alpha, self.delta, self.target_length, self.form = alpha, delta, target_length, form
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
-        target = _targets(batch, self.target_length or ctx.max_new_tokens)
-        budget = torch.clamp(self.alpha * (target - batch.response_lengths.float()) + self.delta, 0.0, 1.0)
-        return _out("l1_max", ctx.correct.float() * budget)
+        target = _targets(batch, self.target_length, "l1_max")
+        slack = target - batch.response_lengths.float()
+        if self.form == "clip":
+            budget = (self.alpha * slack + self.delta).clamp(0.0, 1.0)
+        else:
+            budget = (torch.sigmoid(self.alpha * slack) + 0.1 * (slack >= 0).float()).clamp(0.0, 1.0)
+        over = float((slack < 0).float().mean()) if slack.numel() else 0.0
+        return _out("l1_max", ctx.correct.float() * budget, over_budget_frac=over)
 
 
 @REWARDS.register("shorterbetter")
 class ShorterBetter(Reward):
-    """ShorterBetter (Yi et al., arXiv 2504.21370): r_i = alpha 1[correct] - beta |len_i - SOL|.
+    """ShorterBetter: correctness bonus minus the distance to the group's Sample Optimal Length.
 
-    The Sample Optimal Length (SOL) of a group is its shortest correct response, or the group's mean
-    length when none is correct. alpha = 2.0, beta = 0.001.
+    Yi, Wang & Li, "ShorterBetter", arXiv 2504.21370, eq. 3-4, per prompt group:
+
+        SOL  = min{ len_j : j correct }   if any sample of the group is correct
+               mean{ len_j }              otherwise
+        r_i  = alpha 1[correct_i] - beta |len_i - SOL|,   alpha = 2.0, beta = 0.001
+
+    Formula and constants from the paper (not verified against released code).
     """
 
     def __init__(self, alpha: float = 2.0, beta: float = 0.001) -> None:
+        if alpha < 0 or beta < 0:
+            raise ValueError(f"alpha ({alpha}) and beta ({beta}) must be >= 0")
         self.alpha, self.beta = alpha, beta
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         lengths = batch.response_lengths.float()
         r = torch.zeros_like(lengths)
+        sols = []
         for idx in _groups(batch):
             ok = ctx.correct[idx]
             sol = lengths[idx][ok].min() if ok.any() else lengths[idx].mean()
+            sols.append(float(sol))
             r[idx] = self.alpha * ok.float() - self.beta * (lengths[idx] - sol).abs()
-        return _out("shorterbetter", r)
+        return _out("shorterbetter", r, sol_mean=sum(sols) / len(sols) if sols else 0.0)
 
 
 @REWARDS.register("arora_zanette")
 class AroraZanette(Reward):
-    """Arora & Zanette ("Training LMs to Reason Efficiently", arXiv 2502.04463):
-    correct: 1 - alpha * sigmoid((len - mean_correct) / std_correct), per group; wrong: 0.
+    """Arora & Zanette: correct answers lose up to alpha for being longer than the group's correct ones.
 
-    mean/std over the group's correct responses (std + 1e-6 guards a single correct response).
+    "Training Language Models to Reason Efficiently", arXiv 2502.04463, eq. 3, per prompt x:
+
+        r(x, y) = 1[y correct] * (1 - alpha * sigmoid((len(y) - mean(x)) / std(x)))
+
+    with mean(x), std(x) over the *correct* responses to x; alpha in [0, 1) keeps every correct
+    answer above every wrong one (0). std is the population std (ddof 0; the paper does not state
+    it; not verified against the released code) plus 1e-7, so a lone correct answer gets sigmoid(0).
     """
 
     def __init__(self, alpha: float = 0.1) -> None:
@@ -185,8 +292,6 @@ class AroraZanette(Reward):
             if not ok.any():
                 continue
             correct_len = lengths[idx][ok]
-            mean = correct_len.mean()
-            std = correct_len.std() if correct_len.numel() > 1 else torch.tensor(0.0)
-            z = (lengths[idx] - mean) / (std + 1e-6)
+            z = (lengths[idx] - correct_len.mean()) / (correct_len.std(correction=0) + 1e-7)
             r[idx] = torch.where(ok, 1 - self.alpha * torch.sigmoid(z), torch.zeros_like(z))
         return _out("arora_zanette", r)

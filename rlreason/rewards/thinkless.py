@@ -1,4 +1,4 @@
-"""`thinkless`: the mode-aware reward of Thinkless (Fang et al., arXiv 2505.13379, eq. 2)."""
+"""`thinkless`: the mode-aware reward of Thinkless (Fang, Ma & Wang, arXiv 2505.13379)."""
 
 from __future__ import annotations
 
@@ -11,40 +11,57 @@ from rlreason.rewards.base import Reward, RewardContext
 
 @REWARDS.register("thinkless")
 class ThinklessReward(Reward):
-    """Correct <short> +1, correct <think> 1 - gamma, wrong / unparseable / no control token -1.
+    """Correct <short> +1, correct <think> 1 - gamma, wrong -1, no valid control token -1.
 
-        r(a, y*, c) =  1          if c = <short> and a = y*
-                       1 - gamma  if c = <think> and a = y*
-                      -1          otherwise (including a missing or misplaced control token)
+    Paper (arXiv 2505.13379, reward design of the RL stage), for answer a, gold y*, control token c:
 
-    gamma = 0.5 as in the released training code (the paper states gamma > 0 as a small preference
-    for short answers; 0.5 is the value we found documented for the official runs; not re-verified
-    in this session). The mode is the control token found *by id* as the first response token.
+        r(a, y*, c) =  1          if c = <short> and Extract-Answer(a) = y*
+                       1 - gamma  if c = <think> and Extract-Answer(a) = y*
+                      -1          if Extract-Answer(a) != y*
+
+    gamma > 0 is a mild preference for the short mode. Defaults follow the released code
+    (VainF/Thinkless, deepscaler/rewards/reward_types.py and scripts/rl/thinkless_1.5b_deepscaler.sh,
+    checked): correct_short 1.0, correct_think 0.5 (gamma = 0.5), wrong_short = wrong_think = -1.0,
+    format_error -1.0. The authors' README suggests resuming with correct_think 0.8 (gamma = 0.2) if
+    the policy collapses onto <short>.
+
+    Deviations from the released code: (1) the mode is the control token found *by id* as the first
+    response token (`batch.control_mode`); the released code tests `"<short>" in response` (then
+    `"<think>"`) anywhere in the text, so a response that mentions a tag later is mis-classified;
+    (2) a sample without a valid control token is a format failure (`format_penalty`, -1 like the
+    code's `format_error_reward`) and is counted in `mode/format_fail`, even when its answer is right.
     """
 
-    def __init__(self, gamma: float = 0.5, correct: float = 1.0, wrong: float = -1.0) -> None:
-        if not 0.0 <= gamma <= 2.0:
-            raise ValueError(f"gamma: expected a value in [0, 2], got {gamma}")
-        self.gamma, self.correct, self.wrong = gamma, correct, wrong
+    def __init__(
+        self, gamma: float = 0.5, correct: float = 1.0, wrong: float = -1.0, format_penalty: float = -1.0
+    ) -> None:
+        if correct <= wrong:
+            raise ValueError(f"correct ({correct}) must be greater than wrong ({wrong})")
+        if not 0.0 <= gamma < correct - wrong:
+            limit = correct - wrong
+            raise ValueError(f"gamma: expected 0 <= gamma < {limit:g} (correct - wrong), got {gamma}")
+        self.gamma, self.correct, self.wrong, self.format_penalty = gamma, correct, wrong, format_penalty
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
-        modes = batch.control_mode or [None] * batch.num_samples
-        think = torch.tensor([m == "think" for m in modes])
-        short = torch.tensor([m == "short" for m in modes])
-        ok = ctx.correct & (think | short)
-        r = torch.full((batch.num_samples,), self.wrong, dtype=torch.float32)
-        r[ok & short] = self.correct
-        r[ok & think] = self.correct - self.gamma
-        fmt = think | short
-        n = max(1, batch.num_samples)
+        n = batch.num_samples
+        modes = batch.control_mode if batch.control_mode is not None else [None] * n
+        think = torch.tensor([m == "think" for m in modes], dtype=torch.bool)
+        short = torch.tensor([m == "short" for m in modes], dtype=torch.bool)
+        valid = think | short
+        r = torch.full((n,), float(self.wrong))
+        r[ctx.correct & short] = self.correct
+        r[ctx.correct & think] = self.correct - self.gamma
+        r[~valid] = self.format_penalty
         metrics = {
-            "mode/think_ratio": float(think.float().mean()),
+            "reward/thinkless/mean": float(r.mean()) if n else 0.0,
+            "mode/think_ratio": float(think.float().mean()) if n else 0.0,
             "mode/n_think": float(think.sum()),
             "mode/n_short": float(short.sum()),
-            "mode/format_fail": float((~fmt).sum()) / n,
+            "mode/format_fail": float((~valid).float().mean()) if n else 0.0,  # a share, as the trainer's
+            "mode/n_format_fail": float((~valid).sum()),
         }
         if think.any():
             metrics["mode/acc_think"] = float(ctx.correct[think].float().mean())
         if short.any():
             metrics["mode/acc_short"] = float(ctx.correct[short].float().mean())
-        return RewardOutput(rewards=r, format_ok=fmt, metrics=metrics)
+        return RewardOutput(rewards=r, format_ok=valid, metrics=metrics)

@@ -123,3 +123,68 @@ def test_bad_parameters_are_rejected():
         DeGRPO(alpha=-1.0)
     with pytest.raises(ValueError, match="scale_rewards"):
         DeGRPO(scale_rewards="rank")
+    with pytest.raises(ValueError, match="normalization"):
+        DeGRPO(normalization="both")
+
+
+def test_both_normalisations_by_hand():
+    # sample 0: control token at 0 then 2 response tokens, A = +1; sample 1: no control token, 2 tokens, A = -1
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    adv = torch.tensor([[1.0] * 3, [-1.0] * 3])
+    lp = torch.zeros(2, 3)
+    inp = LossInputs(
+        logprobs=lp,
+        mask=mask,
+        old_logprobs=lp.clone(),
+        advantages=adv,
+        control_pos=torch.tensor([0, -1]),
+        num_seqs=2.0,
+        num_tokens=5.0,
+        num_control=1.0,
+    )
+    paper, _ = DeGRPO(alpha=0.1, beta=0.0, normalization="paper").loss(inp)
+    # sample 0: 0.1 * (-1) + (-1 - 1) / 2 = -1.1 ; sample 1: (1 + 1) / 2 = 1 ; mean = -0.05
+    assert float(paper) == pytest.approx(-0.05)
+    official, _ = DeGRPO(alpha=0.1, beta=0.0, normalization="official").loss(inp)
+    # control: 0.1 * (-1) / 1 ; response: (-2 + 2) / (5 - 1) = 0
+    assert float(official) == pytest.approx(-0.1)
+
+
+def test_control_term_only_touches_the_control_position():
+    lp = torch.zeros(1, 4, requires_grad=True)
+    mask = torch.ones(1, 4)
+    inp = LossInputs(
+        logprobs=lp,
+        mask=mask,
+        old_logprobs=torch.zeros(1, 4),
+        advantages=torch.ones(1, 4),
+        control_pos=torch.tensor([1]),
+        num_seqs=1.0,
+        num_tokens=4.0,
+        num_control=1.0,
+    )
+    loss, _ = DeGRPO(alpha=0.5, beta=0.0).loss(inp)
+    (grad,) = torch.autograd.grad(loss, lp)
+    # d/dlp of -ratio * A at ratio 1 is -1: control gets alpha, the 3 others 1/3 each
+    torch.testing.assert_close(grad, torch.tensor([[-1 / 3, -0.5, -1 / 3, -1 / 3]]))
+
+
+def test_advantages_are_group_mean_centred_without_std(batch_factory):
+    from rlreason.batch import RewardOutput
+
+    batch = batch_factory([2, 1, 2], [0, 0, 0])
+    # thinkless rewards: correct <short> 1, correct <think> 0.5, format failure -1; mean 1/6
+    adv = DeGRPO().advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.5, -1.0])))
+    expected = torch.tensor([[5 / 6, 5 / 6], [1 / 3, 0.0], [-7 / 6, -7 / 6]])
+    torch.testing.assert_close(adv, expected)
+
+
+def test_num_control_counts_only_control_tokens_the_loss_sees():
+    from rlreason.train.module import _control_tokens_in_mask
+
+    control_pos = torch.tensor([0, 1, -1, 0])
+    mask = torch.ones(4, 3)
+    mask[3] = 0.0  # a truncated sample removed by mask_truncated_completions
+    assert _control_tokens_in_mask(control_pos, mask, torch.arange(4)) == 2.0
+    assert _control_tokens_in_mask(control_pos, mask, torch.tensor([1, 2])) == 1.0
+    assert _control_tokens_in_mask(None, mask, torch.arange(4)) == 0.0

@@ -29,7 +29,7 @@ def test_token_rewards_follow_surprise_and_sum_to_the_episode_reward():
 
 
 def _batch(batch_factory, lengths, groups, old):
-    batch = batch_factory(lengths, groups, width=4)
+    batch = batch_factory(lengths, groups, width=old.shape[1])
     batch.old_logprobs = old * batch.response_mask
     return batch
 
@@ -42,13 +42,13 @@ def test_advantages_by_hand_with_episodes_and_guard(batch_factory):
         episode_rewards=[torch.tensor([3.0, 1.0]), torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor([0.6])],
         episode_spans=[[(0, 2), (2, 4)], [(0, 2)], [(0, 2)], [(0, 3)]],
     )
-    algo = L2TPPO(guard_eps=1e-3)
+    algo = L2TPPO()
     adv = algo.advantages(batch, reward)
     # token rewards: s0 [1, 2, 0, 1] (episode 2: surprises 0, ln2) -> r~ 1; s1 [.5, .5] -> r~ .5;
-    # s2 [0, 0] -> r~ 0 (guard); s3 [.2, .2, .2] -> r~ .2
+    # s2 [0, 0] -> r~ 0 (guard: |r~| <= .1 * mean|r| = 0); s3 [.2, .2, .2] -> r~ .2
     # group 0: mean .75, unbiased std sqrt(.125); group 1: mean .1, std sqrt(.02)
-    a0 = 0.25 / (math.sqrt(0.125) + 1e-4)
-    a1 = 0.1 / (math.sqrt(0.02) + 1e-4)
+    a0 = 0.25 / (math.sqrt(0.125) + 1e-8)
+    a1 = 0.1 / (math.sqrt(0.02) + 1e-8)
     expected = torch.tensor(
         [
             [a0 * 1, a0 * 2, 0.0, a0 * 1],  # A^ * r_t / r~ with r~ = 1
@@ -67,7 +67,7 @@ def test_sequence_reward_is_one_episode_over_the_response(batch_factory):
     batch = _batch(batch_factory, [3, 4], [0, 0], old)
     adv = L2TPPO().advantages(batch, RewardOutput(rewards=torch.tensor([3.0, 2.0])))
     # s0: surprises ln2, 2ln2, 0 -> token rewards [1, 2, 0], r~ = 1; s1: [.5]*4, r~ = .5
-    a = 0.25 / (math.sqrt(0.125) + 1e-4)
+    a = 0.25 / (math.sqrt(0.125) + 1e-8)
     torch.testing.assert_close(adv, torch.tensor([[a, 2 * a, 0, 0], [-a] * 4]), rtol=1e-5, atol=1e-6)
 
 
@@ -78,7 +78,13 @@ def test_gae_by_hand_with_discount_and_padding():
     # gamma .9, lambda .8 (gamma * lambda = .72)
     # row 0: d1 = 1 - .2 = .8, A1 = .8; d0 = .9 * .2 - .5 = -.32, A0 = -.32 + .72 * .8 = .256
     # row 1: A2 = -1; A1 = 0 + .72 * -1 = -.72; A0 = .5 + .72 * -.72 = -.0184
-    torch.testing.assert_close(gae(r, v, m, 0.9, 0.8), torch.tensor([[0.256, 0.8, 0.0], [-0.0184, -0.72, -1.0]]))
+    expected = torch.tensor([[0.256, 0.8, 0.0], [-0.0184, -0.72, -1.0]])
+    torch.testing.assert_close(gae(r, v, m, 0.9, 0.8), expected)
+    torch.testing.assert_close(L2TPPO.gae_advantages(r, v, m, 0.9, 0.8), expected)  # the loop-facing name
+    # gamma = lambda = 1, V = 0: the advantage is the undiscounted reward-to-go
+    torch.testing.assert_close(
+        L2TPPO.gae_advantages(r, torch.zeros(2, 3), m, 1.0, 1.0), torch.tensor([[1.0, 1, 0], [-0.5, -1, -1]])
+    )
 
 
 def test_gae_advantages_place_episode_rewards_at_episode_ends_and_store_returns(batch_factory):
@@ -127,3 +133,64 @@ def test_bad_parameters_are_rejected():
     for kw, key in [({"trim": 0.5}, "trim"), ({"gae_lambda": 1.5}, "gae_lambda"), ({"advantage": "td"}, "advantage")]:
         with pytest.raises(ValueError, match=key):
             L2TPPO(**kw)
+
+
+def test_negative_r_tilde_and_the_guard_on_cancelling_rewards_by_hand(batch_factory):
+    # equal surprise on every token, so each episode's reward is split evenly over its tokens
+    batch = _batch(batch_factory, [3, 2], [0, 0], torch.full((2, 4), math.log(0.5)))
+    reward = RewardOutput(
+        rewards=torch.tensor([-2.0, 0.1]),
+        episode_rewards=[torch.tensor([1.0, -3.0]), torch.tensor([1.0, -0.9])],
+        episode_spans=[[(0, 1), (1, 3)], [(0, 1), (1, 2)]],
+    )
+    algo = L2TPPO(guard_eps=0.1)
+    adv = algo.advantages(batch, reward)
+    # s0: token rewards [1, -1.5, -1.5], r~ = -2/3, mean|r| = 4/3: kept; r_t / r~ = [-1.5, 2.25, 2.25]
+    # s1: [1, -.9], r~ = .05 <= .1 * mean|r| = .095: the guard fires, A^ on both tokens
+    # group: deviations -d, +d with d = (.05 + 2/3) / 2, unbiased std d sqrt(2): A^ = -+1/sqrt(2)
+    a = 1 / math.sqrt(2)
+    expected = torch.tensor([[-a * -1.5, -a * 2.25, -a * 2.25, 0.0], [a, a, 0.0, 0.0]])
+    torch.testing.assert_close(adv, expected, rtol=1e-5, atol=1e-6)
+    assert algo.last_advantage_metrics["guard_frac"] == pytest.approx(0.5)
+    assert algo.last_advantage_metrics["ratio_abs_max"] == pytest.approx(2.25, rel=1e-5)
+    # a looser guard keeps s1: r_t / r~ = [20, -18]
+    loose = L2TPPO(guard_eps=0.01).advantages(batch, reward)
+    torch.testing.assert_close(loose[1, :2], torch.tensor([20 * a, -18 * a]), rtol=1e-4, atol=1e-5)
+
+
+def test_the_guard_is_scale_free_on_long_responses(batch_factory):
+    # 2,000-token answers with sequence rewards 1 and .5: token rewards 5e-4 and 2.5e-4 (uniform surprise),
+    # far below any absolute threshold, yet nothing cancels: the guard must not fire
+    batch = _batch(batch_factory, [2000, 2000], [0, 0], torch.zeros(2, 2000))
+    algo = L2TPPO()
+    adv = algo.advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.5])))
+    assert algo.last_advantage_metrics["guard_frac"] == 0.0
+    a = 1 / math.sqrt(2)  # r~ = 5e-4, 2.5e-4: z-scores +-1/sqrt(2), unshrunk by the std epsilon
+    torch.testing.assert_close(adv, torch.tensor([[a], [-a]]).expand(2, 2000), rtol=1e-4, atol=1e-6)
+
+
+def test_micro_batches_sum_to_the_full_batch_gradient_with_the_value_loss():
+    torch.manual_seed(0)
+    w = torch.randn(4, 3, requires_grad=True)
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    adv, returns, old_v = torch.randn(4, 3), torch.randn(4, 3), torch.randn(4, 3) * 0.1
+    algo = L2TPPO(advantage="gae", loss_type="dapo", vf_coef=0.5, value_clip=0.1)
+    norms = {"num_seqs": 4.0, "num_tokens": float(mask.sum()), "max_new_tokens": 3}
+
+    def loss_of(rows):
+        lp, v = (w[rows]).tanh() - 1.0, w[rows] * 0.3
+        inp = LossInputs(
+            logprobs=lp,
+            mask=mask[rows],
+            old_logprobs=lp.detach() - 0.1,
+            advantages=adv[rows],
+            values=v,
+            old_values=old_v[rows],
+            returns=returns[rows],
+            **norms,
+        )
+        return algo.loss(inp)[0]
+
+    full = torch.autograd.grad(loss_of(torch.arange(4)), w)[0]
+    parts = sum(torch.autograd.grad(loss_of(torch.tensor(r)), w)[0] for r in ([0], [1, 2, 3]))
+    torch.testing.assert_close(full, parts)

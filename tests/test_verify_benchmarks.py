@@ -17,6 +17,7 @@ import sympy
 
 from rlreason.paths import shared_data_dir
 from rlreason.verify import VerifierPool, normalize_gold, parse_number
+from rlreason.verify.pool import SymbolicPool
 
 BENCHMARKS = {"gsm8k": 1319, "math500": 500, "minerva_algebra": 1187, "aime24": 30, "amc23": 40}
 
@@ -109,6 +110,19 @@ def test_symbolic_golds_accept_a_sympy_rewriting(pool):
                 pairs.append((r, g))
     assert len(pairs) >= 25
     assert pool.verify([wrap(r) for r, _ in pairs], [g for _, g in pairs]) == [True] * len(pairs)
+
+
+def test_every_math500_and_minerva_gold_equals_itself_through_sympy():
+    """The fast path short-circuits identical strings, so send each gold to the workers' math-verify
+    comparison directly: every one must parse (within the length/depth/tower caps) and equal itself."""
+    golds = [normalize_gold(g) for name in ("math500", "minerva_algebra") for g in raw_golds(name)]
+    with SymbolicPool(workers=2, timeout=10.0) as symbolic:
+        symbolic.start()
+        start = time.monotonic()
+        verdicts = symbolic.compare([("math", g, g) for g in golds])
+        assert symbolic.timeouts == 0
+    assert [g for g, ok in zip(golds, verdicts) if not ok] == []
+    print(f"{len(golds)} MATH-500 + Minerva golds through sympy in {time.monotonic() - start:.2f}s")
 
 
 def test_symbolic_golds_reject_a_changed_answer(pool):

@@ -22,6 +22,12 @@ from rlreason.verify.extract import last_boxed
         ("<short>\n#### 72", "72"),
         ("Janet earns 9*2 = 18 dollars.\n#### 18", "18"),
         ("So the answer is: $x^2+1$.", "x^2+1"),
+        ("Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct.", r"\frac{3}{4}"),  # Minerva
+        ("So the answer is: **42**", "42"),
+        ("The final answer is 42, since 6*7=42.", "42"),
+        ("The answer is 41, not 42.", "41"),
+        ("The answer is 3.5.", "3.5"),  # a decimal point is not the end of the sentence
+        ("The answer is \\(x+1\\) here", "x+1"),
         ("We get 12 apples, then 1,234 pears.", "1,234"),  # last number as the fallback
         ("It is -0.5 or .25", ".25"),
         ("no numbers here", None),

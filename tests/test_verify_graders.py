@@ -28,6 +28,8 @@ from rlreason.verify.symbolic import prm800k_normalize
         (".5", "0.5"),
         ("x = 5", "5"),
         ("Navin", "navin"),
+        (r"\text{Monday}", "monday"),  # a bare \text{} is the answer, not a unit
+        (r"\frac{1}{2}\text{ inch}", r"\frac{1}{2}"),
     ],
 )
 def test_prm800k_normalize(raw, normalized):
@@ -47,6 +49,8 @@ def prm_pool():
         (r"10\text{ inches}", "10", True),
         (r"\text{(C)}", "C", True),  # choice letters: sympy sees (C) == C
         (r"\text{(C)}", "D", False),
+        (r"\text{Monday}", r"\text{Monday}", True),
+        (r"\text{Monday}", "Tuesday", False),
         (r"2\sqrt{2}", r"\sqrt{8}", True),  # sympy: simplify(gold - pred) == 0
         ("x^2+2x+1", "(x+1)^2", True),
         (r"(1, \frac{1}{2})", "(1,0.5)", True),  # tuples compared element by element

@@ -96,6 +96,39 @@ def test_is_correct_from_a_worker_thread_has_a_hard_timeout():
     assert verify_batch([r"\boxed{\frac{2}{4}}"], ["0.5"], timeout=TIMEOUT) == [True]
 
 
+def test_plain_numbers_never_start_a_worker():
+    with VerifierPool("math", timeout=TIMEOUT) as fresh:
+        start = time.monotonic()
+        verdicts = fresh.verify(
+            [r"\boxed{1,234}", r"\boxed{\frac{1}{2}}", "#### 025", r"\boxed{8}"], ["1234", "0.5", "25", "7"]
+        )
+        assert verdicts == [True, True, True, False]
+        assert fresh.workers_alive == 0 and time.monotonic() - start < 0.5
+        assert fresh.verify([r"\boxed{\sqrt{8}}"], [r"2\sqrt{2}"]) == [True] and fresh.workers_alive >= 1
+
+
+def test_threads_sharing_a_pool_each_get_their_own_verdicts(pool):
+    """Four threads at once, each with a different batch (one of them slow): no answer goes astray."""
+    batches = [
+        ([r"\boxed{\sqrt{8}}", r"\boxed{3}"], [r"2\sqrt{2}", "4"], [True, False]),
+        ([r"\boxed{10000000!}", r"\boxed{x^2+2x+1}"], ["1", "(x+1)^2"], [False, True]),
+        ([r"\boxed{\frac{\pi}{2}}", r"\boxed{x^3}"], [r"\pi/2", "x^2"], [True, False]),
+        ([r"\boxed{0.5}"] * 3, [r"\frac{1}{2}"] * 3, [True] * 3),
+    ]
+    results: dict[int, list[bool]] = {}
+    threads = [
+        threading.Thread(target=lambda k=k, r=r, g=g: results.__setitem__(k, pool.verify(r, g)))
+        for k, (r, g, _) in enumerate(batches)
+    ]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == {k: expected for k, (_, _, expected) in enumerate(batches)}
+    assert time.monotonic() - start < 2 * TIMEOUT + 2 * MARGIN  # one timeout, plus a replacement worker
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200), st.text(max_size=30))
 def test_fuzz_extract_never_raises(response, gold):

@@ -58,7 +58,8 @@ class Algorithm:
     def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Scalar loss for the micro-batch and detached metrics (summed contributions, see below).
 
-        Metrics are returned as tensors; the loop averages them over micro-batches.
+        Metrics are detached tensors written with the minibatch normalisers, so the loop sums them
+        over a step's micro-batches (and averages over optimiser steps).
         """
         raise NotImplementedError
 

@@ -17,7 +17,7 @@ separate term over all response tokens, control token included, as in the paper 
 
 - ``paper``: the equation above, per sample then averaged:
   (1/N) sum_i [alpha l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t}] + beta (1/N) sum_i mean_t KL_{i,t}.
-- ``official``: the released code (VainF/Thinkless, verl/trainer/ppo/core_algos.py,
+- ``official``: the released code (VainF/Thinkless @ aa225d2, verl/verl/trainer/ppo/core_algos.py,
   `compute_policy_loss`, read for this file) computes per micro-batch
   ``alpha * masked_mean(l, column 0) + masked_mean(l, columns >= 1)`` (token means; the first is
   a mean over sequences, one token each) and adds ``kl_loss_coef * masked_mean(low_var_kl, all
@@ -53,7 +53,12 @@ NORMALIZATIONS = ("paper", "official")
 
 @ALGOS.register("degrpo")
 class DeGRPO(GRPO):
-    """Thinkless's decoupled GRPO: the control token and the response are normalised separately."""
+    """Thinkless's decoupled GRPO: the control token and the response are normalised separately.
+
+    J = E[(1/G) sum_i (alpha l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t})] - beta KL  (paper eq. 4), with
+    `normalization: official` the released code's token means instead; control token located by
+    `control_pos`, not column 0. Details and deviations in the module docstring.
+    """
 
     def __init__(
         self,

@@ -24,10 +24,16 @@ aggregated by `loss_type` over the optimiser step's minibatch (N sequences, T_i 
 Every form is written as sum-over-the-micro-batch / a minibatch normaliser from `LossInputs`, so
 gradients accumulated over micro-batches (and averaged over DDP ranks) equal one big batch's; for
 `grpo` and `dr_grpo` this equals TRL's per-micro-batch mean divided by the accumulation steps when
-micro-batches have equal sizes, and `dapo` divides by the optimiser batch's tokens as TRL's
-`num_items_in_batch` does. `bnpo` is kept micro-batch dependent on purpose, exactly as TRL.
+micro-batches have equal sizes. `dapo` divides by the active tokens of the optimiser step's
+minibatch (all micro-batches, all ranks: DAPO's token mean, verl's per-mini-batch `token-mean`).
+TRL's `num_items_in_batch` counts the tokens of its whole *generation* batch; that is the same
+number when one rollout batch feeds one optimiser step (TRL's default `steps_per_generation =
+gradient_accumulation_steps`, our `optim.minibatches: 1`); with k minibatches per rollout TRL's
+loss is k times smaller per step (invisible to Adam's update direction, visible to gradient
+clipping), and we keep the per-step token mean. `bnpo` is kept micro-batch dependent on purpose,
+exactly as TRL.
 
-Checked against TRL's `GRPOTrainer` (`_generate_and_score_completions`, `_compute_loss`): std is
+Checked against TRL's `GRPOTrainer` (main @ f2cd577, `_generate_and_score_completions`, `_compute_loss`): std is
 unbiased (`torch.std`), epsilon 1e-4 added to the std, the KL is the k3 estimate added per token
 before aggregation. Deviations: with `scale_rewards: batch` the std is over this process's rollout
 batch (TRL gathers all processes first); a group of one sample has std 0 (TRL's behaviour; verl
@@ -35,6 +41,10 @@ uses mean 0, std 1). `num_iterations > 1` reuses a rollout batch (mu in the pape
 is the sampling policy whose log-probs the rollout recorded, and with one on-policy pass the loop
 passes `old_logprobs = logprobs.detach()`. TRL's `loss_type` default is `dapo`; ours is `grpo`,
 the paper's, and the lab experiments name it explicitly.
+
+The optional entropy bonus subtracts `entropy_coef` times the token-mean entropy of the minibatch
+(TRL's form for `dapo`; for its other loss types TRL averages micro-batch token means, which is the
+same number when micro-batches hold equal token counts).
 
 Advantage-time metrics have no loss-time channel: `advantages()` leaves them in
 `self.last_advantage_metrics` (here `zero_std_frac`, the share of samples whose group has zero
@@ -97,7 +107,12 @@ def ppo_metrics(inp: LossInputs, is_clipped: torch.Tensor, kl: torch.Tensor | No
 
 @ALGOS.register("grpo")
 class GRPO(Algorithm):
-    """Group Relative Policy Optimization with TRL's options (loss types, reward scaling, KL, clipping)."""
+    """Group Relative Policy Optimization with TRL's options (loss types, reward scaling, KL, clipping).
+
+    A_i = (r_i - mean_group(r)) / (std_group(r) + 1e-4);  l_{i,t} = -min(rho A_i, clip(rho) A_i) + beta KL3,
+    aggregated by `loss_type` (grpo | bnpo | dr_grpo | dapo). Conventions checked against TRL and
+    the deviations are listed in the module docstring.
+    """
 
     def __init__(
         self,
@@ -125,6 +140,7 @@ class GRPO(Algorithm):
         self.eps_low, self.eps_high, self.beta = eps_low, eps_high, beta
         self.num_iterations, self.mask_truncated_completions = num_iterations, mask_truncated_completions
         self.entropy_coef = entropy_coef
+        self.needs_entropy_grad = entropy_coef != 0  # type: ignore[misc]  # the bonus must backpropagate
         self.last_advantage_metrics: dict[str, float] = {}
 
     def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:

@@ -10,12 +10,14 @@ spread over the episode's tokens by surprise weights
 reward. Then
 
     r~_i = trim_mean_95%(r_{i,.})                      (2.5 % cut from each tail, scipy-style)
-    A^_i = (r~_i - mean_group(r~)) / (std_group(r~) + 1e-4)
+    A^_i = (r~_i - mean_group(r~)) / (std_group(r~) + 1e-8)
     A_{i,t} = A^_i * r_{i,t} / r~_i
 
 and the clipped surrogate plus k3 KL as in GRPO (`loss_type` as there). The ratio r_{i,t} / r~_i is
-unstable when |r~_i| is near zero: below `guard_eps` the token advantage falls back to A^_i for every
-token, and `guard_frac` (share of samples where the guard fired) is logged.
+unstable when |r~_i| is near zero. The guard is relative to the sample's own reward scale: when
+|r~_i| <= guard_eps * mean_t |r_{i,t}| (token rewards of both signs cancel) the token advantage falls
+back to A^_i on every token, and `guard_frac` (share of samples where the guard fired) is logged.
+So on every sample that keeps the ratio, mean_t |A_{i,t}| <= |A^_i| / guard_eps (10x at 0.1).
 
 A reward without episodes (a sequence reward) is treated as one episode spanning the response.
 
@@ -25,9 +27,19 @@ read in the time available):
   each tail, so 5 % in all; below 40 tokens nothing is cut and it is the plain mean.
 - the guard falls back to A^_i on every token (the GRPO advantage) rather than clamping r~_i:
   a clamp would multiply token rewards by up to 1/guard_eps and invert signs when r~_i crosses 0.
-- A^_i uses the unbiased group std plus 1e-4 as GRPO (TRL's convention).
-Advantage-time metrics (`guard_frac`, `r_tilde_mean`, `zero_std_frac`) are left in
-`last_advantage_metrics`, which the loop logs under `algo/`.
+- why a relative guard: a token reward is an episode reward divided over its tokens, so r~_i is of
+  order R_i / T_i; an absolute threshold (say |r~_i| < 1e-3) would fire on every correct 2,000-token
+  answer with reward 1 and silently turn L2T into GRPO exactly on long responses. For the same
+  reason A^_i uses the unbiased group std (as GRPO/TRL) with epsilon 1e-8, not TRL's 1e-4, which is
+  sized for O(1) sequence rewards and would shrink the advantages of long responses.
+- the formula is taken literally for r~_i < 0: the ratio r_{i,t} / r~_i is then negative on tokens
+  whose reward has the opposite sign to r~_i, so those tokens are pushed against A^_i. This is the
+  paper's credit assignment (a token that went against its sample's overall trend), not a bug;
+  `ratio_abs_max` shows how large the factor got.
+- trimmed mean, guard and ratio are computed over the response tokens (all of them: the episode
+  splitter's spans partition the response, and a sequence reward is one episode).
+Advantage-time metrics (`guard_frac`, `r_tilde_mean`, `ratio_abs_max`, `zero_std_frac`) are left
+in `last_advantage_metrics`, which the loop logs under `algo/`.
 
 ``advantage: gae`` is PPO proper for those who want a critic: a linear value head on the policy's
 last hidden state predicts V_t; each episode's reward is placed on its last token; with gamma = 1
@@ -37,19 +49,23 @@ by default,
 
 advantages are whitened over the batch's response tokens (as verl's `compute_gae_advantage_return`),
 and the loss adds vf_coef * 0.5 * max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2) as a token
-mean over the minibatch. Contract with the loop: before `advantages()` it stores the value head's
-no-grad output at rollout time in `batch.extras["values"]` [N, T]; `advantages()` stores the GAE
-targets in `batch.extras["returns"]`; at loss time the loop passes `values` (with grad),
-`old_values` (the stored ones) and `returns`. The GAE recursion itself is the function `gae`
-(rewards_tokens, values, mask, gamma, lam).
+mean over the minibatch. Contract with the loop (wired in `rlreason.train.module`):
+1. before `advantages()` it stores the value head's no-grad output at rollout time in
+   `batch.extras["values"]` [N, T];
+2. `advantages()` places each episode's reward on the episode's last token, runs
+   `gae_advantages(rewards_tokens, values, mask, gamma, lam)` (the bare recursion, usable on its own),
+   stores the value targets R_t = A_t + V_t in `batch.extras["returns"]` and returns the whitened A_t;
+3. at loss time the loop passes `values` (value head output, with grad), `old_values` (the stored
+   ones, for the value clip) and `returns`.
+The value head is zero-initialised, so V starts at 0 and the first advantages are plain returns.
 """
 
 from __future__ import annotations
 
 import torch
 
-from rlreason.algos.base import LossInputs
-from rlreason.algos.grpo import GRPO
+from rlreason.algos.base import LossInputs, group_stats
+from rlreason.algos.grpo import GRPO, group_advantages
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.registry import ALGOS
 
@@ -59,7 +75,7 @@ def trimmed_mean(x: torch.Tensor, proportion: float = 0.025) -> torch.Tensor:
     n = x.numel()
     cut = int(proportion * n)
     if n == 0:
-        return torch.tensor(0.0)
+        return x.new_zeros(())
     s, _ = torch.sort(x)
     return s[cut : n - cut].mean() if n - 2 * cut > 0 else s.mean()
 
@@ -87,14 +103,19 @@ def token_rewards(
 
 @ALGOS.register("l2t_ppo")
 class L2TPPO(GRPO):
-    """L2T's GRPO-style update with dense per-episode rewards spread over tokens (Algorithm 1)."""
+    """L2T's GRPO-style update with dense per-episode rewards spread over tokens (Algorithm 1).
+
+    r_{i,t} = R_{i,k} w_t (w ~ surprise);  r~_i = trim_mean(r_i);  A^_i = z-score of r~_i in its group;
+    A_{i,t} = A^_i r_{i,t} / r~_i (guarded near r~_i = 0); `advantage: gae` for a critic instead.
+    Decisions the paper leaves open are listed in the module docstring.
+    """
 
     def __init__(
         self,
         loss_type: str = "grpo",
         advantage: str = "grpo",
         trim: float = 0.025,
-        guard_eps: float = 1e-3,
+        guard_eps: float = 0.1,
         gamma: float = 1.0,
         gae_lambda: float = 0.95,
         vf_coef: float = 0.1,
@@ -147,24 +168,34 @@ class L2TPPO(GRPO):
         mask = batch.response_mask.float()
         ep_rewards, spans = self.episodes_of(batch, reward)
         if self.advantage == "gae":
-            return self.gae_advantages(batch, ep_rewards, spans)
+            return self.critic_advantages(batch, ep_rewards, spans)
         r_tok = token_rewards(ep_rewards, spans, batch.old_logprobs, mask)
         r_tilde = torch.stack(
             [trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)]
         ).float()
-        a_hat = self.sequence_advantages(batch, RewardOutput(rewards=r_tilde))
-        guard = r_tilde.abs() < self.guard_eps
+        a_hat = group_advantages(r_tilde, batch.group_ids, "group", eps=1e-8)
+        _, std = group_stats(r_tilde.double(), batch.group_ids)
+        mean_abs = (r_tok.abs() * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+        guard = r_tilde.abs() <= self.guard_eps * mean_abs
         safe = torch.where(guard, torch.ones_like(r_tilde), r_tilde)
         scale = torch.where(guard.unsqueeze(-1), torch.ones_like(r_tok), r_tok / safe.unsqueeze(-1))
-        self.last_advantage_metrics.update(
-            {
-                "guard_frac": float(guard.float().mean()),
-                "r_tilde_mean": float(r_tilde.mean()),
-            }
-        )
+        self.last_advantage_metrics = {
+            "zero_std_frac": float((std < 1e-12).double().mean()),
+            "guard_frac": float(guard.float().mean()),
+            "r_tilde_mean": float(r_tilde.mean()),
+            # largest |r_{i,t} / r~_i| that got through the guard: how close to unstable the batch was
+            "ratio_abs_max": float((scale * mask).abs().max()) if mask.any() else 0.0,
+        }
         return a_hat.unsqueeze(-1) * scale * mask
 
+    @staticmethod
     def gae_advantages(
+        rewards_tokens: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+    ) -> torch.Tensor:
+        """Raw (unwhitened) GAE advantages [N, T]; the value targets are this plus `values`."""
+        return gae(rewards_tokens, values, mask, gamma, lam)
+
+    def critic_advantages(
         self, batch: RolloutBatch, ep_rewards: list[torch.Tensor], spans: list[list[tuple[int, int]]]
     ) -> torch.Tensor:
         """GAE over each response with episode rewards on episode-final tokens; stores the returns."""
@@ -177,7 +208,7 @@ class L2TPPO(GRPO):
             for r, (a, b) in zip(rs.tolist(), sp):
                 if b > a:
                     rewards[i, b - 1] += r
-        adv = gae(rewards, values, mask, self.gamma, self.gae_lambda)
+        adv = self.gae_advantages(rewards, values, mask, self.gamma, self.gae_lambda)
         batch.extras["returns"] = adv + values
         mean = (adv * mask).sum() / mask.sum().clamp(min=1)
         var = (((adv - mean) * mask) ** 2).sum() / mask.sum().clamp(min=1)
@@ -201,8 +232,8 @@ class L2TPPO(GRPO):
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
     """Generalised advantage estimation over right-padded sequences (V = 0 after the last token)."""
     adv = torch.zeros_like(rewards)
-    last = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
-    next_value = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    last = rewards.new_zeros(rewards.shape[0])
+    next_value = rewards.new_zeros(rewards.shape[0])
     for t in reversed(range(rewards.shape[1])):
         m = mask[:, t]
         delta = rewards[:, t] + gamma * next_value - values[:, t]

@@ -263,9 +263,7 @@ class RLModule(pl.LightningModule):
                     "num_tokens": self._global_norm(float(mask[idx].sum())),
                     "num_tokens_batch": tokens_batch,
                     "max_new_tokens": cfg.rollout.max_new_tokens,
-                    "num_control": self._global_norm(
-                        float((batch.control_pos[idx] >= 0).sum()) if batch.control_pos is not None else 0.0
-                    ),
+                    "num_control": self._global_norm(_control_tokens_in_mask(batch.control_pos, mask, idx)),
                 }
                 for micro in _chunks(len(idx), cfg.optim.micro_batch_size):
                     sub = idx[micro]
@@ -436,3 +434,13 @@ class RLModule(pl.LightningModule):
             self.log(
                 k, v, prog_bar=k in prog, on_step=True, on_epoch=False, sync_dist=self.world_size > 1, batch_size=1
             )
+
+
+def _control_tokens_in_mask(control_pos: torch.Tensor | None, mask: torch.Tensor, idx: torch.Tensor) -> float:
+    """Control tokens the loss actually sees: a truncated sample masked out by mask_truncated_completions
+    keeps its control position but contributes nothing, so it must not enter the DeGRPO normaliser."""
+    if control_pos is None:
+        return 0.0
+    pos = control_pos[idx]
+    rows = torch.nonzero(pos >= 0).squeeze(-1)
+    return float(mask[idx][rows, pos[rows]].sum())

@@ -47,7 +47,8 @@ def normalize_gold(gold: object) -> str:
 class VerifierPool:
     """Grades many (response, gold) pairs; symbolic work goes to `workers` killable processes.
 
-    Keep one alive for a training run (`with VerifierPool() as pool: pool.verify(...)`).
+    Keep one alive for a training run (`with VerifierPool() as pool: pool.verify(...)`). Safe to share
+    between threads; their symbolic work is served one batch at a time.
     """
 
     def __init__(self, verifier: str = "math", timeout: float = 5.0, workers: int = 0) -> None:
@@ -90,7 +91,13 @@ class VerifierPool:
 
     @property
     def timeouts(self) -> int:
+        """Comparisons killed at the timeout so far (each counted as incorrect)."""
         return self._pool.timeouts
+
+    @property
+    def workers_alive(self) -> int:
+        """Worker processes running; plain-number batches never start one."""
+        return self._pool.alive
 
     def close(self) -> None:
         self._pool.close()
@@ -117,7 +124,11 @@ def _default_pool(verifier: str, timeout: float, workers: int = 0) -> VerifierPo
 def verify_batch(
     responses: list[str], golds: list[str], verifier: str = "math", timeout: float = 5.0, workers: int = 0
 ) -> list[bool]:
-    """Grade many responses at once (a shared, long-lived pool per verifier and timeout)."""
+    """Grade many responses at once (a shared, long-lived pool per verifier and timeout).
+
+    `workers` (0: min(4, CPUs)) applies when that shared pool is first created; keep a `VerifierPool`
+    of your own for a different size.
+    """
     return _default_pool(verifier, timeout, workers).verify(responses, golds)
 
 

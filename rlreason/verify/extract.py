@@ -19,6 +19,9 @@ MAX_RESPONSE_CHARS = 200_000  # longer responses are cut (from the start): answe
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*(.+)", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*([^\n]+)")
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]")
+# end of the answer: a sentence end (not a decimal point), or a comma/space before an explanatory clause
+_CLAUSE_END = re.compile(r"\.(?=\s|$)|,?\s+(?:since|because|as|so|which|not|but|when|where|if|for)\b", re.IGNORECASE)
 
 
 def answer_region(response: str) -> str:
@@ -54,6 +57,22 @@ def last_boxed(text: str) -> str | None:
     return None  # unbalanced
 
 
+def answer_after_phrase(rest: str) -> str | None:
+    """The answer in the text after "the answer is": a math span if it opens one, else up to the end of
+    the sentence or a trailing clause ("42, since ...", "41, not 42"); markdown bold removed.
+
+    Minerva's format "The final answer is $\\frac{3}{4}$. I hope it is correct." gives ``\\frac{3}{4}``.
+    """
+    s = rest.split("\n")[0].strip().strip("*").strip()
+    math = _MATH_SPAN.match(s)
+    if math is not None:
+        s = next(g for g in math.groups() if g is not None)
+    else:
+        s = _CLAUSE_END.split(s, maxsplit=1)[0]
+    s = s.strip().strip("*").strip().rstrip(".").strip("$ ")
+    return s or None
+
+
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     matches = list(pattern.finditer(text))
     return matches[-1] if matches else None
@@ -74,7 +93,7 @@ def extract_answer(response: str) -> str | None:
         return m.group(1).strip().rstrip(".") or None
     m = _last_match(_ANSWER_IS, text)
     if m is not None:
-        ans = m.group(1).strip().split("\n")[0].strip().rstrip(".").strip("$ ")
+        ans = answer_after_phrase(m.group(1))
         if ans:
             return ans
     nums = _NUMBER.findall(text)

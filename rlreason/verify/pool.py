@@ -82,7 +82,11 @@ class _Worker:
 
 
 class SymbolicPool:
-    """`compare(items)` -> verdicts, each item `(backend, pred, gold)` decided within `timeout`."""
+    """`compare(items)` -> verdicts, each item `(backend, pred, gold)` decided within `timeout`.
+
+    Thread-safe: concurrent `compare` calls are served one at a time (a lock), so a caller may also
+    wait for another thread's batch; the timeout bounds each comparison, not the wait for the lock.
+    """
 
     def __init__(self, workers: int = 1, timeout: float = 5.0) -> None:
         self.n_workers = max(1, workers)
@@ -135,8 +139,7 @@ class SymbolicPool:
                     else:
                         todo.append(i)
                         self._drop(w)
-                        idle += self._start(1)
-                        self._workers += idle[-1:]
+                        idle += self._replace()
                 if not busy:
                     if todo and not idle:  # no worker could be started: symbolic answers count as wrong
                         break
@@ -161,6 +164,11 @@ class SymbolicPool:
                         if todo:  # otherwise the replacement starts on the next call
                             idle += self._replace()
             return results
+
+    @property
+    def alive(self) -> int:
+        """Worker processes running now (0 until the first symbolic comparison or `start()`)."""
+        return sum(w.alive() for w in self._workers)
 
     def _drop(self, worker: _Worker) -> None:
         worker.kill()

@@ -73,7 +73,8 @@ def math_verify_equal(pred: str, gold: str) -> bool:
 
 # -- prm800k-style grader -------------------------------------------------------------------------
 
-_UNITS = re.compile(r"\\text\{\s*[a-zA-Z ]+\}\s*$|\\mbox\{\s*[a-zA-Z ]+\}\s*$")
+# a unit after a number or a closing brace (`10\text{ cm}`); a bare `\text{Monday}` is the answer itself
+_UNITS = re.compile(r"(?<=[\d}.])\s*\\(?:text|mbox)\{\s*[a-zA-Z ]+\}\s*$")
 _REMOVE = [
     "\\left",
     "\\right",

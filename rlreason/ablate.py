@@ -84,6 +84,23 @@ def _matches(values: dict[str, Any], exclude: dict[str, Any]) -> bool:
     return all(get(k) == v for k, v in exclude.items())
 
 
+def _resolve_init_stages(base: str, cells: list[tuple[str, list[str]]], extra: list[str]) -> dict[str, list[str]]:
+    """Run each distinct `init.from` YAML stage once, up front, in the user's run directory.
+
+    Left to the cells, every cell would look for the stage under the sweep's own `runs/` and the
+    first ones would each train it again (in parallel with --workers): the SFT warm-up would be
+    paid per sweep instead of once. Cells get the resolved checkpoint as `init.from=<dir>`.
+    """
+    from rlreason.train.run import resolve_init
+
+    out: dict[str, list[str]] = {}
+    for name, overrides in cells:
+        cfg = load_config(base, [*overrides, *extra])
+        src = str(cfg.init.from_ or "")
+        out[name] = [f"init.from={resolve_init(cfg)}"] if src.endswith((".yaml", ".yml")) else []
+    return out
+
+
 def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> Path:
     spec, cells = load_ablation(path)
     base_cfg = load_config(spec["base"], list(extra or []))
@@ -95,6 +112,7 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
             raise ConfigError(f"{path}: cell {name}: {exc}") from None
     sweep.mkdir(parents=True, exist_ok=True)
     (sweep / "ablation.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    init_overrides = _resolve_init_stages(spec["base"], cells, extra or [])
 
     def one(i_cell: tuple[int, tuple[str, list[str]]]) -> tuple[str, str]:
         i, (name, overrides) = i_cell
@@ -113,6 +131,7 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
                 spec["base"],
                 *overrides,
                 *(extra or []),
+                *init_overrides[name],
                 f"logging.dir={sweep / 'runs'}",
                 f"logging.version={name}",
                 "logging.progress_bar=false",

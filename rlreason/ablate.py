@@ -39,9 +39,16 @@ from rlreason.errors import ConfigError
 
 
 def _label(value: Any) -> str:
+    """A grid value's part of the cell name: its `label` if given, else name + parameters."""
     if isinstance(value, dict):
+        if "label" in value:
+            return str(value["label"])
         return str(value.get("name", "x")) + "".join(f",{k}={v}" for k, v in value.items() if k != "name")
     return str(value)
+
+
+def _without_label(value: Any) -> Any:
+    return {k: v for k, v in value.items() if k != "label"} if isinstance(value, dict) else value
 
 
 def load_ablation(path: Path) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
@@ -70,6 +77,7 @@ def load_ablation(path: Path) -> tuple[dict[str, Any], list[tuple[str, list[str]
         if any(_matches(values, ex) for ex in spec.get("exclude") or []):
             continue
         name = "-".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in values.items()).replace("/", "_").replace(" ", "")
+        values = {k: _without_label(v) for k, v in values.items()}  # a label names the cell, nothing else
         overrides = [f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in values.items()]
         cells.append((name, overrides + list(spec.get("overrides") or [])))
     return spec, cells
@@ -134,6 +142,7 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
                 *init_overrides[name],
                 f"logging.dir={sweep / 'runs'}",
                 f"logging.version={name}",
+                "init.resume=auto",  # a cell killed mid-run continues from its last checkpoint
                 "logging.progress_bar=false",
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)

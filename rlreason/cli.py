@@ -1,7 +1,8 @@
 """Command line: `rlreason list | verify | run | eval | ablate | report`.
 
 User mistakes (bad config, unknown component, malformed data) print one line and exit with status 2;
-only bugs show a traceback.
+a run stopped by repeated non-finite updates prints one line and exits with status 3 (its last good
+state is checkpointed); only bugs show a traceback.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rlreason.train.run import run_from_cli
 
-    return run_from_cli(args.config, args.overrides)
+    overrides = [*args.overrides, "init.resume=auto"] if args.resume else args.overrides
+    return run_from_cli(args.config, overrides)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -91,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train (and evaluate) an experiment")
     p.add_argument("config", help="experiment YAML")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the newest interrupted run of this config (init.resume=auto)"
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint or model on tasks")
@@ -119,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except RLReasonError as exc:
         print(f"rlreason: error: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         print("rlreason: interrupted", file=sys.stderr)
         return 130

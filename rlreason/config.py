@@ -12,6 +12,7 @@ Every problem is raised as `ConfigError` with one line naming the file and the k
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rlreason.errors import ConfigError, RegistryError
+from rlreason.errors import ConfigError, RegistryError, RLReasonError
 
 
 @dataclass
@@ -106,6 +107,9 @@ class InitConfig:
     # a run directory, a Hugging Face model directory or hub name, or an experiment YAML whose run is
     # executed first (and reused when it already exists)
     from_: str | None = None
+    # continue an interrupted run: "auto" (the newest run of this config, if any; `run --resume`), a
+    # run directory or a checkpoint file; see rlreason/train/resume.py
+    resume: str | None = None
 
 
 @dataclass
@@ -239,6 +243,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if overrides:
         cfg = _merge(cfg, parse_overrides(overrides), "command line")
     where = source_files[-1] if source_files else "config"
+    if overrides:  # the offending value may come from either: name both
+        where = f"{where} + command line" if source_files else "command line"
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
@@ -248,46 +254,127 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def validate(cfg: DictConfig, *, where: str = "config") -> None:
-    """Semantic checks the schema cannot express: component names and parameters, value ranges."""
-    from rlreason.registry import ALGOS, REWARDS, TASKS
+    """Semantic checks the schema cannot express, all before any model load or run directory.
 
+    The schema already refuses unknown keys and wrong types; this pass checks component names and
+    parameters (each component is built once, which runs its own constructor checks: cheap, no data
+    is read), value ranges, and cross-field constraints such as a group-relative algorithm with
+    `rollout.group_size: 1` (every advantage would be zero). `where` names the file in messages.
+    """
     _ensure_components_imported()
     algo_cls = _algo_class(cfg)
-    needs_reward = algo_cls is None or getattr(algo_cls, "needs_rollout", True)
-    for key, reg in (("task", TASKS), ("reward", REWARDS), ("algo", ALGOS)):
-        if key == "reward" and not needs_reward:
+    needs_rollout = algo_cls is None or bool(getattr(algo_cls, "needs_rollout", True))
+    task = _check_components(cfg, where, needs_rollout)
+    _check_ranges(cfg, where)
+    _check_cross_fields(cfg, where, algo_cls, needs_rollout, task)
+    _check_trainer(cfg, where)
+
+
+def _check_components(cfg: DictConfig, where: str, needs_rollout: bool) -> Any:
+    """Check and dry-build `task`, `reward` (when the algorithm has a rollout), `algo`, `eval.suite`.
+
+    Returns the built task (for the split check)."""
+    from rlreason.registry import ALGOS, REWARDS, TASKS, VERIFIERS
+
+    built: dict[str, Any] = {}
+    named = (("task", TASKS), ("reward", REWARDS), ("algo", ALGOS))
+    sections: list[tuple[str, Any, Any]] = [(key, cfg.get(key), reg) for key, reg in named]
+    sections += [(f"eval.suite[{i}]", item, TASKS) for i, item in enumerate(cfg.eval.suite)]
+    for key, section, reg in sections:
+        if key == "reward" and not needs_rollout:
             continue
-        section = cfg.get(key)
-        comp = OmegaConf.to_container(section) if isinstance(section, DictConfig) else section
+        comp = OmegaConf.to_container(section) if isinstance(section, (DictConfig, ListConfig)) else section
         if not isinstance(comp, dict) or "name" not in comp:
             raise ConfigError(f"{where}: {key}: expected a mapping with 'name' (one of: {', '.join(reg.names())})")
         check_component(reg, comp, f"{where}: {key}")
+        built[key] = _dry_build(reg, comp, where, key)
+        if reg is TASKS:
+            verifier = getattr(built[key], "verifier", "math")
+            if verifier not in VERIFIERS:
+                raise ConfigError(
+                    f"{where}: {key}.name: task '{comp['name']}' grades with verifier '{verifier}', which is not "
+                    f"registered (valid: {', '.join(VERIFIERS.names())})"
+                )
+    return built["task"]
+
+
+def _dry_build(reg: Any, comp: dict[str, Any], where: str, key: str) -> Any:
+    """Instantiate a component so its constructor's own checks (e.g. `task.pool`) fail at load time.
+
+    A constructor's `ValueError("param: message")` becomes `ConfigError("<file>: <key>.param: message")`.
+    """
+    params = {k: v for k, v in comp.items() if k != "name"}
+    try:
+        return reg.get(comp["name"])(**params)
+    except RLReasonError as exc:  # already names its key (e.g. reward.terms[0].weight)
+        raise ConfigError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        m = re.match(r"([A-Za-z_][\w.\[\]]*): (.*)", msg)
+        if m and m.group(1).split(".")[0].split("[")[0] in params:
+            raise ConfigError(f"{where}: {key}.{m.group(1)}: {m.group(2)}") from None
+        raise ConfigError(f"{where}: {key}: cannot build {reg.name[:-1]} '{comp['name']}': {msg}") from None
+
+
+def _check_ranges(cfg: DictConfig, where: str) -> None:
+    """One (key, ok, expected) row per single-field constraint; the first failing row is reported."""
+    r, o, e, lg = cfg.rollout, cfg.optim, cfg.eval, cfg.logging
+    betas = list(o.betas)
     checks = [
-        ("rollout.group_size", cfg.rollout.group_size >= 1, "a positive integer"),
-        ("rollout.prompts_per_step", cfg.rollout.prompts_per_step >= 1, "a positive integer"),
-        ("rollout.max_new_tokens", cfg.rollout.max_new_tokens >= 1, "a positive integer"),
-        ("rollout.temperature", cfg.rollout.temperature > 0, "> 0 for sampling"),
-        ("rollout.top_p", 0 < cfg.rollout.top_p <= 1, "in (0, 1]"),
-        ("rollout.top_k", cfg.rollout.top_k >= 0, ">= 0 (0 disables)"),
-        ("rollout.backend", cfg.rollout.backend in ("hf",), "'hf' (the only backend installed)"),
-        ("optim.steps", cfg.optim.steps >= 1, "a positive integer"),
-        ("optim.lr", cfg.optim.lr > 0, "> 0"),
-        ("optim.optimizer", cfg.optim.optimizer in ("adamw", "sgd"), "adamw | sgd"),
-        ("optim.schedule", cfg.optim.schedule in ("constant", "linear", "cosine"), "constant | linear | cosine"),
-        ("optim.warmup_ratio", 0 <= cfg.optim.warmup_ratio < 1, "in [0, 1)"),
-        ("optim.minibatches", cfg.optim.minibatches >= 1, "a positive integer"),
-        ("optim.micro_batch_size", cfg.optim.micro_batch_size >= 0, ">= 0"),
-        ("optim.batch_size", cfg.optim.batch_size >= 1, "a positive integer"),
-        ("optim.max_grad_norm", cfg.optim.max_grad_norm >= 0, ">= 0 (0 disables clipping)"),
-        ("eval.samples", cfg.eval.samples >= 1, "a positive integer"),
-        ("eval.temperature", cfg.eval.temperature >= 0, ">= 0 (0 = greedy)"),
-        ("eval.n", cfg.eval.n >= 0, ">= 0 (0 = all)"),
+        ("name", bool(str(cfg.name).strip()), "a non-empty run name"),
+        ("model.name_or_path", bool(str(cfg.model.name_or_path).strip()), "'lab-tiny', a model directory or hub name"),
         ("model.control_tokens", cfg.model.control_tokens in ("add", "map"), "add | map"),
         ("model.dtype", cfg.model.dtype in ("float32", "bfloat16", "float16"), "float32 | bfloat16 | float16"),
+        ("rollout.group_size", r.group_size >= 1, "a positive integer"),
+        ("rollout.prompts_per_step", r.prompts_per_step >= 1, "a positive integer"),
+        ("rollout.max_new_tokens", r.max_new_tokens >= 1, "a positive integer"),
+        ("rollout.temperature", r.temperature > 0, "> 0 for sampling"),
+        ("rollout.top_p", 0 < r.top_p <= 1, "in (0, 1]"),
+        ("rollout.top_k", r.top_k >= 0, ">= 0 (0 disables)"),
+        ("rollout.batch_size", r.batch_size >= 0, ">= 0 (0 = the whole rollout batch)"),
+        ("rollout.backend", r.backend in ("hf",), "'hf' (the only backend installed)"),
+        ("optim.steps", o.steps >= 1, "a positive integer"),
+        ("optim.lr", o.lr > 0, "> 0"),
+        ("optim.optimizer", o.optimizer in ("adamw", "sgd"), "adamw | sgd"),
+        ("optim.weight_decay", o.weight_decay >= 0, ">= 0"),
+        ("optim.betas", len(betas) == 2 and all(0 <= b < 1 for b in betas), "two values in [0, 1), e.g. [0.9, 0.999]"),
+        ("optim.eps", o.eps > 0, "> 0"),
+        ("optim.schedule", o.schedule in ("constant", "linear", "cosine"), "constant | linear | cosine"),
+        ("optim.warmup_ratio", 0 <= o.warmup_ratio < 1, "in [0, 1)"),
+        ("optim.warmup_steps", o.warmup_steps >= 0, ">= 0"),
+        ("optim.minibatches", o.minibatches >= 1, "a positive integer"),
+        ("optim.micro_batch_size", o.micro_batch_size >= 0, ">= 0 (0 = the whole minibatch)"),
+        ("optim.batch_size", o.batch_size >= 1, "a positive integer"),
+        ("optim.max_grad_norm", o.max_grad_norm >= 0, ">= 0 (0 disables clipping)"),
+        ("optim.max_nonfinite_in_a_row", o.max_nonfinite_in_a_row >= 1, "a positive integer"),
+        ("eval.every_n_steps", e.every_n_steps >= 0, ">= 0 (0 = only at the end)"),
+        ("eval.n", e.n >= 0, ">= 0 (0 = all)"),
+        ("eval.samples", e.samples >= 1, "a positive integer"),
+        ("eval.temperature", e.temperature >= 0, ">= 0 (0 = greedy)"),
+        ("eval.top_p", 0 < e.top_p <= 1, "in (0, 1]"),
+        ("eval.max_new_tokens", e.max_new_tokens >= 0, ">= 0 (0 = rollout.max_new_tokens)"),
+        ("eval.batch_size", e.batch_size >= 1, "a positive integer"),
+        ("logging.dir", bool(str(lg.dir).strip()), "a directory path"),
+        ("logging.every_n_steps", lg.every_n_steps >= 1, "a positive integer"),
+        ("logging.samples_every_n_steps", lg.samples_every_n_steps >= 0, ">= 0 (0 disables)"),
+        ("logging.num_samples", lg.num_samples >= 0, ">= 0"),
+        ("logging.checkpoint_every_n_steps", lg.checkpoint_every_n_steps >= 0, ">= 0 (0 = only at the end)"),
+        ("logging.keep_last_n", lg.keep_last_n >= 0, ">= 0 (0 keeps all)"),
     ]
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{where}: {key}: expected {expected}, got {OmegaConf.select(cfg, key)!r}")
+
+
+def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollout: bool, task: Any) -> None:
+    """Constraints between keys; rollout constraints only when the algorithm has a rollout (not SFT)."""
+    splits = list(task.splits())
+    if cfg.eval.split not in splits:
+        raise ConfigError(
+            f"{where}: eval.split: task '{cfg.task.name}' has splits {', '.join(splits)}, got {cfg.eval.split!r}"
+        )
+    if not needs_rollout:
+        return
     n_samples = cfg.rollout.group_size * cfg.rollout.prompts_per_step
     if n_samples % cfg.optim.minibatches:
         raise ConfigError(
@@ -295,11 +382,34 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
             f"{n_samples} samples (rollout.group_size x rollout.prompts_per_step)"
         )
     min_group = getattr(algo_cls, "min_group_size", 1)
-    if algo_cls is not None and getattr(algo_cls, "needs_rollout", True) and cfg.rollout.group_size < min_group:
+    if cfg.rollout.group_size < min_group:
         raise ConfigError(
-            f"{where}: rollout.group_size: algorithm '{cfg.algo.name}' compares samples within a group and "
-            f"needs at least {min_group}, got {cfg.rollout.group_size}"
+            f"{where}: rollout.group_size: algorithm '{cfg.algo.name}' compares samples within a group (a group "
+            f"of one has zero advantage) and needs at least {min_group}, got {cfg.rollout.group_size}"
         )
+
+
+TRAINER_RESERVED = ("logger", "callbacks", "max_epochs", "use_distributed_sampler")  # set by rlreason.train.run
+
+
+def _check_trainer(cfg: DictConfig, where: str) -> None:
+    """`trainer` keys must be `lightning.Trainer` arguments that rlreason does not set itself."""
+    keys = list(cfg.trainer.keys())
+    if not keys:
+        return
+    for key in keys:
+        if key in TRAINER_RESERVED:
+            raise ConfigError(f"{where}: trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
+    import inspect
+
+    import pytorch_lightning as pl  # only when a trainer section is given: it is a slow import
+
+    valid = [p for p in inspect.signature(pl.Trainer.__init__).parameters if p != "self"]
+    for key in keys:
+        if key not in valid:
+            hint = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+            did = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(f"{where}: trainer.{key}: not an argument of lightning.Trainer{did}")
 
 
 def _algo_class(cfg: DictConfig) -> Any:

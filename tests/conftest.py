@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# No test may reach the network: forced (not defaulted) before anything can import huggingface_hub,
+# which reads HF_HUB_OFFLINE once, at import. Subprocesses started by tests inherit it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 import sys
 from pathlib import Path
 
@@ -12,8 +18,6 @@ import torch
 from rlreason.batch import RolloutBatch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests_helpers, reward_fns
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def make_batch(lengths, groups, modes=None, completions=None, width=None) -> RolloutBatch:

@@ -26,3 +26,20 @@ def non_numeric(prompts, completions, **columns):
 
 
 NOT_CALLABLE = 3
+
+
+def always_inf(prompts, completions, **columns):
+    """A broken user reward (say, 1/0 in numpy): every value inf; the run must skip, count, then stop.
+
+    (NaN and None are TRL's "not applicable" and become 0; inf has no such reading.)"""
+    return [float("inf")] * len(completions)
+
+
+_calls = {"n": 0}
+
+
+def inf_on_second_call(prompts, completions, **columns):
+    """Length-based reward that is -inf once, on its second call (the step-2 update must be skipped)."""
+    _calls["n"] += 1
+    bad = _calls["n"] == 2
+    return [float("-inf") if bad else float(len(c) % 7) for c in completions]

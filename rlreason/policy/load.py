@@ -30,6 +30,11 @@ def lab_tiny_dir(cache_dir: Path, arch: dict[str, Any]) -> Path:
             build_lab_tiny(path, **arch)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"model.name_or_path: cannot build lab-tiny in the cache {cache_dir} ({exc.strerror or exc});"
+                " set RLREASON_CACHE to a writable directory"
+            ) from None
     return path
 
 
@@ -42,6 +47,8 @@ def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, An
     is_local = Path(path).exists()
     if not is_local and (path.startswith((".", "/", "~")) or path.count("/") > 1):
         raise ConfigError(f"model.name_or_path: '{name}' does not exist (expected a model directory or hub name)")
+    if not is_local:
+        _check_hub_available(name, path, local_files_only=bool(model_cfg.local_files_only))
     kwargs: dict[str, Any] = {
         "trust_remote_code": bool(model_cfg.trust_remote_code),
         "local_files_only": bool(model_cfg.local_files_only),
@@ -70,6 +77,38 @@ def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, An
         mapping=dict(model_cfg.control_token_map or {}),
     )
     return model, tokenizer, control
+
+
+def _check_hub_available(name: str, repo_id: str, *, local_files_only: bool) -> None:
+    """Refuse, in one line, a hub model that cannot be fetched: offline and not in the local cache.
+
+    Without this the user gets transformers' multi-line OSError (or, with a flaky network, a long
+    retry loop) only after every other component has been built.
+    """
+    from huggingface_hub import constants, is_offline_mode, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    offline = is_offline_mode()
+    if not (offline or local_files_only):
+        return
+    try:
+        cached = try_to_load_from_cache(repo_id, "config.json")
+    except HFValidationError:
+        raise ConfigError(
+            f"model.name_or_path: '{name}' is neither a local directory nor a valid hub name (expected owner/model)"
+        ) from None
+    if isinstance(cached, str):
+        return
+    why = (
+        "the Hugging Face hub is offline (HF_HUB_OFFLINE=1)"
+        if offline
+        else "model.local_files_only is true (no download allowed)"
+    )
+    raise ConfigError(
+        f"model.name_or_path: '{name}' is not a local directory and {why} and it is not in the cache "
+        f"{constants.HF_HUB_CACHE}; download it on a machine with network (huggingface-cli download {repo_id}) "
+        f"or give a local path"
+    )
 
 
 def format_prompt(tokenizer: Any, prompt: str, model_cfg: Any) -> str:

@@ -36,7 +36,9 @@ class SampleLogger(pl.Callback):
         rb, rout = module.last_batch, module.last_reward
         if self.histograms:
             tb.add_histogram("train/response_length", rb.response_lengths.float(), batch_idx)
-            tb.add_histogram("train/reward", rout.rewards.float(), batch_idx)
+            rewards = rout.rewards.float()
+            if torch.isfinite(rewards).any():  # a skipped non-finite step logs its finite values only
+                tb.add_histogram("train/reward", rewards[torch.isfinite(rewards)], batch_idx)
         if self.every and batch_idx % self.every == 0:
             rows = ["| prompt | response | gold | reward |", "|---|---|---|---|"]
             step = max(1, rb.num_samples // max(1, self.num))
@@ -57,7 +59,7 @@ class PeriodicEval(pl.Callback):
         self.evaluate_fn, self.every, self.at_start = evaluate_fn, every_n_steps, at_start
 
     def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
-        if self.at_start:
+        if self.at_start and trainer.ckpt_path is None:  # a resumed run evaluated step 0 the first time
             self._run(trainer, module, 0)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -115,11 +117,17 @@ def save_hf_policy(module: Any, path: Path) -> None:
 
 
 class Checkpointer(pl.Callback):
-    """Every N steps (and at the end): `<run>/checkpoints/step-N.ckpt` + `step-N-hf/`; keeps the last n."""
+    """Every N steps and at the end: `<run>/checkpoints/step-N.ckpt` (+ manifest) and `step-N-hf/`.
+
+    Written to `*.tmp`, flushed, described by a manifest (size + SHA-256), then renamed: a kill at any
+    moment leaves either the previous set or a complete new one (see rlreason/train/resume.py). Only
+    the newest `keep_last_n` are kept (0 keeps all).
+    """
 
     def __init__(self, run_dir: Path, every_n_steps: int, keep_last_n: int) -> None:
         self.dir = run_dir / "checkpoints"
         self.every, self.keep = every_n_steps, keep_last_n
+        self._saved: set[str] = set()  # names written by this process (the last step is saved once)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         step = batch_idx + 1
@@ -129,24 +137,34 @@ class Checkpointer(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, module: Any) -> None:
         self.save(trainer, module, trainer.fit_loop.epoch_loop.batch_progress.current.completed)
 
-    def save(self, trainer: pl.Trainer, module: Any, step: int) -> None:
-        ckpt = self.dir / f"step-{step:06d}.ckpt"
-        if ckpt.exists():
-            return
+    def save(self, trainer: pl.Trainer, module: Any, step: int, suffix: str = "") -> Path:
+        from rlreason.train import faults
+        from rlreason.train.resume import fsync_file, write_manifest
+
+        ckpt = self.dir / f"step-{step:06d}{suffix}.ckpt"
+        if ckpt.name in self._saved:
+            return ckpt
         tmp = ckpt.with_name(ckpt.name + ".tmp")
-        trainer.save_checkpoint(tmp)  # collective under DDP/FSDP; rank zero writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # collective under DDP/FSDP; rank zero writes
         if trainer.is_global_zero:
-            tmp.rename(ckpt)
-            save_hf_policy(module, self.dir / f"step-{step:06d}-hf")
+            faults.maybe_kill("checkpoint_write", step)  # tests: SIGKILL with only the .tmp on disk
+            fsync_file(tmp)
+            write_manifest(tmp, ckpt, step)
+            tmp.replace(ckpt)
+            save_hf_policy(module, self.dir / f"step-{step:06d}{suffix}-hf")
             self._prune()
+        self._saved.add(ckpt.name)
         trainer.strategy.barrier()
+        return ckpt
 
     def _prune(self) -> None:
+        from rlreason.train.resume import list_checkpoints, manifest_path
+
         if self.keep <= 0:
             return
-        ckpts = sorted(self.dir.glob("step-*.ckpt"))
-        for old in ckpts[: -self.keep]:
-            old.unlink(missing_ok=True)
+        for old in list_checkpoints(self.dir)[: -self.keep]:
+            shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)  # sharded (FSDP) or a file
+            manifest_path(old).unlink(missing_ok=True)
             shutil.rmtree(old.with_name(old.stem + "-hf"), ignore_errors=True)
 
 

@@ -4,7 +4,7 @@ Step k of the run gets a fixed list of problems, chosen from a seeded permutatio
 split (a new permutation each pass through the data). Under DDP each rank takes its own slice of the
 step's global draw, so ranks never see the same prompt in a step and the union over ranks equals
 what a single process with the same global batch would see. Because the batch is a pure function of
-(seed, step, rank), resuming at step k needs no sampler state.
+(seed, step, rank), resuming at step k needs only k (`StepLoader.state_dict`).
 """
 
 from __future__ import annotations
@@ -59,6 +59,29 @@ def _identity(x: Any) -> Any:
     return x
 
 
+class StepLoader(DataLoader):
+    """A DataLoader that can start at step k: Lightning saves its `state_dict` in every checkpoint and
+    hands it back on resume, so a resumed run trains on step k's batch next, not on step 0's again.
+
+    The position saved is the number of steps the trainer has *processed*, read from the trainer
+    rather than counted here, because Lightning fetches one batch ahead of the step it runs.
+    """
+
+    def __init__(self, dataset: StepDataset, progress: Any) -> None:
+        super().__init__(dataset, batch_size=None, shuffle=False, num_workers=0, collate_fn=_identity)
+        self._progress, self._start = progress, 0
+
+    def __iter__(self) -> Any:
+        start, self._start = self._start, 0
+        return (self.dataset[k] for k in range(start, len(self.dataset)))
+
+    def state_dict(self) -> dict[str, int]:
+        return {"next_step": int(self._progress())}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._start = int(state["next_step"])
+
+
 class ProblemDataModule(pl.LightningDataModule):
     """Serves `per_rank` problems per step for `steps` steps (prompts for RL, examples for SFT)."""
 
@@ -70,4 +93,4 @@ class ProblemDataModule(pl.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         ds = StepDataset(self.problems, self.steps, self.per_rank, self.seed, rank, world)
-        return DataLoader(ds, batch_size=None, shuffle=False, num_workers=0, collate_fn=_identity)
+        return StepLoader(ds, lambda: self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)

@@ -26,16 +26,20 @@ import torch
 
 from rlreason.algos.base import Algorithm, LossInputs
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.errors import RLReasonError
 from rlreason.policy.rollout import SamplingParams, left_pad
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
+from rlreason.train import faults
 from rlreason.train.collect import collect_rollout
 from rlreason.train.forward import response_logprobs
 from rlreason.train.optim import build_optimizer, build_scheduler
 
 
-class NonFiniteError(RuntimeError):
-    """Too many consecutive non-finite updates: the run stops on the last good state."""
+class NonFiniteError(RLReasonError):
+    """Too many consecutive non-finite updates: the run stops on the last good state (exit status 3)."""
+
+    exit_code = 3
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -75,6 +79,7 @@ class RLModule(pl.LightningModule):
         self._prompt_cache: dict[str, list[int]] = {}
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
+        self._step, self._step_fault = 0, None
         self.max_nonfinite_in_a_row = int(getattr(cfg.optim, "max_nonfinite_in_a_row", 3) or 3)
         self.sampling = SamplingParams(
             max_new_tokens=cfg.rollout.max_new_tokens,
@@ -99,6 +104,35 @@ class RLModule(pl.LightningModule):
         needs_snapshot = self.reward is not None and getattr(self.reward, "needs_initial_params", False)
         if needs_snapshot and self._frozen["initial"] is None:
             self._frozen["initial"] = {n: p.detach().clone() for n, p in self.policy.named_parameters()}
+
+    # -- checkpoint state beyond parameters and optimiser (see rlreason/train/resume.py) -------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from rlreason.train.resume import capture_rng_state
+
+        checkpoint["rlreason"] = {
+            "rng": capture_rng_state(),
+            "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "nonfinite_total": self.nonfinite_total,
+            # info-gain's theta_ref: the parameters at the start of the run, not at the resumed step
+            "initial_params": self._frozen["initial"],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("rlreason", {})
+        self.nonfinite_in_a_row = int(state.get("nonfinite_in_a_row", 0))
+        self.nonfinite_total = int(state.get("nonfinite_total", 0))
+        if state.get("initial_params") is not None:
+            self._frozen["initial"] = state["initial_params"]
+        self._rng_to_restore = state.get("rng")
+
+    def on_train_start(self) -> None:
+        # restored here, not in on_load_checkpoint, so that nothing between loading and the first
+        # resumed step (data loader and optimiser set-up) draws from the restored streams
+        from rlreason.train.resume import restore_rng_state
+
+        if getattr(self, "_rng_to_restore", None) is not None:
+            restore_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
 
     def configure_optimizers(self):
         params = list(self.policy.parameters())
@@ -136,6 +170,7 @@ class RLModule(pl.LightningModule):
     # -- the step -----------------------------------------------------------------------------
     def training_step(self, problems: list[Problem], batch_idx: int) -> None:
         t0 = time.perf_counter()
+        self._step = batch_idx  # 0-based; a resumed run continues the count
         if self.algo.needs_rollout:
             metrics = self._rl_step(problems, batch_idx)
         else:
@@ -143,7 +178,15 @@ class RLModule(pl.LightningModule):
         metrics["perf/step_time"] = time.perf_counter() - t0
         if "perf/tokens" in metrics:
             metrics["perf/tokens_per_sec"] = metrics.pop("perf/tokens") / metrics["perf/step_time"]
+        skipped = {k.rsplit("/", 1)[-1]: v for k, v in metrics.items() if k.rsplit("/", 1)[-1].startswith("nonfinite_")}
+        metrics = {k: v for k, v in metrics.items() if not k.rsplit("/", 1)[-1].startswith("nonfinite_")}
+        # updates skipped in this step, logged every step (Lightning would repeat a key's stale value)
+        metrics.update(
+            {f"faults/nonfinite_{k}": skipped.get(f"nonfinite_{k}", 0.0) for k in ("reward", "loss", "grad")}
+        )
+        metrics["faults/nonfinite_total"] = float(self.nonfinite_total)
         self._log_metrics(metrics)
+        self._count_faulty_step()
 
     def _rl_step(self, problems: list[Problem], step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -170,7 +213,7 @@ class RLModule(pl.LightningModule):
         self.last_batch, self.last_reward = batch, rout
         metrics = self._batch_metrics(batch, rout, correct)
         metrics["perf/rollout_time"] = t_rollout
-        if not torch.isfinite(rout.rewards).all():
+        if self._reduce_sum(float(not torch.isfinite(rout.rewards).all())) > 0:  # every rank skips together
             return {**metrics, **self._skip_update("reward")}
         if self.value_head is not None:
             batch.extras["values"] = self._values(batch)
@@ -265,20 +308,27 @@ class RLModule(pl.LightningModule):
                     "max_new_tokens": cfg.rollout.max_new_tokens,
                     "num_control": self._global_norm(_control_tokens_in_mask(batch.control_pos, mask, idx)),
                 }
+                bad_loss = False
                 for micro in _chunks(len(idx), cfg.optim.micro_batch_size):
                     sub = idx[micro]
                     loss, m = self._micro_loss(batch, advantages, mask, sub, norms, on_policy)
+                    if faults.active("nan_loss", self._step + 1):
+                        loss = loss * float("nan")
+                    # backward even when non-finite: DDP ranks must all reduce, and the NaN gradient
+                    # makes every rank skip this optimiser step together
+                    bad_loss |= not bool(torch.isfinite(loss.detach()))
                     self.manual_backward(loss)
                     for k, v in m.items():
                         sums[k] += float(v)
                     sums["loss"] += float(loss.detach())
-                stats = self._optimizer_step(opt, sched)
+                stats = self._optimizer_step(opt, sched, "loss" if bad_loss else "grad")
                 for k, v in stats.items():
                     sums[k] += v
                     counts[k] += 1
         steps = algo.num_iterations * len(minibatches)
         out = {f"algo/{k}": v / steps for k, v in sums.items() if k not in counts}
-        out.update({f"optim/{k}": sums[k] / max(1, counts[k]) for k in counts})
+        # skipped-update counts are totals over the step; everything else is a mean over updates
+        out.update({f"optim/{k}": sums[k] if k.startswith("nonfinite_") else sums[k] / counts[k] for k in counts})
         out["optim/lr"] = float(opt.param_groups[0]["lr"])
         return out
 
@@ -325,27 +375,33 @@ class RLModule(pl.LightningModule):
         )
         return algo.loss(inp)
 
-    def _optimizer_step(self, opt: Any, sched: Any) -> dict[str, float]:
+    def _optimizer_step(self, opt: Any, sched: Any, cause: str = "grad") -> dict[str, float]:
         params = [p for g in opt.param_groups for p in g["params"]]
         max_norm = self.cfg.optim.max_grad_norm
         norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
         if not torch.isfinite(norm):
             opt.zero_grad(set_to_none=True)
-            return self._skip_update("grad")
-        self.nonfinite_in_a_row = 0
+            return self._skip_update(cause)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         return {"grad_norm": float(norm)}
 
     def _skip_update(self, what: str) -> dict[str, float]:
-        self.nonfinite_in_a_row += 1
+        """Drop one optimiser update (the caller zeroed its gradients); the step counts as faulty."""
         self.nonfinite_total += 1
+        self._step_fault = what
+        return {f"nonfinite_{what}": 1.0}
+
+    def _count_faulty_step(self) -> None:
+        """A step with any skipped update extends the run of faulty steps; a clean step ends it."""
+        what, self._step_fault = self._step_fault, None
+        self.nonfinite_in_a_row = self.nonfinite_in_a_row + 1 if what else 0
         if self.nonfinite_in_a_row >= self.max_nonfinite_in_a_row:
             raise NonFiniteError(
-                f"{self.nonfinite_in_a_row} non-finite updates in a row (last: {what}); stopping on the last good state"
+                f"{self.nonfinite_in_a_row} steps in a row with non-finite updates (last: non-finite {what} at"
+                f" step {self._step + 1}; optim.max_nonfinite_in_a_row={self.max_nonfinite_in_a_row})"
             )
-        return {f"faults/nonfinite_{what}": 1.0, "faults/nonfinite_total": float(self.nonfinite_total)}
 
     # -- supervised ---------------------------------------------------------------------------
     def _sft_step(self, problems: list[Problem]) -> dict[str, float]:
@@ -374,7 +430,7 @@ class RLModule(pl.LightningModule):
             "num_tokens_batch": self._global_norm(float(rmask.sum())),
             "max_new_tokens": width,
         }
-        total, sums = 0.0, defaultdict(float)
+        total, sums, bad_loss = 0.0, defaultdict(float), False
         dev = self.device
         for micro in _chunks(len(targets), self.cfg.optim.micro_batch_size):
             out = response_logprobs(
@@ -385,11 +441,14 @@ class RLModule(pl.LightningModule):
                 rmask[micro].to(dev),
             )
             loss, m = self.algo.loss(LossInputs(logprobs=out.logprobs, mask=rmask[micro].float().to(dev), **norms))
+            if faults.active("nan_loss", self._step + 1):
+                loss = loss * float("nan")
+            bad_loss |= not bool(torch.isfinite(loss.detach()))
             self.manual_backward(loss)
             total += float(loss.detach())
             for k, v in m.items():
                 sums[k] += float(v)
-        stats = self._optimizer_step(opt, sched)
+        stats = self._optimizer_step(opt, sched, "loss" if bad_loss else "grad")
         out = {"train/loss": total, **{f"algo/{k}": v for k, v in sums.items()}}
         out.update({f"optim/{k}": v for k, v in stats.items()})
         out["optim/lr"] = float(opt.param_groups[0]["lr"])

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from rlreason.config import load_config, to_yaml
@@ -28,7 +29,8 @@ from rlreason.evaluate import EvalSettings, format_table, generate_records, summ
 from rlreason.registry import ALGOS, REWARDS, TASKS
 from rlreason.train.callbacks import Checkpointer, FinalEval, PeriodicEval, SampleLogger, save_hf_policy
 from rlreason.train.data import ProblemDataModule
-from rlreason.train.module import RLModule
+from rlreason.train.module import NonFiniteError, RLModule
+from rlreason.train.resume import find_resume_point
 
 
 def cache_dir() -> Path:
@@ -36,7 +38,10 @@ def cache_dir() -> Path:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    return hashlib.sha256(to_yaml(cfg).encode()).hexdigest()[:10]
+    """Identity of a stage's result: the resolved config, minus how it was started (`init.resume`)."""
+    data = yaml.safe_load(to_yaml(cfg))
+    data.get("init", {}).pop("resume", None)
+    return hashlib.sha256(yaml.safe_dump(data, sort_keys=False).encode()).hexdigest()[:10]
 
 
 def _next_version(root: Path) -> str:
@@ -94,6 +99,10 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     from rlreason.policy.load import format_prompt, load_policy
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    resume_dir, resume_ckpt = find_resume_point(cfg)
+    if resume_dir is not None and (resume_dir / "results.json").is_file():
+        print(f"[rlreason] {resume_dir} already finished (results.json exists); nothing to resume", flush=True)
+        return resume_dir
     init_path = resolve_init(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if init_path is not None:
@@ -104,11 +113,13 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
     if cfg.model.gradient_checkpointing:
         (getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable)()
-    run_dir = prepare_run_dir(cfg, version)  # only once every component has loaded
+    train_problems = task.problems("train")  # data errors (file:line) before anything is written
+    eval_problems = _eval_subset(task.problems(cfg.eval.split), cfg.eval.n)
+    _check_disk_for_checkpoints(cfg, policy, resume_dir or Path(cfg.logging.dir))
+    # only once every component has loaded; a resumed run keeps its directory and saved config
+    run_dir = resume_dir or prepare_run_dir(cfg, version)
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
     verifier = build_verifier(task.verifier)
-    train_problems = task.problems("train")
-    eval_problems = _eval_subset(task.problems(cfg.eval.split), cfg.eval.n)
     per_rank = cfg.rollout.prompts_per_step if algo.needs_rollout else cfg.optim.batch_size
     datamodule = ProblemDataModule(train_problems, cfg.optim.steps, per_rank, cfg.seed)
 
@@ -148,11 +159,24 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
             final_eval,
             SampleLogger(cfg.logging.samples_every_n_steps, cfg.logging.num_samples, cfg.logging.histograms),
             PeriodicEval(evaluate_fn, cfg.eval.every_n_steps, cfg.eval.at_start),
-            Checkpointer(run_dir, cfg.logging.checkpoint_every_n_steps, cfg.logging.keep_last_n),
+            checkpointer := Checkpointer(run_dir, cfg.logging.checkpoint_every_n_steps, cfg.logging.keep_last_n),
         ],
     )
+    if resume_ckpt is not None:
+        print(f"[rlreason] resuming {run_dir} from {resume_ckpt.name}", flush=True)
     t0 = time.time()
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=str(resume_ckpt) if resume_ckpt else None,
+            weights_only=True,
+        )
+    except NonFiniteError as exc:
+        # skipped updates left the parameters at the last good state: keep it, then stop
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        ckpt = checkpointer.save(trainer, module, done, suffix="-stopped")
+        raise NonFiniteError(f"{exc}; last good state saved to {ckpt} (resume with init.resume={ckpt})") from None
     train_time = time.time() - t0
     results, records = final_eval.results, final_eval.records
     if trainer.is_global_zero:
@@ -162,6 +186,17 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
         _write_jsonl(run_dir / "eval_samples.jsonl", records)
         print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table(results)}", flush=True)
     return run_dir
+
+
+def _check_disk_for_checkpoints(cfg: DictConfig, policy: torch.nn.Module, where: Path) -> None:
+    """Refuse to start when the checkpoints this run will keep at once (and its final policy) cannot fit."""
+    from rlreason.train.preflight import check_disk_space, checkpoints_on_disk_at_once, estimate_checkpoint_bytes
+
+    n = sum(p.numel() for p in policy.parameters())
+    at_once = checkpoints_on_disk_at_once(
+        cfg.logging.keep_last_n, cfg.optim.steps, cfg.logging.checkpoint_every_n_steps
+    )
+    check_disk_space(where, estimate_checkpoint_bytes(n, cfg.optim.optimizer) * at_once + 4 * n)
 
 
 def task_name(cfg: DictConfig) -> str:

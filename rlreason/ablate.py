@@ -250,17 +250,31 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
             f"{'*' if r['cell'] in front else ''} |"
         )
     (sweep / "summary.md").write_text("\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
+    # cells that land on the same spot would hide each other's text labels: numbered markers and a
+    # legend outside the axes stay readable for any grid; error bars are the std over seeds
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    markers = "osD^vP*Xh<>p"
+    for i, r in enumerate(rows):
         on = r["cell"] in front
-        ax.scatter(r["tokens"], 100 * r["accuracy"], color="tab:red" if on else "tab:gray", zorder=3)
-        ax.annotate(r["cell"], (r["tokens"], 100 * r["accuracy"]), fontsize=6)
+        ax.errorbar(
+            r["tokens"],
+            100 * r["accuracy"],
+            yerr=100 * r["accuracy_std"],
+            fmt=markers[i % len(markers)],
+            color=plt.cm.tab10(i % 10),
+            markersize=8 if on else 6,
+            markeredgecolor="black" if on else "none",
+            label=f"{r['cell']}{'  (Pareto)' if on else ''}",
+            zorder=3,
+            capsize=2,
+        )
     pareto = sorted((r["tokens"], 100 * r["accuracy"]) for r in rows if r["cell"] in front)
     if pareto:
-        ax.plot(*zip(*pareto), color="tab:red", label="Pareto front")
-        ax.legend()
-    ax.set_xlabel("mean response tokens")
+        ax.plot(*zip(*pareto), color="tab:red", linewidth=1, zorder=2)
+    ax.set_xlabel("mean response tokens (held-out eval)")
     ax.set_ylabel("accuracy (%)")
+    ax.set_title("accuracy vs tokens; red line: Pareto front (black-edged markers)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(sweep / "pareto.png", dpi=120)
     plt.close(fig)

@@ -194,3 +194,21 @@ def test_micro_batches_sum_to_the_full_batch_gradient_with_the_value_loss():
     full = torch.autograd.grad(loss_of(torch.arange(4)), w)[0]
     parts = sum(torch.autograd.grad(loss_of(torch.tensor(r)), w)[0] for r in ([0], [1, 2, 3]))
     torch.testing.assert_close(full, parts)
+
+
+def test_group_score_mean_prefers_short_answers_and_sum_does_not(batch_factory):
+    # group 0: two correct answers, 2 and 6 tokens; group 1: a correct 6-token and a wrong 2-token one;
+    # uniform surprise, so token rewards are R / T and the token weights r_t / r~ are all 1
+    old = torch.full((4, 6), math.log(0.5))
+    batch = _batch(batch_factory, [2, 6, 6, 2], [0, 0, 1, 1], old)
+    reward = RewardOutput(rewards=torch.tensor([1.0, 1.0, 1.0, 0.0]))
+    a = 1 / math.sqrt(2)  # z-score of two distinct values with the unbiased std
+    # mean (paper): r~ = 1/2, 1/6 | 1/6, 0 -> the short correct answer beats the long correct one
+    mean = L2TPPO().advantages(batch, reward)
+    # sum: S = 1, 1 | 1, 0 -> no preference between the two correct answers
+    total = L2TPPO(group_score="sum").advantages(batch, reward)
+    m = batch.response_mask.float()
+    torch.testing.assert_close(mean, torch.tensor([[a], [-a], [a], [-a]]) * m, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(total, torch.tensor([[0.0], [0.0], [a], [-a]]) * m, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="group_score"):
+        L2TPPO(group_score="max")

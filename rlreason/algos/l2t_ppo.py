@@ -21,6 +21,15 @@ So on every sample that keeps the ratio, mean_t |A_{i,t}| <= |A^_i| / guard_eps 
 
 A reward without episodes (a sequence reward) is treated as one episode spanning the response.
 
+Length bias, and `group_score` (our ablation knob; the paper's form is the default `mean`): with
+token rewards that sum to the episode rewards, r~_i = trim_mean_t r_{i,t} is about R_i / T_i, so the
+group z-score ranks a correct 5-token answer (r~ = 0.2) far above a correct 30-token one (0.033):
+an implicit 1/length reward on top of whatever the reward says. The lab ablation shows it: binary
+reward + l2t_ppo collapses to <short> while binary + GRPO moves to <think>.
+`group_score: sum` z-scores S_i = T_i * r~_i instead (= sum_t r_{i,t} = the sample's total reward
+when nothing is trimmed), keeping the token weights r_{i,t} / r~_i (mean one over the response), so
+the update keeps L2T's credit assignment without the length preference.
+
 Decisions where the paper is not specific (not verified against released code; none was found to
 read in the time available):
 - "95 % truncated mean" is read as scipy's `trim_mean(x, 0.025)`: int(0.025 n) values cut from
@@ -105,7 +114,8 @@ def token_rewards(
 class L2TPPO(GRPO):
     """L2T's GRPO-style update with dense per-episode rewards spread over tokens (Algorithm 1).
 
-    r_{i,t} = R_{i,k} w_t (w ~ surprise);  r~_i = trim_mean(r_i);  A^_i = z-score of r~_i in its group;
+    r_{i,t} = R_{i,k} w_t (w ~ surprise);  r~_i = trim_mean(r_i);  A^_i = z-score of r~_i in its group
+    (of T_i r~_i with `group_score: sum`);
     A_{i,t} = A^_i r_{i,t} / r~_i (guarded near r~_i = 0); `advantage: gae` for a critic instead.
     Decisions the paper leaves open are listed in the module docstring.
     """
@@ -116,6 +126,7 @@ class L2TPPO(GRPO):
         advantage: str = "grpo",
         trim: float = 0.025,
         guard_eps: float = 0.1,
+        group_score: str = "mean",
         gamma: float = 1.0,
         gae_lambda: float = 0.95,
         vf_coef: float = 0.1,
@@ -143,6 +154,9 @@ class L2TPPO(GRPO):
                 raise ValueError(f"{key}: expected a number {expected}, got {value}")
         if advantage not in ("grpo", "gae"):
             raise ValueError(f"advantage: expected 'grpo' or 'gae', got {advantage!r}")
+        if group_score not in ("mean", "sum"):
+            raise ValueError(f"group_score: expected 'mean' (paper) or 'sum', got {group_score!r}")
+        self.group_score = group_score
         self.trim, self.guard_eps, self.advantage = trim, guard_eps, advantage
         self.gamma, self.gae_lambda, self.vf_coef, self.value_clip = gamma, gae_lambda, vf_coef, value_clip
         self.needs_values = advantage == "gae"  # type: ignore[misc]
@@ -173,8 +187,9 @@ class L2TPPO(GRPO):
         r_tilde = torch.stack(
             [trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)]
         ).float()
-        a_hat = group_advantages(r_tilde, batch.group_ids, "group", eps=1e-8)
-        _, std = group_stats(r_tilde.double(), batch.group_ids)
+        score = r_tilde * mask.sum(-1) if self.group_score == "sum" else r_tilde
+        a_hat = group_advantages(score, batch.group_ids, "group", eps=1e-8)
+        _, std = group_stats(score.double(), batch.group_ids)
         mean_abs = (r_tok.abs() * mask).sum(-1) / mask.sum(-1).clamp(min=1)
         guard = r_tilde.abs() <= self.guard_eps * mean_abs
         safe = torch.where(guard, torch.ones_like(r_tilde), r_tilde)

@@ -278,15 +278,19 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
     fig.tight_layout()
     fig.savefig(sweep / "pareto.png", dpi=120)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for cell, pts in curves.items():
-        if pts:
-            pts = sorted(pts)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], ".", label=cell, markersize=3)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for i, (cell, pts) in enumerate(curves.items()):
+        by_step: dict[int, list[float]] = {}
+        for step, value in pts:
+            by_step.setdefault(step, []).append(value)
+        if by_step:  # the mean over seeds per step, one line per cell
+            steps = sorted(by_step)
+            means = [sum(by_step[k]) / len(by_step[k]) for k in steps]
+            ax.plot(steps, means, color=plt.cm.tab10(i % 10), linestyle="-" if i < 10 else "--", label=cell)
     ax.set_xlabel("step")
-    ax.set_ylabel("think ratio")
+    ax.set_ylabel("sampled think ratio (mean over seeds)")
     if any(curves.values()):
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(sweep / "think_ratio.png", dpi=120)
     plt.close(fig)

@@ -92,9 +92,14 @@ def test_grpo_run_writes_events_checkpoint_and_results(sft_run, tmp_path):
         "perf/step_time",
         "eval/accuracy",
         "mode/think_ratio",
+        "mode/think_ratio/hard",  # when the policy thinks, per difficulty
+        "train/accuracy/easy",
     ]:
         assert tag in tags, tag
     assert len(acc.Scalars("train/reward_mean")) == 2
+    for tag in tags - {t for t in tags if t.startswith("eval/")}:  # each step writes a key at most once
+        steps = [e.step for e in acc.Scalars(tag)]
+        assert len(steps) == len(set(steps)) and set(steps) <= {0, 1}, tag
     assert "train/response_length" in acc.Tags()["histograms"]
     assert any("samples" in t for t in acc.Tags()["tensors"])
     # checkpoints: Lightning state + HF policy that reloads to identical logits

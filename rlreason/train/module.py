@@ -16,7 +16,6 @@ the gradient DDP averages equals the gradient of one process holding the whole g
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -34,6 +33,7 @@ from rlreason.train import faults
 from rlreason.train.collect import collect_rollout
 from rlreason.train.forward import response_logprobs
 from rlreason.train.optim import build_optimizer, build_scheduler
+from rlreason.train.step_metrics import Metric, Ratio, reduce_metrics
 
 
 class NonFiniteError(RLReasonError):
@@ -456,7 +456,7 @@ class RLModule(pl.LightningModule):
         return out
 
     # -- metrics ------------------------------------------------------------------------------
-    def _batch_metrics(self, batch: RolloutBatch, rout: RewardOutput, correct: torch.Tensor) -> dict[str, float]:
+    def _batch_metrics(self, batch: RolloutBatch, rout: RewardOutput, correct: torch.Tensor) -> dict[str, Metric]:
         lengths = batch.response_lengths.float()
         r = rout.rewards.float()
         m = {
@@ -475,10 +475,14 @@ class RLModule(pl.LightningModule):
             m["mode/n_think"] = float(think.sum())
             m["mode/n_short"] = float(short.sum())
             m["mode/format_fail"] = float((~(think | short)).float().mean())
-            if think.any():
-                m["mode/acc_think"] = float(correct[think].float().mean())
-            if short.any():
-                m["mode/acc_short"] = float(correct[short].float().mean())
+            m["mode/acc_think"] = Ratio(float(correct[think].sum()), float(think.sum()))
+            m["mode/acc_short"] = Ratio(float(correct[short].sum()), float(short.sum()))
+        levels = [meta.get("difficulty") for meta in batch.meta]
+        for level in sorted({lv for lv in levels if isinstance(lv, str)}):
+            at = torch.tensor([lv == level for lv in levels])
+            m[f"train/accuracy/{level}"] = Ratio(float(correct[at].sum()), float(at.sum()))
+            if "mode/think_ratio" in m:  # when does the policy think: the paper's question, per level
+                m[f"mode/think_ratio/{level}"] = Ratio(float(think[at].sum()), float(at.sum()))
         for k, v in rout.metrics.items():
             m.setdefault(k, float(v))
         return m
@@ -486,13 +490,21 @@ class RLModule(pl.LightningModule):
     def _has_modes(self) -> list[bool]:
         return [bool(self.control is not None and getattr(self.control, "short_id", None) is not None)]
 
-    def _log_metrics(self, metrics: dict[str, float]) -> None:
-        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
-        prog = {"train/reward_mean", "train/accuracy", "train/loss", "mode/think_ratio"}
-        for k, v in clean.items():
-            self.log(
-                k, v, prog_bar=k in prog, on_step=True, on_epoch=False, sync_dist=self.world_size > 1, batch_size=1
-            )
+    def _log_metrics(self, metrics: dict[str, Metric]) -> None:
+        """Reduce over ranks and write to TensorBoard at x = step (see rlreason/train/step_metrics.py)."""
+        every = max(1, int(self.cfg.logging.every_n_steps))
+        if self._step % every:
+            return
+        reduced = reduce_metrics({k: v for k, v in metrics.items() if v is not None}, self.world_size)
+        trainer = self._trainer
+        tb = getattr(self.logger, "experiment", None) if self.logger is not None else None
+        if tb is not None and (trainer is None or trainer.is_global_zero):
+            for k, v in reduced.items():
+                tb.add_scalar(k, v, self._step)
+        prog = ("train/reward_mean", "train/accuracy", "train/loss", "mode/think_ratio")
+        for k in prog:  # the progress bar only; already reduced, so no sync
+            if k in reduced:
+                self.log(k, reduced[k], prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=1)
 
 
 def _control_tokens_in_mask(control_pos: torch.Tensor | None, mask: torch.Tensor, idx: torch.Tensor) -> float:

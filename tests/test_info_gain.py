@@ -12,13 +12,19 @@ from types import SimpleNamespace
 import pytest
 import torch
 from tests_helpers import rollout_batch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from rlreason.errors import RegistryError
-from rlreason.policy.lab_tiny import build_lab_tokenizer
+from rlreason.errors import RegistryError, RLReasonError
+from rlreason.policy.lab_tiny import build_lab_tiny, build_lab_tokenizer
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import RewardContext
-from rlreason.rewards.info_gain import InfoGain, cue_ids, subset_names
+from rlreason.rewards.info_gain import (
+    InfoGain,
+    cue_ids,
+    forced_answer_scores,
+    packed_forced_answer_scores,
+    subset_names,
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +71,8 @@ def test_fitting_gain_by_hand(tok):
         answer_cue="</think>",
     )
     model.train()
-    out = InfoGain(alpha=0.8, beta=0.0, wrong=-1.0, batch_size=2)(batch, ctx)
+    # this model counts newlines over the whole row and ignores masks: score prefixes separately
+    out = InfoGain(alpha=0.8, beta=0.0, wrong=-1.0, batch_size=2, scoring="separate")(batch, ctx)
     assert model.training  # eval only while scoring
     # prefix 0 ends after "<think>\n" (1 newline); episode k adds one newline each
     gains_a = [p(2) - p(1), p(3) - p(2), p(4) - p(3)]
@@ -194,3 +201,35 @@ def test_answer_cue_uses_control_ids():
 def test_bad_config_is_a_one_line_error(params, message):
     with pytest.raises(RegistryError, match=message):
         REWARDS.build({"name": "info_gain", **params})
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_packed_prefix_scoring_equals_separate_sequences(tok, qwen, batch_size):
+    """One masked pass per sample gives the J of every prefix that K + 1 separate passes give."""
+    separate = run_reward(tok, qwen, beta=0.0, scoring="separate", batch_size=batch_size)
+    packed = run_reward(tok, qwen, beta=0.0, scoring="packed", batch_size=batch_size)
+    for a, b in zip(separate.episode_rewards, packed.episode_rewards):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)  # float64 model
+    assert separate.metrics["info_gain/J_final_mean"] == pytest.approx(packed.metrics["info_gain/J_final_mean"])
+
+
+def test_packed_scoring_on_float32_lab_tiny_with_padding(tok, tmp_path):
+    """float32, sdpa attention, rows of different lengths padded in one pass, an empty cue."""
+    model = AutoModelForCausalLM.from_pretrained(build_lab_tiny(tmp_path / "lab"))
+    bases = [[5, 6, 7, 8, 9, 10, 11, 12], [5, 6, 7], [20, 21, 22, 23, 24]]
+    contexts = [[3, 5, 8], [2, 3], [4]]
+    suffix = [[30, 31, 2], [30, 2], [31, 32, 33, 2]]
+    scored = [2, 1, 3]
+    packed = packed_forced_answer_scores(model, bases, contexts, suffix, scored, tok.pad_token_id, batch_size=2)
+    for i in range(3):
+        ctx = [bases[i][:c] + suffix[i][: len(suffix[i]) - scored[i]] for c in contexts[i]]
+        ans = [suffix[i][len(suffix[i]) - scored[i] :]] * len(ctx)
+        ref = forced_answer_scores(model, ctx, ans, tok.pad_token_id, batch_size=8)
+        torch.testing.assert_close(packed[i], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_packed_scoring_refuses_attention_that_ignores_custom_masks(tok, tmp_path):
+    model = AutoModelForCausalLM.from_pretrained(build_lab_tiny(tmp_path / "lab"))
+    model.config._attn_implementation = "flash_attention_2"  # not installed here; only the guard is tested
+    with pytest.raises(RLReasonError, match=r"reward\.scoring: 'packed' needs eager or sdpa"):
+        packed_forced_answer_scores(model, [[5, 6]], [[1]], [[2]], [1], tok.pad_token_id, 1)

@@ -10,8 +10,11 @@ with r_out the outcome reward (`correct` / `wrong`), alpha = 0.8 and beta = 0.6 
 *Fitting gain* DeltaI_k = J(s_{k+1}) - J(s_k): how much episode k moved the policy toward the gold
 answer. J(s) is the policy's own geometric-mean token probability of the gold answer (followed by
 EOS) when forced to answer right after prefix s (the task's answer cue, e.g. ``</think>``, is
-appended, then the gold tokens are teacher-forced). All K+1 prefixes of a batch go through batched
-forward passes without gradient.
+appended, then the gold tokens are teacher-forced). `scoring: packed` (default) scores all K+1
+prefixes of a sample in one no-grad pass: the row is prompt + response followed by K+1 blocks of
+cue + gold, and a custom 4D attention mask with matching position ids lets block k see exactly its
+prefix (see `packed_forced_answer_scores`); `separate` runs K+1 sequences, for models whose
+attention rejects custom 4D masks.
 
 *Compression penalty* C_k = (g_k . Delta_theta)^2 + damping * ||Delta_theta||^2 with
 g_k = grad_theta log pi(z_k | s_k) over a parameter subset (`params`) and
@@ -47,6 +50,7 @@ import torch
 from torch.func import functional_call, jvp
 
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.errors import RLReasonError
 from rlreason.policy.episodes import MODES, Episodes, segment_batch
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
@@ -121,6 +125,78 @@ def forced_answer_scores(
     finally:
         model.train(was_training)
     return torch.stack(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def packed_forced_answer_scores(
+    model: torch.nn.Module,
+    bases: list[list[int]],
+    context_lengths: list[list[int]],
+    suffix_ids: list[list[int]],
+    n_scored: list[int],
+    pad_id: int,
+    batch_size: int,
+) -> list[torch.Tensor]:
+    """J at every prefix of a sample from ONE forward pass of the sample ("packed prefix scoring").
+
+    Row i = bases[i] (prompt + response) followed by one block per context length c (the prefix
+    bases[i][:c]) holding suffix_ids[i] (cue + gold + EOS). A custom 4D additive mask lets block k
+    see the row's first c_k tokens and itself causally, with position ids continuing at c_k, so each
+    block computes exactly what the separate sequence prefix + suffix would; the last n_scored[i]
+    suffix tokens are scored. K + 1 forward passes of length ~T become one of length
+    T + (K + 1) * len(suffix). Returns, per sample, its J values in context order.
+    """
+    attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if attn not in (None, "eager", "sdpa"):  # flash attention ignores a custom 4D mask: wrong J, silently
+        raise RLReasonError(
+            f"reward.scoring: 'packed' needs eager or sdpa attention (model.attn_implementation), the model "
+            f"uses {attn!r}; set reward.scoring=separate"
+        )
+    was_training = model.training
+    model.eval()
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype if param.dtype.is_floating_point else torch.float32
+    out: list[torch.Tensor] = []
+    try:
+        for start in range(0, len(bases), batch_size):
+            rows = range(start, min(start + batch_size, len(bases)))
+            lengths = [len(bases[i]) + len(context_lengths[i]) * len(suffix_ids[i]) for i in rows]
+            width = max(lengths)
+            ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+            pos = torch.zeros((len(rows), width), dtype=torch.long)
+            allowed = torch.zeros((len(rows), width, width), dtype=torch.bool)
+            scored: list[tuple[int, list[int], list[int]]] = []  # (row, predictor positions, target ids)
+            for r, i in enumerate(rows):
+                base, suffix, n = bases[i], suffix_ids[i], len(bases[i])
+                ids[r, :n] = torch.tensor(base, dtype=torch.long)
+                pos[r, :n] = torch.arange(n)
+                allowed[r, :n, :n] = torch.ones(n, n, dtype=torch.bool).tril()
+                first_scored = len(suffix) - n_scored[i]
+                for k, c in enumerate(context_lengths[i]):
+                    a = n + k * len(suffix)
+                    b = a + len(suffix)
+                    ids[r, a:b] = torch.tensor(suffix, dtype=torch.long)
+                    pos[r, a:b] = torch.arange(c, c + len(suffix))
+                    allowed[r, a:b, :c] = True
+                    allowed[r, a:b, a:b] = torch.ones(len(suffix), len(suffix), dtype=torch.bool).tril()
+                    # token j of the block is predicted at block position j - 1 (or at prefix token c - 1)
+                    predictors = [a + j - 1 if j > 0 else c - 1 for j in range(first_scored, len(suffix))]
+                    scored.append((r, predictors, suffix[first_scored:]))
+                for q in range(lengths[r], width):  # padding: a query must see something (itself), or NaN
+                    allowed[r, q, q] = True
+            mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+            logits = model(
+                input_ids=ids.to(device), attention_mask=mask[:, None].to(device), position_ids=pos.to(device)
+            ).logits.float()
+            logp = torch.log_softmax(logits, -1)
+            per_row: dict[int, list[torch.Tensor]] = {}
+            for r, predictors, targets in scored:
+                lp = logp[r, torch.tensor(predictors, device=device), torch.tensor(targets, device=device)]
+                per_row.setdefault(r, []).append(lp.mean().exp().cpu())
+            out.extend(torch.stack(per_row[r]) if r in per_row else torch.zeros(0) for r in range(len(rows)))
+    finally:
+        model.train(was_training)
+    return out
 
 
 def directional_logprobs(
@@ -200,9 +276,12 @@ class InfoGain(Reward):
         seed: int = 0,
         damping: float = 0.0,
         batch_size: int = 64,
+        scoring: str = "packed",
     ) -> None:
         if episodes not in MODES:
             raise ValueError(f"episodes: expected one of {', '.join(MODES)}, got {episodes!r}")
+        if scoring not in ("packed", "separate"):
+            raise ValueError(f"scoring: expected 'packed' (one pass per sample) or 'separate', got {scoring!r}")
         if params not in SUBSETS:
             raise ValueError(f"params: expected one of {', '.join(SUBSETS)}, got {params!r}")
         for key, value, low in (("alpha", alpha, 0), ("beta", beta, 0), ("damping", damping, 0)):
@@ -213,7 +292,7 @@ class InfoGain(Reward):
                 raise ValueError(f"{key}: expected an integer >= 1, got {value}")
         self.alpha, self.beta, self.correct, self.wrong = alpha, beta, correct, wrong
         self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
-        self.damping, self.batch_size = damping, batch_size
+        self.damping, self.batch_size, self.scoring = damping, batch_size, scoring
         self.last_final_j: list[float] = []
 
     # -- the two estimators ----------------------------------------------------------------------
@@ -221,17 +300,30 @@ class InfoGain(Reward):
         tok = ctx.tokenizer
         cue = cue_ids(ctx)
         contexts, answers, owners = [], [], []
+        bases, context_lengths, suffixes, n_scored = [], [], [], []
         for i, e in enumerate(eps):
             prompt = batch.prompt_ids[i][batch.prompt_mask[i].bool()].tolist()
             response = batch.response_ids[i][batch.response_mask[i].bool()].tolist()
             gold = tok(batch.golds[i], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
             if not self._has_reasoning(e):
                 continue
+            bases.append(prompt + response)
+            context_lengths.append([len(prompt) + b for b in e.boundaries])
+            suffixes.append(cue + gold)
+            n_scored.append(len(gold))
             for b in e.boundaries:
                 contexts.append(prompt + response[:b] + cue)
                 answers.append(gold)
                 owners.append(i)
-        scores = forced_answer_scores(ctx.policy, contexts, answers, tok.pad_token_id, self.batch_size)
+        if self.scoring == "packed":
+            # a packed row is ~K+1 sequences long, so fewer rows per pass keep the pass the same size
+            per_pass = max(1, self.batch_size // max(1, max((len(c) for c in context_lengths), default=1)))
+            packed = packed_forced_answer_scores(
+                ctx.policy, bases, context_lengths, suffixes, n_scored, tok.pad_token_id, per_pass
+            )
+            scores = torch.cat(packed) if packed else torch.zeros(0)
+        else:
+            scores = forced_answer_scores(ctx.policy, contexts, answers, tok.pad_token_id, self.batch_size)
         gains: list[torch.Tensor] = []
         finals: list[float] = []
         k = 0

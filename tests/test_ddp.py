@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rlreason.config import load_config
 from rlreason.train.run import run_experiment
@@ -105,3 +107,50 @@ def test_two_process_ddp_matches_one_process(tmp_path, sft_policy, env, algo):
     r1 = json.loads((one_dir / "results.json").read_text())["lab-arith"]
     r2 = json.loads((two_dir / "results.json").read_text())["lab-arith"]
     assert r1["n"] == r2["n"] == 8 and r1["accuracy"] == r2["accuracy"]
+
+
+def test_two_process_ddp_resume_is_exact(tmp_path, sft_policy, env):
+    """Resume a 2-rank run from its step-2 checkpoint: steps 3-4 again give the same final weights.
+
+    (Each rank restores its own data position and RNG state from the one rank-zero checkpoint.)"""
+    common = [
+        *TINY,
+        f"init.from={sft_policy}",
+        "optim.steps=4",
+        "rollout.group_size=4",
+        "rollout.prompts_per_step=2",
+        "rollout.max_new_tokens=12",
+        "eval.every_n_steps=0",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "logging.samples_every_n_steps=0",
+        "logging.checkpoint_every_n_steps=2",
+        "logging.keep_last_n=0",
+        "reward={name: sum, terms: [{name: binary}, {name: kimi}]}",
+    ]
+    full = run_cli("experiments/lab/grpo.yaml", [*common, f"logging.dir={tmp_path / 'full'}"], env)
+    assert full.returncode == 0, full.stderr[-2000:]
+    run_dir = next((tmp_path / "full").glob("*/version_0"))
+    # a copy of the run as it stood after step 2: later checkpoints, final policy and results removed
+    copy = tmp_path / "copy" / "lab-grpo" / "version_0"
+    shutil.copytree(run_dir, copy)
+    for path in [copy / "results.json", *(copy / "checkpoints").glob("step-000004*")]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(copy / "policy")
+    ckpt = copy / "checkpoints" / "step-000002.ckpt"
+    resumed = run_cli("experiments/lab/grpo.yaml", [*common, f"init.resume={ckpt}"], env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "from step-000002.ckpt" in resumed.stdout
+    newest = max(copy.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)
+    acc = EventAccumulator(str(newest), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/reward_mean")] == [2, 3]  # only steps 3-4 were trained again
+    w_full, w_resumed = weights(run_dir), weights(copy)
+    step2 = load_file(str(copy / "checkpoints" / "step-000002-hf" / "model.safetensors"))
+    assert any(not torch.equal(w_full[k], step2[k]) for k in w_full)  # steps 3-4 moved the policy
+    for k in w_full:
+        assert torch.equal(w_resumed[k], w_full[k]), k
+    r_full = json.loads((run_dir / "results.json").read_text())["lab-arith"]
+    r_resumed = json.loads((copy / "results.json").read_text())["lab-arith"]
+    assert r_full == r_resumed

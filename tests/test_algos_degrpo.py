@@ -188,3 +188,56 @@ def test_num_control_counts_only_control_tokens_the_loss_sees():
     assert _control_tokens_in_mask(control_pos, mask, torch.arange(4)) == 2.0
     assert _control_tokens_in_mask(control_pos, mask, torch.tensor([1, 2])) == 1.0
     assert _control_tokens_in_mask(None, mask, torch.arange(4)) == 0.0
+
+
+def _two_samples(n_rows: slice = slice(None)) -> LossInputs:
+    """Lengths 4 and 2 (control token first), on-policy, A = +1 and -2: l_{i,t} = -A_i on every token."""
+    mask = torch.tensor([[1.0, 1, 1, 1], [1, 1, 0, 0]])[n_rows]
+    lp = torch.zeros_like(mask, requires_grad=True)
+    return LossInputs(
+        logprobs=lp,
+        mask=mask,
+        old_logprobs=torch.zeros_like(mask),
+        advantages=torch.tensor([[1.0] * 4, [-2.0] * 4])[n_rows],
+        control_pos=torch.zeros(mask.shape[0], dtype=torch.long),
+        num_seqs=2.0,  # minibatch normalisers: both samples, whichever micro-batch this is
+        num_tokens=6.0,
+        num_control=2.0,
+    )
+
+
+def test_alpha_per_token_is_alpha_over_the_mean_response_length_hand_computed():
+    # mean response length 6 / 2 = 3, alpha_per_token 0.6 -> alpha 0.2
+    # paper:    [(0.2 * -1 + mean(-1,-1,-1)) + (0.2 * 2 + mean(2))] / 2      = (-1.2 + 2.4) / 2 = 0.6
+    # official: 0.2 * (-1 + 2) / 2 + (3 * -1 + 1 * 2) / (6 - 2)               = 0.1 - 0.25     = -0.15
+    for normalization, expected in (("paper", 0.6), ("official", -0.15)):
+        inp = _two_samples()
+        loss, metrics = DeGRPO(alpha_per_token=0.6, beta=0.0, normalization=normalization).loss(inp)
+        assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
+        assert float(metrics["alpha_effective"]) == pytest.approx(0.2, rel=1e-6)
+        fixed, _ = DeGRPO(alpha=0.2, beta=0.0, normalization=normalization).loss(_two_samples())
+        assert float(loss.detach()) == pytest.approx(float(fixed.detach()), rel=1e-6)
+        loss.backward()
+        # the control token of sample 0 gets alpha * dl/dlogp / N_(seqs|control) = 0.2 * -1 / 2
+        assert float(inp.logprobs.grad[0, 0]) == pytest.approx(-0.1, rel=1e-6)
+
+
+def test_alpha_per_token_scales_with_length_and_is_micro_batch_invariant():
+    # doubling every response length halves alpha: the control token keeps its weight per response token
+    short = _two_samples()
+    long = _two_samples()
+    long.num_tokens = 12.0
+    algo = DeGRPO(alpha_per_token=0.6, beta=0.0)
+    assert algo.effective_alpha(long) == pytest.approx(algo.effective_alpha(short) / 2)
+    # two micro-batches of one sample each, with the minibatch's normalisers: same loss and same logged alpha
+    whole, m_whole = algo.loss(_two_samples())
+    parts = [algo.loss(_two_samples(slice(i, i + 1))) for i in range(2)]
+    assert float(sum(p[0].detach() for p in parts)) == pytest.approx(float(whole.detach()), rel=1e-6)
+    assert float(sum(p[1]["alpha_effective"] for p in parts)) == pytest.approx(float(m_whole["alpha_effective"]))
+
+
+def test_alpha_per_token_refuses_a_second_alpha():
+    with pytest.raises(ValueError, match="alpha_per_token"):
+        DeGRPO(alpha=0.1, alpha_per_token=1.0)
+    with pytest.raises(ValueError, match="alpha_per_token"):
+        DeGRPO(alpha_per_token=-1.0)

@@ -28,6 +28,18 @@ separate term over all response tokens, control token included, as in the paper 
   has its control token at position 0. (The official code also computes an `avg_len` next to
   these means but never uses it: there is no length-relative weight on the control term.)
 
+Scale (`alpha_per_token`): in both normalisations the control token's surrogate weighs alpha
+against a response token's 1/T (paper: per sample; official: N_ctrl / response tokens), so the
+control token counts as alpha * T response tokens. The paper's alpha = 1e-3 was set for responses
+of thousands of tokens (alpha * T ~ 1-5); the same alpha on 20-token lab answers is a 50x weaker
+control signal. ``alpha_per_token = c`` sets, per optimiser minibatch,
+
+    alpha = c / mean_i |o_i|,   mean_i |o_i| = num_tokens / num_seqs  (whole responses, global)
+
+so c is the control token's weight in units of an average response token and means the same on
+the lab and on a 1.5B model (c = 1e-3 x 3,000 ~ 3 for the paper's setting). It replaces `alpha`
+(setting both is refused); the effective alpha is logged as `alpha_effective`.
+
 Deviations from the official code, all deliberate:
 - The control token is located by id (`control_pos`, found by the rollout), never assumed at
   column 0: a chat template that puts a newline first would move the official loss onto the
@@ -57,7 +69,8 @@ class DeGRPO(GRPO):
 
     J = E[(1/G) sum_i (alpha l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t})] - beta KL  (paper eq. 4), with
     `normalization: official` the released code's token means instead; control token located by
-    `control_pos`, not column 0. Details and deviations in the module docstring.
+    `control_pos`, not column 0. `alpha_per_token = c` sets alpha = c / mean response length of the
+    minibatch (a weight that transfers across response scales). Details and deviations in the module docstring.
     """
 
     def __init__(
@@ -71,6 +84,7 @@ class DeGRPO(GRPO):
         num_iterations: int = 1,
         mask_truncated_completions: bool = False,
         entropy_coef: float = 0.0,
+        alpha_per_token: float | None = None,
     ) -> None:
         super().__init__(
             "grpo", scale_rewards, eps_low, eps_high, beta, num_iterations, mask_truncated_completions, entropy_coef
@@ -79,7 +93,20 @@ class DeGRPO(GRPO):
             raise ValueError(f"normalization: expected 'paper' or 'official', got {normalization!r}")
         if alpha < 0:
             raise ValueError(f"alpha: expected >= 0, got {alpha}")
-        self.alpha, self.normalization = alpha, normalization
+        if alpha_per_token is not None:
+            if alpha_per_token < 0:
+                raise ValueError(f"alpha_per_token: expected >= 0, got {alpha_per_token}")
+            if alpha != 1e-3:
+                raise ValueError(
+                    "alpha_per_token: replaces alpha (alpha = alpha_per_token / mean response length); set one of them"
+                )
+        self.alpha, self.normalization, self.alpha_per_token = alpha, normalization, alpha_per_token
+
+    def effective_alpha(self, inp: LossInputs) -> float:
+        """alpha, or alpha_per_token / (mean response length of the minibatch, over all its micro-batches)."""
+        if self.alpha_per_token is None:
+            return self.alpha
+        return self.alpha_per_token * inp.num_seqs / max(inp.num_tokens, 1.0)
 
     @staticmethod
     def split_masks(inp: LossInputs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,15 +124,16 @@ class DeGRPO(GRPO):
             inp.logprobs, inp.old_logprobs, inp.advantages, self.eps_low, self.eps_high
         )
         control, response = self.split_masks(inp)
+        alpha = self.effective_alpha(inp)
         control_term = (surrogate * control).sum(-1)  # [n]: l_{i,0} (0 without a control token)
         response_sum = (surrogate * response).sum(-1)
         if self.normalization == "paper":
-            per_sample = self.alpha * control_term + response_sum / response.sum(-1).clamp(min=1)
+            per_sample = alpha * control_term + response_sum / response.sum(-1).clamp(min=1)
             loss = per_sample.sum() / inp.num_seqs
             regulariser = "grpo"  # per-sample token mean, averaged over samples
         else:
             response_tokens = max(inp.num_tokens - inp.num_control, 1.0)
-            loss = self.alpha * control_term.sum() / max(inp.num_control, 1.0) + response_sum.sum() / response_tokens
+            loss = alpha * control_term.sum() / max(inp.num_control, 1.0) + response_sum.sum() / response_tokens
             regulariser = "dapo"  # token mean over the minibatch (verl's masked_mean)
         kl = None
         if self.beta > 0 and inp.ref_logprobs is not None:
@@ -116,4 +144,6 @@ class DeGRPO(GRPO):
         metrics = ppo_metrics(inp, clipped, kl)
         with torch.no_grad():
             metrics["control_loss"] = control_term.detach().sum() / max(inp.num_control, 1.0)
+            # a per-minibatch constant written as a contribution that sums to it over micro-batches
+            metrics["alpha_effective"] = torch.tensor(alpha * inp.mask.shape[0] / max(inp.num_seqs, 1.0))
         return loss, metrics

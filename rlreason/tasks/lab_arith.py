@@ -15,9 +15,20 @@ Every written step is a one-digit table fact or a two-digit + one-digit sum, and
 last step's result followed by the first step's units digit; the hard items' direct answer needs a
 multi-digit product with carries in one forward pass, which a tiny transformer does not learn to
 generalise to held-out operands. Easy items are one-digit sums: facts the model also writes as steps
-of harder items, so the easy test problems are new problems but not new facts. A share `redundant_rate` of
-think traces repeats one of its steps as a re-check episode: correct but useless, so token
-efficiency is learnable and L2T's penalty has something to remove.
+of harder items, so the easy test problems are new problems but not new facts.
+
+Redundancy (what L2T's information gain can remove): a share `redundant_rate` of think traces
+carries between 1 and `redundant_max` redundant episodes, each of a kind drawn from
+`redundant_kinds`: ``recheck`` writes one of the steps again after it (``7*8=56`` twice),
+``detour`` inserts a true one-digit fact about the operands that the answer does not use (the
+tens digit of one operand plus the units digit of the other, or the swapped sum on easy items;
+see `_detour`). Both keep the trace correct and only make it longer. The defaults (30 %, one
+re-check) are the original lab; ``redundant_max: 3`` with both kinds makes redundant traces up to
+twice as long, so that warm-up traces vary in length and compression has room. Each problem's
+metadata marks them: ``redundant`` (bool), ``redundant_episodes`` (count), ``redundant_lines``
+(0-based line indices in the think trace, their kinds in ``redundant_line_kinds``) and
+``useful_steps`` (the steps the answer needs), which the `info_gain` reward uses to report gain
+and penalty per episode type.
 
 `pool` splits the training operands into two disjoint halves, ``sft`` for the warm-up and ``rl``
 for reinforcement learning: RL on problems the warm-up already memorised rewards recall, not
@@ -63,12 +74,26 @@ def _medium(a: int, b: int) -> tuple[str, list[str], int]:
     return f"{a}+{b}=", steps, a + b
 
 
+def _detour(a: int, b: int, steps: list[str]) -> str:
+    """A true one-digit fact about the operands that the answer does not need (never one of `steps`).
+
+    Two-digit a: its tens digit plus b's units digit; easy items: the swapped sum. Where that is one
+    of the steps (repeated digits), the first candidate that is not: the other order, then a product.
+    """
+    (ta, ua), ub = divmod(a, 10), b % 10
+    x, y = (ta, ub) if ta else (b, a)
+    candidates = [f"{x}+{y}={x + y}", f"{y}+{x}={x + y}", f"{x}*{y}={x * y}", f"{ua}*{ub}={ua * ub}"]
+    return next(c for c in candidates if c not in steps)
+
+
 def _hard(a: int, b: int) -> tuple[str, list[str], int]:
     ta, ua = divmod(a, 10)
     units, carry = ua * b, (ua * b) // 10
     steps = [f"{ua}*{b}={units}", f"{ta}*{b}={ta * b}", f"{ta * b}+{carry}={ta * b + carry}"]
     return f"{a}*{b}=", steps, a * b
 
+
+REDUNDANT_KINDS = ("recheck", "detour")
 
 LEVELS: dict[str, tuple[Callable[[], list[Item]], Callable[[int, int], tuple[str, list[str], int]]]] = {
     "easy": (_easy_space, _easy),
@@ -91,6 +116,8 @@ class LabArith(Task):
         n_train_per_level: int = 2000,
         n_test_per_level: int = 100,
         redundant_rate: float = 0.3,
+        redundant_max: int = 1,
+        redundant_kinds: list[str] | tuple[str, ...] = ("recheck",),
         level_weights: dict[str, float] | None = None,
         pool: str = "all",
     ) -> None:
@@ -102,6 +129,16 @@ class LabArith(Task):
             )
         if not 0.0 <= redundant_rate <= 1.0:
             raise ValueError(f"redundant_rate: expected a value in [0, 1], got {redundant_rate}")
+        if not isinstance(redundant_max, int) or redundant_max < 1:
+            raise ValueError(f"redundant_max: expected an integer >= 1, got {redundant_max!r}")
+        kinds = list(redundant_kinds)
+        bad_kinds = [k for k in kinds if k not in REDUNDANT_KINDS]
+        if bad_kinds or not kinds:
+            raise ValueError(
+                f"redundant_kinds: unknown kind {bad_kinds[0] if bad_kinds else '(none given)'!r} "
+                f"(valid: {', '.join(REDUNDANT_KINDS)})"
+            )
+        self.redundant_max, self.redundant_kinds = redundant_max, kinds
         if n_train_per_level < 1 or n_test_per_level < 1:
             raise ValueError("n_train_per_level and n_test_per_level must be positive")
         if pool not in ("all", "sft", "rl"):
@@ -155,16 +192,42 @@ class LabArith(Task):
     def _problem(self, level: str, make, a: int, b: int, uid: str, rng: random.Random) -> Problem:
         prompt, steps, answer = make(a, b)
         redundant = rng.random() < self.redundant_rate
-        trace = list(steps)
-        if redundant:
-            k = rng.randrange(len(steps))
-            trace.insert(k + 1, steps[k])  # re-check: the same step written again
+        trace, kinds = self._redundant_trace(a, b, steps, rng) if redundant else (list(steps), [None] * len(steps))
         think = "<think>\n" + "".join(s + "\n" for s in trace) + "</think>" + str(answer)
+        lines = [i for i, k in enumerate(kinds) if k is not None]
         return Problem(
             uid=uid,
             prompt=prompt,
             gold=str(answer),
             difficulty=level,
-            meta={"a": a, "b": b, "redundant": redundant, "steps": len(trace)},
+            meta={
+                "a": a,
+                "b": b,
+                "redundant": redundant,
+                "steps": len(trace),
+                "redundant_episodes": len(lines),
+                "redundant_lines": lines,
+                "redundant_line_kinds": [kinds[i] for i in lines],
+                "useful_steps": list(steps),
+            },
             targets={"short": f"<short>{answer}", "think": think},
         )
+
+    def _redundant_trace(
+        self, a: int, b: int, steps: list[str], rng: random.Random
+    ) -> tuple[list[str], list[str | None]]:
+        """The steps with 1..redundant_max redundant lines inserted, and each line's kind (None: useful).
+
+        With the defaults (one re-check) this draws exactly what the original lab drew, so the
+        shipped experiments' data is unchanged.
+        """
+        trace, kinds = list(steps), [None] * len(steps)
+        n = 1 if self.redundant_max == 1 else rng.randint(1, self.redundant_max)
+        for _ in range(n):
+            kind = self.redundant_kinds[0] if len(self.redundant_kinds) == 1 else rng.choice(self.redundant_kinds)
+            k = rng.randrange(len(steps))
+            at = [i for i, line in enumerate(trace) if line == steps[k] and kinds[i] is None][0] + 1
+            line = steps[k] if kind == "recheck" else _detour(a, b, steps)
+            trace.insert(at, line)  # after the k-th step: a re-check repeats it, a detour wanders off
+            kinds.insert(at, kind)
+        return trace, kinds

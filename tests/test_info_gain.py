@@ -233,3 +233,51 @@ def test_packed_scoring_refuses_attention_that_ignores_custom_masks(tok, tmp_pat
     model.config._attn_implementation = "flash_attention_2"  # not installed here; only the guard is tested
     with pytest.raises(RLReasonError, match=r"reward\.scoring: 'packed' needs eager or sdpa"):
         packed_forced_answer_scores(model, [[5, 6]], [[1]], [[2]], [1], tok.pad_token_id, 1)
+
+
+def test_gain_and_penalty_per_episode_type_by_hand(tok):
+    """Each think line is labelled useful / recheck / other from the task's `useful_steps`."""
+    from rlreason.rewards.episode_types import episode_types
+
+    assert episode_types("<think>\n6*5=30\n6*5=30\n6*5=30\n30+3=33\n</think>330", ["6*5=30", "6*5=30", "30+3=33"]) == [
+        "useful",
+        "useful",
+        "recheck",
+        "useful",
+    ]
+    assert episode_types("<short>5", ["2+3=5"]) is None and episode_types("<think>\n1+1=2", ["1+1=2"]) is None
+
+    gold = tok("3", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    model = NewlineCounterLM(len(tok), newline=10, targets=gold)
+    v = len(tok)
+
+    def p(c: int) -> float:
+        return 2**c / (2 * 2**c + v - 2)
+
+    texts = ["<think>\n1\n1\n2\n</think>3", "<think>\n1\n9\n2\n</think>3", "<short>3"]
+    prompt = tok("1+2=", add_special_tokens=False)["input_ids"]
+    batch = rollout_batch(
+        [prompt] * 3,
+        [tok(t + "<eos>", add_special_tokens=False)["input_ids"] for t in texts],
+        tok.pad_token_id,
+        ["3"] * 3,
+    )
+    batch.completions = texts
+    batch.meta = [{"useful_steps": ["1", "2"]}] * 3
+    ctx = RewardContext(
+        correct=torch.ones(3, dtype=torch.bool),
+        answered=torch.ones(3, dtype=torch.bool),
+        policy=model,
+        tokenizer=tok,
+        answer_cue="</think>",
+    )
+    m = InfoGain(alpha=0.8, beta=0.0, batch_size=2, scoring="separate")(batch, ctx).metrics
+    g1, g2, g3 = p(2) - p(1), p(3) - p(2), p(4) - p(3)  # episode k moves J from p(k+1) to p(k+2)
+    assert m["info_gain/gain/useful"] == pytest.approx((g1 + g3) / 2)  # lines 1 and 3 of both samples
+    assert m["info_gain/gain/recheck"] == pytest.approx(g2)  # the repeated "1"
+    assert m["info_gain/gain/other"] == pytest.approx(g2)  # the detour "9"
+    assert m["info_gain/episode_reward/recheck"] == pytest.approx(1 / 3 + 0.8 * g2)
+    assert m["info_gain/penalty/useful"] == 0.0
+    # per sample, over all three samples (the <short> answer has none)
+    assert m["info_gain/episodes_per_sample/useful"] == pytest.approx(4 / 3)
+    assert m["info_gain/episodes_per_sample/recheck"] == pytest.approx(1 / 3)

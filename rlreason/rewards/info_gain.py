@@ -54,6 +54,7 @@ from rlreason.errors import RLReasonError
 from rlreason.policy.episodes import MODES, Episodes, segment_batch
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
+from rlreason.rewards.episode_types import EPISODE_TYPES, episode_types
 
 SUBSETS = ("last_block", "lm_head", "all", "random_projection")
 
@@ -257,6 +258,42 @@ def cue_ids(ctx: RewardContext) -> list[int]:
     return ids
 
 
+def per_type_metrics(
+    batch: RolloutBatch,
+    eps: list[Episodes],
+    gains: list[torch.Tensor],
+    penalties: list[torch.Tensor],
+    episode_rewards: list[torch.Tensor],
+) -> dict[str, float]:
+    """Mean gain, penalty and episode reward per episode type (useful / recheck / other), and the
+    number of each type per sample, over the samples whose task marked its `useful_steps`."""
+    sums: dict[str, list[float]] = {t: [0.0, 0.0, 0.0, 0.0] for t in EPISODE_TYPES}  # gain, penalty, reward, n
+    n_samples = 0
+    for i, e in enumerate(eps):
+        meta = batch.meta[i] if i < len(batch.meta) else {}
+        if "useful_steps" not in meta:
+            continue
+        n_samples += 1
+        types = episode_types(batch.completions[i], meta["useful_steps"]) if InfoGain._has_reasoning(e) else None
+        if types is None or len(types) != len(e.spans) or gains[i].numel() != len(types):
+            continue
+        for k, t in enumerate(types):
+            acc = sums[t]
+            acc[0] += float(gains[i][k])
+            acc[1] += float(penalties[i][k])
+            acc[2] += float(episode_rewards[i][k])
+            acc[3] += 1
+    out: dict[str, float] = {}
+    for t, (g, p, r, n) in sums.items():
+        if n_samples:
+            out[f"info_gain/episodes_per_sample/{t}"] = n / n_samples
+        if n:  # a type absent from this batch logs nothing (not a misleading 0)
+            out[f"info_gain/gain/{t}"] = g / n
+            out[f"info_gain/penalty/{t}"] = p / n
+            out[f"info_gain/episode_reward/{t}"] = r / n
+    return out
+
+
 @REWARDS.register("info_gain")
 class InfoGain(Reward):
     """L2T information-gain process reward: per-episode fitting gain minus a Fisher compression penalty."""
@@ -422,6 +459,7 @@ class InfoGain(Reward):
             "info_gain/episodes_per_sample": sum(len(e.spans) for e in eps) / max(1, len(eps)),
             "info_gain/format_fail": sum(not e.format_ok for e in eps) / max(1, len(eps)),
         }
+        metrics.update(per_type_metrics(batch, eps, gains, penalties, episode_rewards))
         return RewardOutput(
             rewards=rewards,
             episode_rewards=episode_rewards,

@@ -226,7 +226,7 @@ class LabArith(Task):
         for _ in range(n):
             kind = self.redundant_kinds[0] if len(self.redundant_kinds) == 1 else rng.choice(self.redundant_kinds)
             k = rng.randrange(len(steps))
-            at = [i for i, line in enumerate(trace) if line == steps[k] and kinds[i] is None][0] + 1
+            at = next(i for i, line in enumerate(trace) if line == steps[k] and kinds[i] is None) + 1
             line = steps[k] if kind == "recheck" else _detour(a, b, steps)
             trace.insert(at, line)  # after the k-th step: a re-check repeats it, a detour wanders off
             kinds.insert(at, kind)

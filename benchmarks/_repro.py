@@ -38,6 +38,15 @@ def init_results(config: str) -> dict[str, Any]:
     return json.loads((policy.parent / "results.json").read_text())
 
 
+def mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
+    """Pointwise mean over runs of (step, value) curves, at the steps every run logged."""
+    if not curves:
+        return [], []
+    by_run = [dict(c) for c in curves]
+    steps = sorted(set.intersection(*(set(d) for d in by_run)))
+    return steps, [statistics.fmean(d[s] for d in by_run) for s in steps]
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 

@@ -1,70 +1,133 @@
 """Reproduce L2T's finding on the lab: the information-gain reward cuts tokens at equal accuracy.
 
-GRPO with the binary reward (`experiments/lab/grpo.yaml`) vs L2T-PPO with `info_gain`
-(`experiments/lab/l2t.yaml`, the paper's group score) and the same with `group_score: sum` (which
-removes the implicit 1/length reward the lab ablation found; see rlreason/algos/l2t_ppo.py), same SFT
-initialisation and budget, 3 seeds. Reports accuracy, mean
-response tokens and the share of held-out responses that contain a redundant (repeated) episode.
-Target (the paper's claim): >= 20 % fewer tokens at accuracy no worse than GRPO - 1 point, and fewer
-redundant episodes.
+All variants start from the same think-only warm-up on traces with 1-3 redundant episodes
+(`experiments/lab/sft_l2t.yaml`) and share data, budget, learning rate and token-level loss:
 
-    .venv/bin/python benchmarks/repro_l2t.py [--seeds 0 1 2] [--steps 40]
+- GRPO + `binary` (`experiments/lab/l2t_grpo.yaml`), the baseline;
+- L2T-PPO + `info_gain` with the paper's group score (`experiments/lab/l2t.yaml`, `group_score: mean`);
+- L2T-PPO + `info_gain` with `group_score: sum` (no implicit 1/length reward; see rlreason/algos/l2t_ppo.py);
+- L2T-PPO + `binary` (paper's group score, no information gain): what the group score does alone.
+
+Reports held-out accuracy, mean response tokens, reasoning lines per think answer and the share of
+think answers with a redundant line (a step written twice, or a line that is not one of the
+problem's steps), 3 seeds; and, from TensorBoard, the fitting gain / penalty / episode reward per
+episode type (useful step vs re-check vs other) at the start and end of training.
+Target (the paper's claim): >= 20 % fewer tokens than GRPO at accuracy >= GRPO - 1 point, and
+fewer redundant episodes.
+
+    .venv/bin/python benchmarks/repro_l2t.py [--seeds 0 1 2] [--steps N] [--variants ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import statistics
+import time
 from pathlib import Path
 
 from _repro import init_results, mean_std, run_variant, write
 
+from rlreason.rewards.episode_types import EPISODE_TYPES, episode_types
+from rlreason.tasks.lab_arith import LEVELS
+
 # name -> (config, extra overrides, run tag)
 VARIANTS = {
-    "GRPO (binary)": ("experiments/lab/grpo.yaml", [], "repro-l2t"),
-    "L2T-PPO (info_gain)": ("experiments/lab/l2t.yaml", [], "repro-l2t"),
-    "L2T-PPO sum (info_gain)": ("experiments/lab/l2t.yaml", ["algo.group_score=sum"], "repro-l2t-sum"),
+    "GRPO + binary": ("experiments/lab/l2t_grpo.yaml", [], "repro-l2t"),
+    "L2T-PPO + info_gain": ("experiments/lab/l2t.yaml", [], "repro-l2t"),
+    "L2T-PPO sum + info_gain": ("experiments/lab/l2t.yaml", ["algo.group_score=sum"], "repro-l2t-sum"),
+    "L2T-PPO + binary": ("experiments/lab/l2t.yaml", ["reward={name: binary}"], "repro-l2t-binary"),
 }
 
 
-def redundant_share(run_dir: str) -> float:
-    """Share of held-out think responses with a repeated reasoning line (a re-check episode)."""
-    n = hits = 0
+def useful_steps(prompt: str, difficulty: str) -> list[str]:
+    """The steps a lab problem's answer needs, rebuilt from its prompt (``47*8=``)."""
+    a, b = (int(x) for x in re.split(r"[+*]", prompt.rstrip("="))[:2])
+    return LEVELS[difficulty][1](a, b)[1]
+
+
+def response_stats(run_dir: str) -> dict[str, float]:
+    """Over held-out think answers: reasoning lines per answer, share with a redundant line, by type."""
+    n = redundant = lines = 0
+    by_type = dict.fromkeys(EPISODE_TYPES, 0)
     for line in (Path(run_dir) / "eval_samples.jsonl").read_text().splitlines():
-        resp = json.loads(line)["response"]
-        if "<think>" not in resp:
+        row = json.loads(line)
+        types = episode_types(row["response"], useful_steps(row["prompt"], row["difficulty"]))
+        if types is None:
             continue
-        steps = [s for s in resp.split("</think>")[0].split("\n")[1:] if s.strip()]
         n += 1
-        hits += len(steps) != len(set(steps))
-    return hits / max(1, n)
+        lines += len(types)
+        redundant += any(t != "useful" for t in types)
+        for t in types:
+            by_type[t] += 1
+    return {
+        "think_answers": n,
+        "lines_per_answer": lines / max(1, n),
+        "redundant_share": redundant / max(1, n),
+        **{f"{t}_per_answer": c / max(1, n) for t, c in by_type.items()},
+    }
+
+
+def early_late(curve: list[tuple[int, float]], k: int = 5) -> tuple[float, float] | None:
+    """Mean of the first and of the last k logged values."""
+    if not curve:
+        return None
+    vals = [v for _, v in curve]
+    return statistics.fmean(vals[:k]), statistics.fmean(vals[-k:])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=None, help="override optim.steps of every variant")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args()
-    overrides = [f"optim.steps={args.steps}", "eval.every_n_steps=0"]
-    runs = {
-        v: [run_variant(c, s, tag, [*overrides, *extra]) for s in args.seeds] for v, (c, extra, tag) in VARIANTS.items()
-    }
-    sft = init_results(VARIANTS["GRPO (binary)"][0])["lab-arith"]
+    start = time.time()
+    overrides = ["eval.every_n_steps=0"] + ([f"optim.steps={args.steps}"] if args.steps else [])
+    runs = {}
+    for name in args.variants:
+        config, extra, tag = VARIANTS[name]
+        tag = f"{tag}-{args.steps}" if args.steps else tag
+        runs[name] = []
+        for seed in args.seeds:
+            print(f"[repro_l2t] {name} seed {seed} ({time.time() - start:.0f} s)", flush=True)
+            runs[name].append(run_variant(config, seed, tag, [*overrides, *extra]))
+    sft = init_results(VARIANTS["GRPO + binary"][0])["lab-arith"]
     table = {}
-    print(f"{'policy':24} {'accuracy':>14} {'tokens':>14} {'redundant':>14}")
-    print("-" * 70)
-    print(f"{'SFT init':24} {100 * sft['accuracy']:>7.1f}        {sft['mean_response_tokens']:>7.1f}")
+    print(f"{'policy':26} {'accuracy':>13} {'tokens':>13} {'lines':>6} {'redundant':>13}")
+    print("-" * 76)
+    print(f"{'SFT init':26} {100 * sft['accuracy']:>6.1f}        {sft['mean_response_tokens']:>6.1f}")
     for name, rs in runs.items():
         acc = mean_std([100 * r["results"]["lab-arith"]["accuracy"] for r in rs])
         tok = mean_std([r["results"]["lab-arith"]["mean_response_tokens"] for r in rs])
-        red = mean_std([100 * redundant_share(r["run_dir"]) for r in rs])
-        table[name] = {"accuracy": acc, "tokens": tok, "redundant_pct": red}
+        stats = [response_stats(r["run_dir"]) for r in rs]
+        red = mean_std([100 * s["redundant_share"] for s in stats])
+        per_line = mean_std([s["lines_per_answer"] for s in stats])
+        curves = {}
+        for key in ("gain", "penalty", "episode_reward", "episodes_per_sample"):
+            for t in EPISODE_TYPES:
+                pts = [early_late(r["curves"].get(f"info_gain/{key}/{t}", [])) for r in rs]
+                pts = [p for p in pts if p is not None]
+                if pts:
+                    curves[f"{key}/{t}"] = [statistics.fmean(p[0] for p in pts), statistics.fmean(p[1] for p in pts)]
+        table[name] = {
+            "accuracy": acc,
+            "tokens": tok,
+            "redundant_pct": red,
+            "lines_per_think_answer": per_line,
+            "per_seed": stats,
+            "info_gain_by_type_first_last": curves,
+        }
         print(
-            f"{name:24} {acc[0]:>7.1f} ± {acc[1]:<4.1f} {tok[0]:>7.1f} ± {tok[1]:<4.1f} {red[0]:>7.1f} ± {red[1]:<4.1f}"
+            f"{name:26} {acc[0]:>6.1f} ± {acc[1]:<4.1f} {tok[0]:>6.1f} ± {tok[1]:<4.1f} {per_line[0]:>6.2f} "
+            f"{red[0]:>6.1f} ± {red[1]:<4.1f}"
         )
-    g = table["GRPO (binary)"]
     claims = {}
-    for variant in ("L2T-PPO (info_gain)", "L2T-PPO sum (info_gain)"):
+    g = table.get("GRPO + binary")
+    for variant in ("L2T-PPO + info_gain", "L2T-PPO sum + info_gain"):
+        if g is None or variant not in table:
+            continue
         l2t = table[variant]
         claims[variant] = {
             "tokens_at_least_20pct_lower": l2t["tokens"][0] <= 0.8 * g["tokens"][0],
@@ -73,7 +136,21 @@ def main() -> None:
         }
         for k, v in claims[variant].items():
             print(f"{'MET ' if v else 'MISS'} {variant}: {k}")
-    write("repro_l2t", {"seeds": args.seeds, "steps": args.steps, "table": table, "claims": claims, "sft": sft})
+    for name, row in table.items():
+        for key, (first, last) in row["info_gain_by_type_first_last"].items():
+            print(f"  {name:26} {key:32} first {first:+.4f}  last {last:+.4f}")
+    print(f"[repro_l2t] done in {time.time() - start:.0f} s")
+    write(
+        "repro_l2t",
+        {
+            "seeds": args.seeds,
+            "steps": args.steps,
+            "table": table,
+            "claims": claims,
+            "sft": sft,
+            "wall_s": time.time() - start,
+        },
+    )
 
 
 if __name__ == "__main__":

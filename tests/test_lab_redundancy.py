@@ -72,3 +72,10 @@ def test_no_redundancy_and_bad_knobs():
         LabArith(redundant_max=0)
     with pytest.raises(ValueError, match="redundant_kinds: unknown kind 'detuor'"):
         LabArith(redundant_kinds=["detuor"])
+
+
+def test_think_only_styles():
+    problems = LabArith(styles=["think"]).problems("train")
+    assert all(set(p.targets) == {"think"} for p in problems)
+    with pytest.raises(ValueError, match="styles"):
+        LabArith(styles=["verbose"])

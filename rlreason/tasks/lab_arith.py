@@ -35,6 +35,10 @@ for reinforcement learning: RL on problems the warm-up already memorised rewards
 reasoning (a direct answer is "correct" on every memorised product), and drives any method toward
 ``<short>``.
 
+`styles` chooses the SFT targets each problem carries: both (the default, for the methods that
+choose a mode) or ``[think]`` only, a warm-up that always reasons (L2T's setting: compress the
+reasoning, not choose whether to reason).
+
 Responses: ``<short>376`` or ``<think>\\n7*8=56\\n4*8=32\\n32+5=37\\n</think>376`` (EOS appended
 by the trainer). Train and test operands are disjoint per level (the test set is drawn first from
 each level's full operand space, the training pool is the rest).
@@ -120,6 +124,7 @@ class LabArith(Task):
         redundant_kinds: list[str] | tuple[str, ...] = ("recheck",),
         level_weights: dict[str, float] | None = None,
         pool: str = "all",
+        styles: list[str] | tuple[str, ...] = ("short", "think"),
     ) -> None:
         levels = list(levels)
         bad = [lv for lv in levels if lv not in LEVELS]
@@ -139,6 +144,9 @@ class LabArith(Task):
                 f"(valid: {', '.join(REDUNDANT_KINDS)})"
             )
         self.redundant_max, self.redundant_kinds = redundant_max, kinds
+        self.styles = list(styles)
+        if not self.styles or any(st not in ("short", "think") for st in self.styles):
+            raise ValueError(f"styles: expected a non-empty subset of ['short', 'think'], got {self.styles}")
         if n_train_per_level < 1 or n_test_per_level < 1:
             raise ValueError("n_train_per_level and n_test_per_level must be positive")
         if pool not in ("all", "sft", "rl"):
@@ -210,7 +218,7 @@ class LabArith(Task):
                 "redundant_line_kinds": [kinds[i] for i in lines],
                 "useful_steps": list(steps),
             },
-            targets={"short": f"<short>{answer}", "think": think},
+            targets={k: v for k, v in (("short", f"<short>{answer}"), ("think", think)) if k in self.styles},
         )
 
     def _redundant_trace(

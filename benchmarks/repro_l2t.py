@@ -27,7 +27,11 @@ import statistics
 import time
 from pathlib import Path
 
-from _repro import init_results, mean_std, run_variant, write
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from _repro import RESULTS, init_results, mean_curve, mean_std, run_variant, write
 
 from rlreason.rewards.episode_types import EPISODE_TYPES, episode_types
 from rlreason.tasks.lab_arith import LEVELS
@@ -75,6 +79,27 @@ def early_late(curve: list[tuple[int, float]], k: int = 5) -> tuple[float, float
         return None
     vals = [v for _, v in curve]
     return statistics.fmean(vals[:k]), statistics.fmean(vals[-k:])
+
+
+def plot_episode_types(runs: dict[str, list[dict]]) -> None:
+    """Fitting gain, penalty and count per episode type over training (mean over seeds), per info_gain variant."""
+    variants = [v for v in runs if "info_gain" in v]
+    if not variants:
+        return
+    keys = (("gain", "fitting gain per episode"), ("penalty", "compression penalty per episode"))
+    keys += (("episodes_per_sample", "episodes per sample"),)
+    fig, axes = plt.subplots(len(variants), 3, figsize=(15, 3.6 * len(variants)), squeeze=False)
+    for row, name in zip(axes, variants):
+        for ax, (key, title) in zip(row, keys):
+            for t, color in zip(EPISODE_TYPES, ("tab:green", "tab:red", "tab:gray")):
+                xs, ys = mean_curve([r["curves"].get(f"info_gain/{key}/{t}", []) for r in runs[name]])
+                ax.plot(xs, ys, color=color, label=t)
+            ax.set_title(f"{name}: {title}", fontsize=9)
+            ax.set_xlabel("RL step")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    RESULTS.mkdir(exist_ok=True)
+    fig.savefig(RESULTS / "repro_l2t_episode_types.png", dpi=110)
 
 
 def main() -> None:
@@ -139,6 +164,7 @@ def main() -> None:
     for name, row in table.items():
         for key, (first, last) in row["info_gain_by_type_first_last"].items():
             print(f"  {name:26} {key:32} first {first:+.4f}  last {last:+.4f}")
+    plot_episode_types(runs)
     print(f"[repro_l2t] done in {time.time() - start:.0f} s")
     write(
         "repro_l2t",

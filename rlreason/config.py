@@ -229,19 +229,28 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DictConfig:
-    """Load, inherit, override and validate an experiment config.
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, *, _stage_chain: tuple[Path, ...] = ()
+) -> DictConfig:
+    """Load, inherit, override and validate an experiment config, and the `init.from` stage it names.
 
-    Returns a resolved, read-only-typed `DictConfig` following `ExperimentConfig`.
+    Returns a resolved, read-only-typed `DictConfig` following `ExperimentConfig`. `_stage_chain` is
+    internal: the stage files being loaded above this one (see `rlreason.init_from`).
     """
     cfg = OmegaConf.structured(ExperimentConfig)
     source_files: list[str] = []
+    explicit_model: set[str] = set()  # model.* keys the files or the command line write themselves
     if path is not None:
         for file, data in _read_yaml(Path(path)):
             cfg = _merge(cfg, data, str(file))
             source_files.append(str(file))
+            if isinstance(data.get("model"), dict):
+                explicit_model |= set(data["model"])
     if overrides:
-        cfg = _merge(cfg, parse_overrides(overrides), "command line")
+        parsed = parse_overrides(overrides)
+        cfg = _merge(cfg, parsed, "command line")
+        if isinstance(parsed.get("model"), DictConfig):
+            explicit_model |= {str(k) for k in parsed.model}
     where = source_files[-1] if source_files else "config"
     if overrides:  # the offending value may come from either: name both
         where = f"{where} + command line" if source_files else "command line"
@@ -250,6 +259,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{where}: {_key_of(exc) or 'config'}: {_omegaconf_msg(exc)}") from None
     validate(cfg, where=where)
+    from rlreason.init_from import check_init
+
+    chain = (*_stage_chain, Path(path)) if path is not None and not _stage_chain else _stage_chain
+    check_init(cfg, where, explicit_model, chain)
     return cfg
 
 
@@ -393,7 +406,9 @@ TRAINER_RESERVED = ("logger", "callbacks", "max_epochs", "use_distributed_sample
 
 
 def _check_trainer(cfg: DictConfig, where: str) -> None:
-    """`trainer` keys must be `lightning.Trainer` arguments that rlreason does not set itself."""
+    """`trainer` keys must be `lightning.Trainer` arguments that rlreason does not set itself, and each
+    value must fit the argument's annotation (`rlreason.typecheck`): Lightning checks values only
+    when the Trainer is built, which is after any `init.from` stage has trained."""
     keys = list(cfg.trainer.keys())
     if not keys:
         return
@@ -401,15 +416,24 @@ def _check_trainer(cfg: DictConfig, where: str) -> None:
         if key in TRAINER_RESERVED:
             raise ConfigError(f"{where}: trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
     import inspect
+    import typing
 
     import pytorch_lightning as pl  # only when a trainer section is given: it is a slow import
 
+    from rlreason.typecheck import describe, fits
+
     valid = [p for p in inspect.signature(pl.Trainer.__init__).parameters if p != "self"]
+    hints = typing.get_type_hints(pl.Trainer.__init__)
+    values = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(values, dict)
     for key in keys:
         if key not in valid:
             hint = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
             did = f"; did you mean '{hint[0]}'?" if hint else ""
             raise ConfigError(f"{where}: trainer.{key}: not an argument of lightning.Trainer{did}")
+        value = values[key]
+        if key in hints and not fits(value, hints[key]):
+            raise ConfigError(f"{where}: trainer.{key}: expected {describe(hints[key])}, got {value!r}")
 
 
 def _algo_class(cfg: DictConfig) -> Any:

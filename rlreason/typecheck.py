@@ -1,0 +1,101 @@
+"""Does a config value fit a Python type annotation? For keys handed to code we do not own.
+
+`trainer.*` goes to `lightning.Trainer(**kwargs)`, which checks most values only when it is built,
+after an `init.from` stage may have trained for an hour. Its signature is annotated, so each value
+read from YAML or the command line can be checked against the annotation at load time.
+
+Values from a config are plain data (None, bool, int, float, str, list, dict), so an annotation
+naming a class (`Strategy`, `Logger`, ...) can never be met by one; such alternatives are left out
+of the "expected" text. An annotation this module does not understand accepts the value: it may
+miss a bad value but never refuses a good one.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
+def _args(annotation: Any) -> tuple[Any, ...]:
+    return typing.get_args(annotation)
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def fits(value: Any, annotation: Any) -> bool:
+    """True when `value` (plain config data) is acceptable for `annotation`."""
+    if annotation is Any or annotation is typing.Any:
+        return True
+    if _is_union(annotation):
+        return any(fits(value, a) for a in _args(annotation))
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return any(type(value) is type(a) and value == a for a in _args(annotation))
+    if annotation is type(None) or annotation is None:
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if annotation is Path:
+        return isinstance(value, str)
+    seq = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
+    if origin in seq or annotation in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        inner = [a for a in _args(annotation) if a is not Ellipsis]
+        if origin is tuple and len(inner) > 1:  # tuple[X, Y]: one annotation per position
+            return len(value) == len(inner) and all(fits(v, a) for v, a in zip(value, inner))
+        return not inner or all(fits(v, inner[0]) for v in value)
+    if origin in (dict, collections.abc.Mapping) or annotation is dict:
+        if not isinstance(value, dict):
+            return False
+        kv = _args(annotation)
+        return not kv or all(fits(k, kv[0]) and fits(v, kv[1]) for k, v in value.items())
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)  # a class: only an instance fits, never plain data
+    return True  # not understood: accept
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    return [x for a in _args(annotation) for x in _flatten(a)] if _is_union(annotation) else [annotation]
+
+
+def describe(annotation: Any) -> str:
+    """What a config may write for `annotation`, e.g. "an integer or null", "'a' or 'b'"."""
+    flat = _flatten(annotation)
+    literals = [v for a in flat if typing.get_origin(a) is typing.Literal for v in _args(a)]
+    others = [a for a in flat if typing.get_origin(a) is not typing.Literal]
+    if float in others:
+        others = [a for a in others if a is not int]  # "a number" covers integers
+    if str in others:
+        others = [a for a in others if a is not Path]
+    parts = [p for a in others if (p := _describe_one(a))]
+    if literals:
+        parts.insert(0, ", ".join(repr(v) for v in literals))
+    return " or ".join(parts) if parts else "a value of a type a config cannot write"
+
+
+def _describe_one(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if annotation in _NAMES:
+        return _NAMES[annotation]
+    if annotation is Path:
+        return "a path string"
+    if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable):
+        inner = [_describe_one(a) for a in _args(annotation) if a is not Ellipsis]
+        return f"a list ({' / '.join(i for i in inner if i)})" if any(inner) else ""
+    if origin in (dict, collections.abc.Mapping):
+        return "a mapping"
+    return ""  # a class (Strategy, Logger, timedelta, ...): no config value can be one

@@ -4,32 +4,25 @@ Each source yields `(where, row)` pairs, `where` naming the row for error messag
 `dataset[i]`). Reading the rows is the only thing a source does; turning them into problems is the
 task's job (`rlreason.tasks.benchmarks`).
 
-Hugging Face datasets and the network. Without `HF_HUB_OFFLINE`, `datasets.load_dataset` on a
+Hugging Face datasets and the network: without `HF_HUB_OFFLINE`, `datasets.load_dataset` on a
 machine that cannot reach the Hub retries every request five times with back-off (about 25 s per
-dataset) before it fails. So before the first Hub dataset, `hub_reachable()` opens one TCP
-connection to the Hub endpoint with a short timeout; when that fails the load runs in offline mode
-(`hub_offline()`), where a cached copy still loads and a missing one fails at once with one line.
+dataset) before it fails. So a Hub dataset is loaded in offline mode when `rlreason.hub` finds the
+Hub unreachable: a cached copy still loads, a missing one fails at once with one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from rlreason.errors import DataError
+from rlreason.hub import hub_offline, hub_reachable, offline_mode
 
 Rows = Iterator[tuple[str, dict[str, Any]]]
-
-PROBE_TIMEOUT_S = 3.0
-_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-_reachable: dict[str, bool] = {}  # endpoint -> probe result, once per process
 
 
 @dataclass(frozen=True)
@@ -81,52 +74,6 @@ class HFSplit:
             yield f"{self.dataset}[{self.split}][{i}]", dict(row)
 
 
-def _endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether one TCP connection to the Hub endpoint opens within `timeout` (cached per endpoint).
-
-    Behind a proxy a direct connection says nothing, so the answer is then True and `datasets`
-    decides as usual."""
-    endpoint = _endpoint()
-    if any(os.environ.get(v) for v in _PROXY_VARS):
-        return True
-    if endpoint not in _reachable:
-        url = urlparse(endpoint)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        try:
-            socket.create_connection((url.hostname or "", port), timeout=timeout).close()
-            _reachable[endpoint] = True
-        except OSError:
-            _reachable[endpoint] = False
-    return _reachable[endpoint]
-
-
-def offline_mode() -> bool:
-    """Offline mode as `huggingface_hub` and `datasets` read it (set from HF_HUB_OFFLINE at import)."""
-    import datasets
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE or datasets.config.HF_HUB_OFFLINE)
-
-
-@contextlib.contextmanager
-def hub_offline() -> Iterator[None]:
-    """Offline mode for the duration of one load: both libraries read the flag from module constants
-    (captured from the environment at import), so setting the environment variable now does nothing."""
-    import datasets
-    from huggingface_hub import constants
-
-    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
-
-
 def load_hf_split(dataset: str, config: str | None, split: str, key: str) -> Any:
     """`datasets.load_dataset(dataset, config, split=split)`, failing fast and in one line offline."""
     import datasets
@@ -138,7 +85,7 @@ def load_hf_split(dataset: str, config: str | None, split: str, key: str) -> Any
         with hub_offline() if offline and not offline_mode() else contextlib.nullcontext():
             return datasets.load_dataset(dataset, config, split=split)
     except Exception as exc:
-        msg = " ".join(str(exc).split())[:200] or type(exc).__name__
+        msg = " ".join(str(exc).split(" Example of usage")[0].split())[:200] or type(exc).__name__
         if "split" in msg.lower() and split in msg:
             raise DataError(f"task.hf_dataset: {what} has no split '{split}' ({key}): {msg}") from None
         if "config" in msg.lower() and ("missing" in msg.lower() or "not found" in msg.lower()):

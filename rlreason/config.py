@@ -324,7 +324,8 @@ def _dry_build(reg: Any, comp: dict[str, Any], where: str, key: str) -> Any:
     except (TypeError, ValueError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         m = re.match(r"([A-Za-z_][\w.\[\]]*): (.*)", msg)
-        if m and m.group(1).split(".")[0].split("[")[0] in params:
+        known = set(params) | {p.name for p in reg.params(comp["name"])}  # a missing one is named too
+        if m and m.group(1).split(".")[0].split("[")[0] in known:
             raise ConfigError(f"{where}: {key}.{m.group(1)}: {m.group(2)}") from None
         raise ConfigError(f"{where}: {key}: cannot build {reg.name[:-1]} '{comp['name']}': {msg}") from None
 

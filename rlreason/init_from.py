@@ -69,6 +69,8 @@ def check_init(cfg: DictConfig, where: str, explicit: set[str], chain: tuple[Pat
         if path.resolve() in {p.resolve() for p in chain}:
             cycle = " -> ".join(str(p) for p in (*chain, path))
             raise ConfigError(f"{where}: init.from: circular stages ({cycle})")
+        if not path.is_file():
+            raise ConfigError(f"{where}: init.from: stage config not found: {path}")
         from rlreason.config import load_config
 
         try:

@@ -86,6 +86,12 @@ def test_bad_value_in_the_init_stage_fails_when_the_run_loads(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_missing_init_stage_is_refused(tmp_path):
+    rl = write(tmp_path / "rl.yaml", "name: rl\ninit: {from: sft.yaml}\n")
+    with pytest.raises(ConfigError, match=rf"rl\.yaml: init\.from: stage config not found: {tmp_path / 'sft.yaml'}$"):
+        load_config(rl)
+
+
 def test_circular_init_stages_are_refused(tmp_path):
     write(tmp_path / "a.yaml", "name: a\ninit: {from: b.yaml}\n")
     write(tmp_path / "b.yaml", "name: b\ninit: {from: a.yaml}\n")

@@ -131,6 +131,22 @@ class ExperimentConfig:
 _RENAMES = {("init", "from"): "from_"}  # YAML keys that are Python keywords
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where `1e-3` (no dot) is a string: `algo.eps_low=1e-3` would reach
+    the component as '1e-3'. Configs read numbers as YAML 1.2 does, so it is the float 0.001."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def _rename_keys(d: dict[str, Any]) -> dict[str, Any]:
     init = d.get("init")
     if isinstance(init, dict) and "from" in init:
@@ -148,7 +164,7 @@ def _read_yaml(path: Path, *, chain: tuple[Path, ...] = ()) -> list[tuple[Path, 
     if path.resolve() in {p.resolve() for p in chain}:
         raise ConfigError(f"{path}: base: circular inheritance ({' -> '.join(str(p) for p in (*chain, path))})")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _yaml_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -216,7 +232,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         if not re.fullmatch(r"[A-Za-z_][\w\-]*(\.[A-Za-z_0-9][\w\-]*)*", key):
             raise ConfigError(f"command line: '{key}': not a valid dotted key")
         try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
+            parsed = _yaml_load(value) if value.strip() else ""
         except yaml.YAMLError:
             parsed = value
         parts = key.split(".")
@@ -462,9 +478,28 @@ def check_component(reg: Any, comp: dict[str, Any], where: str) -> None:
                 f"{where}.{k}: unknown parameter of {reg.name[:-1]} '{comp['name']}' "
                 f"(valid: {', '.join(sorted(params)) or 'none'})"
             )
+    _check_param_types(obj, comp, where)
     for hook in getattr(obj, "config_checks", lambda c: [])(comp) or []:
         key, message = hook
         raise ConfigError(f"{where}.{key}: {message}")
+
+
+def _check_param_types(obj: Any, comp: dict[str, Any], where: str) -> None:
+    """Each given parameter must fit its annotation (`rlreason.typecheck`), so `task.seed=1.5` or
+    `reward.gamma=abc` is named with the type expected rather than failing inside the constructor.
+    A component whose annotations cannot be resolved (e.g. a plugin's) is not type-checked."""
+    import typing
+
+    from rlreason.typecheck import describe, fits
+
+    target = obj.__init__ if isinstance(obj, type) else obj
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable forward references: leave the checks to the constructor
+        return
+    for k, v in comp.items():
+        if k != "name" and k in hints and not fits(v, hints[k]):
+            raise ConfigError(f"{where}.{k}: expected {describe(hints[k])}, got {v!r}")
 
 
 def _ensure_components_imported() -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 _NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+_NOTHING = "a value of a type a config cannot write"
+_PLURALS = {bool: "true/false values", int: "integers", float: "numbers", str: "strings"}
 
 
 def _args(annotation: Any) -> tuple[Any, ...]:
@@ -81,10 +83,10 @@ def describe(annotation: Any) -> str:
         others = [a for a in others if a is not int]  # "a number" covers integers
     if str in others:
         others = [a for a in others if a is not Path]
-    parts = [p for a in others if (p := _describe_one(a))]
+    parts = list(dict.fromkeys(p for a in others if (p := _describe_one(a))))
     if literals:
         parts.insert(0, ", ".join(repr(v) for v in literals))
-    return " or ".join(parts) if parts else "a value of a type a config cannot write"
+    return " or ".join(parts) if parts else _NOTHING
 
 
 def _describe_one(annotation: Any) -> str:
@@ -94,8 +96,11 @@ def _describe_one(annotation: Any) -> str:
     if annotation is Path:
         return "a path string"
     if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable):
-        inner = [_describe_one(a) for a in _args(annotation) if a is not Ellipsis]
-        return f"a list ({' / '.join(i for i in inner if i)})" if any(inner) else ""
+        inner = [a for a in _args(annotation) if a is not Ellipsis]
+        if len(inner) == 1 and inner[0] in _PLURALS:
+            return f"a list of {_PLURALS[inner[0]]}"
+        return "a list" if not inner or any(describe(a) != _NOTHING for a in inner) else ""
     if origin in (dict, collections.abc.Mapping):
-        return "a mapping"
+        kv = _args(annotation)
+        return f"a mapping of {_PLURALS[kv[1]]}" if len(kv) == 2 and kv[1] in _PLURALS else "a mapping"
     return ""  # a class (Strategy, Logger, timedelta, ...): no config value can be one

@@ -99,6 +99,28 @@ def test_circular_init_stages_are_refused(tmp_path):
         load_config(tmp_path / "a.yaml")
 
 
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("reward.gamma=abc", r"reward\.gamma: expected a number, got 'abc'"),
+        ("task.seed=1.5", r"task\.seed: expected an integer, got 1\.5"),
+        ("task.levels=easy", r"task\.levels: expected a list of strings, got 'easy'"),
+        ("task.level_weights={easy: x}", r"task\.level_weights: expected a mapping of numbers or null"),
+    ],
+)
+def test_component_parameters_are_checked_against_their_annotations(override, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(LAB / "thinkless.yaml", [override])
+
+
+def test_exponent_without_a_dot_is_a_number_in_files_and_overrides(tmp_path):
+    """YAML 1.1 (PyYAML) reads `1e-3` as a string; a component would get '1e-3'."""
+    cfg = write(tmp_path / "c.yaml", "name: c\nalgo: {name: degrpo, alpha: 1e-3}\nreward: {name: thinkless}\n")
+    loaded = load_config(cfg, ["algo.eps_low=2e-1", "optim.lr=5E-5"])
+    assert (loaded.algo.alpha, loaded.algo.eps_low, loaded.optim.lr) == (0.001, 0.2, 5e-5)
+    assert load_config(cfg, ["name=1e5x"]).name == "1e5x"
+
+
 # -- model.name_or_path with init.from ---------------------------------------------------------------
 
 

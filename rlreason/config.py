@@ -437,7 +437,7 @@ def _check_trainer(cfg: DictConfig, where: str) -> None:
 
     import pytorch_lightning as pl  # only when a trainer section is given: it is a slow import
 
-    from rlreason.typecheck import describe, fits
+    from rlreason.typecheck import mismatch
 
     valid = [p for p in inspect.signature(pl.Trainer.__init__).parameters if p != "self"]
     hints = typing.get_type_hints(pl.Trainer.__init__)
@@ -448,9 +448,9 @@ def _check_trainer(cfg: DictConfig, where: str) -> None:
             hint = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
             did = f"; did you mean '{hint[0]}'?" if hint else ""
             raise ConfigError(f"{where}: trainer.{key}: not an argument of lightning.Trainer{did}")
-        value = values[key]
-        if key in hints and not fits(value, hints[key]):
-            raise ConfigError(f"{where}: trainer.{key}: expected {describe(hints[key])}, got {value!r}")
+        problem = mismatch(values[key], hints[key], f"trainer.{key}") if key in hints else None
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
 
 
 def _algo_class(cfg: DictConfig) -> Any:
@@ -490,7 +490,7 @@ def _check_param_types(obj: Any, comp: dict[str, Any], where: str) -> None:
     A component whose annotations cannot be resolved (e.g. a plugin's) is not type-checked."""
     import typing
 
-    from rlreason.typecheck import describe, fits
+    from rlreason.typecheck import mismatch
 
     target = obj.__init__ if isinstance(obj, type) else obj
     try:
@@ -498,8 +498,9 @@ def _check_param_types(obj: Any, comp: dict[str, Any], where: str) -> None:
     except Exception:  # unresolvable forward references: leave the checks to the constructor
         return
     for k, v in comp.items():
-        if k != "name" and k in hints and not fits(v, hints[k]):
-            raise ConfigError(f"{where}.{k}: expected {describe(hints[k])}, got {v!r}")
+        problem = mismatch(v, hints[k], k) if k != "name" and k in hints else None
+        if problem:
+            raise ConfigError(f"{where}.{problem}")
 
 
 def _ensure_components_imported() -> None:

@@ -70,6 +70,28 @@ def fits(value: Any, annotation: Any) -> bool:
     return True  # not understood: accept
 
 
+def mismatch(value: Any, annotation: Any, key: str) -> str | None:
+    """None when `value` fits; else "<key>: expected ..., got ...", naming the innermost item at
+    fault (`terms[0]`, `weights.easy`) when the container itself is right."""
+    if fits(value, annotation):
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        kinds = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
+        want = kinds if isinstance(value, (list, tuple)) else (dict, collections.abc.Mapping)
+        alts = [a for a in _flatten(annotation) if typing.get_origin(a) in want]
+        if len(alts) == 1 and _args(alts[0]) and describe(alts[0]) != _NOTHING:
+            args = [a for a in _args(alts[0]) if a is not Ellipsis]
+            if isinstance(value, dict) and len(args) == 2:
+                for k, v in value.items():
+                    if not fits(v, args[1]):
+                        return mismatch(v, args[1], f"{key}.{k}")
+            elif isinstance(value, (list, tuple)) and len(args) == 1:
+                for i, v in enumerate(value):
+                    if not fits(v, args[0]):
+                        return mismatch(v, args[0], f"{key}[{i}]")
+    return f"{key}: expected {describe(annotation)}, got {value!r}"
+
+
 def _flatten(annotation: Any) -> list[Any]:
     return [x for a in _args(annotation) for x in _flatten(a)] if _is_union(annotation) else [annotation]
 

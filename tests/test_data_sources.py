@@ -73,6 +73,10 @@ def test_hf_dataset_with_config_name_and_separate_splits(gsm8k_like, monkeypatch
     assert not {p.uid for p in task.problems("train")} & {p.uid for p in task.problems("test")}
     other = TASKS.build({**spec, "hf_config": "socratic", "template": "plain"})
     assert other.problems("test")[0].prompt == "socratic test 0"
+    train_only = TASKS.build({**spec, "hf_test_split": None})  # a training set without a test split
+    assert train_only.splits() == ["train"] and len(train_only.problems("train")) == 3
+    with pytest.raises(ConfigError, match=r"has no split 'test'"):
+        train_only.problems("test")
     # no hf_train_split: evaluation only, and no training on the test split
     with pytest.raises(ConfigError, match=r"task\.allow_eval_split_training"):
         TASKS.build({"name": "gsm8k", "hf_dataset": str(gsm8k_like), "hf_config": "main"}).problems("train")
@@ -162,7 +166,7 @@ def test_jsonl_task_reads_your_fields_and_answer_format(tmp_path):
         ("task: {name: math500, hf_split: train}\n", r"task\.hf_split: unknown parameter .*hf_test_split"),
         (
             "task: {name: math500, allow_eval_split_training: 'yes'}\n",
-            r"task\.allow_eval_split_training: expected true or false",
+            r"task\.allow_eval_split_training: expected true/false, got .yes.",
         ),
     ],
 )

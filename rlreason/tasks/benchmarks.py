@@ -54,7 +54,7 @@ class JsonlBenchmark(Task):
     `hf_test_split` / `hf_train_split` name the splits of a Hugging Face dataset (`hf_dataset`,
     `hf_config`). A task without a train split refuses `problems("train")`: training on the test
     split would report scores on problems the policy was trained on. `allow_eval_split_training`
-    lifts that refusal for deliberate experiments (e.g. overfitting checks).
+    lifts that refusal for deliberate experiments (e.g. overfitting checks). `limit` caps each split.
     """
 
     folder: ClassVar[str] = ""
@@ -74,7 +74,7 @@ class JsonlBenchmark(Task):
         hf_dataset: str | None = None,
         hf_config: str | None = None,
         hf_train_split: str | None = None,
-        hf_test_split: str = "test",
+        hf_test_split: str | None = "test",
         question_field: str | None = None,
         answer_field: str | None = None,
         allow_eval_split_training: bool = False,
@@ -106,11 +106,12 @@ class JsonlBenchmark(Task):
         hf_dataset: str | None,
         hf_config: str | None,
         hf_train_split: str | None,
-        hf_test_split: str,
+        hf_test_split: str | None,
     ) -> dict[str, JsonlFile | HFSplit]:
-        if hf_dataset:
-            test = HFSplit(hf_dataset, hf_config, hf_test_split, "task.hf_test_split")
-            out: dict[str, JsonlFile | HFSplit] = {"test": test}
+        if hf_dataset:  # hf_test_split: null for a training set without a test split (e.g. DeepScaleR)
+            out: dict[str, JsonlFile | HFSplit] = {}
+            if hf_test_split:
+                out["test"] = HFSplit(hf_dataset, hf_config, hf_test_split, "task.hf_test_split")
             if hf_train_split:
                 out["train"] = HFSplit(hf_dataset, hf_config, hf_train_split, "task.hf_train_split")
             return out
@@ -263,7 +264,7 @@ class JsonlTask(JsonlBenchmark):
         hf_dataset: str | None = None,
         hf_config: str | None = None,
         hf_train_split: str | None = None,
-        hf_test_split: str = "test",
+        hf_test_split: str | None = "test",
         allow_eval_split_training: bool = False,
     ) -> None:
         if not (path or train_path or hf_dataset):

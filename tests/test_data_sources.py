@@ -131,6 +131,16 @@ def test_unreachable_hub_fails_at_once_without_retries(tmp_path):
     assert "not reachable" in lines[0]
 
 
+def test_hf_hub_offline_mode_is_a_one_line_error(tmp_path, monkeypatch):
+    """The tests run with HF_HUB_OFFLINE=1 (conftest): an uncached Hub dataset is named in one line."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(
+        DataError, match=r"^task\.hf_dataset: cannot load 'someone/x' .*is off \(HF_HUB_OFFLINE\)"
+    ) as err:
+        TASKS.build({"name": "math500", "hf_dataset": "someone/x", "hf_config": "c"}).problems("test")
+    assert "\n" not in str(err.value)
+
+
 def test_jsonl_task_reads_your_fields_and_answer_format(tmp_path):
     train = write_jsonl(tmp_path / "mine" / "train.jsonl", [{"q": "Add 2 and 3.", "sol": "2+3 = \\boxed{5}"}])
     test = write_jsonl(tmp_path / "mine" / "test.jsonl", [{"q": "Halve 8.", "sol": "\\boxed{4}", "lvl": "easy"}])

@@ -32,9 +32,6 @@ class JsonlFile:
     path: Path
     key: str  # the config key that names the file, for "file not found"
 
-    def describe(self) -> str:
-        return str(self.path)
-
     def check(self) -> None:
         if not self.path.is_file():
             raise DataError(f"{self.path}: file not found ({self.key}, or set RLREASON_DATA to the data folder)")
@@ -65,9 +62,6 @@ class HFSplit:
     split: str
     key: str  # task.hf_train_split | task.hf_test_split
 
-    def describe(self) -> str:
-        return f"{self.dataset}" + (f" ({self.config})" if self.config else "") + f" split '{self.split}'"
-
     def rows(self, fail: Callable[[str], None]) -> Rows:
         ds = load_hf_split(self.dataset, self.config, self.split, self.key)
         for i, row in enumerate(ds):
@@ -79,10 +73,11 @@ def load_hf_split(dataset: str, config: str | None, split: str, key: str) -> Any
     import datasets
 
     local = Path(dataset).exists()
-    offline = not local and (offline_mode() or not hub_reachable())
+    forced = offline_mode()  # HF_HUB_OFFLINE: the libraries fail fast by themselves
+    offline = not local and (forced or not hub_reachable())
     what = f"'{dataset}'" + (f" (config '{config}')" if config else "")
     try:
-        with hub_offline() if offline and not offline_mode() else contextlib.nullcontext():
+        with hub_offline() if offline and not forced else contextlib.nullcontext():
             return datasets.load_dataset(dataset, config, split=split)
     except Exception as exc:
         msg = " ".join(str(exc).split(" Example of usage")[0].split())[:200] or type(exc).__name__
@@ -92,7 +87,8 @@ def load_hf_split(dataset: str, config: str | None, split: str, key: str) -> Any
             raise DataError(f"task.hf_config: {what}: {msg}") from None
         if offline:
             raise DataError(
-                f"task.hf_dataset: cannot load {what}: the Hugging Face Hub is not reachable (offline) and the "
+                f"task.hf_dataset: cannot load {what}: the Hugging Face Hub is "
+                f"{'off (HF_HUB_OFFLINE)' if forced else 'not reachable (offline)'} and the "
                 f"dataset is not in the local cache; download it once with network access, or use a local JSONL "
                 f"file (task.path / task.train_path)"
             ) from None

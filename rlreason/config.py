@@ -131,6 +131,22 @@ class ExperimentConfig:
 _RENAMES = {("init", "from"): "from_"}  # YAML keys that are Python keywords
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where `1e-3` (no dot) is a string: `algo.eps_low=1e-3` would reach
+    the component as '1e-3'. Configs read numbers as YAML 1.2 does, so it is the float 0.001."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def _rename_keys(d: dict[str, Any]) -> dict[str, Any]:
     init = d.get("init")
     if isinstance(init, dict) and "from" in init:
@@ -148,7 +164,7 @@ def _read_yaml(path: Path, *, chain: tuple[Path, ...] = ()) -> list[tuple[Path, 
     if path.resolve() in {p.resolve() for p in chain}:
         raise ConfigError(f"{path}: base: circular inheritance ({' -> '.join(str(p) for p in (*chain, path))})")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _yaml_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -216,7 +232,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         if not re.fullmatch(r"[A-Za-z_][\w\-]*(\.[A-Za-z_0-9][\w\-]*)*", key):
             raise ConfigError(f"command line: '{key}': not a valid dotted key")
         try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
+            parsed = _yaml_load(value) if value.strip() else ""
         except yaml.YAMLError:
             parsed = value
         parts = key.split(".")
@@ -229,19 +245,28 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DictConfig:
-    """Load, inherit, override and validate an experiment config.
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, *, _stage_chain: tuple[Path, ...] = ()
+) -> DictConfig:
+    """Load, inherit, override and validate an experiment config, and the `init.from` stage it names.
 
-    Returns a resolved, read-only-typed `DictConfig` following `ExperimentConfig`.
+    Returns a resolved, read-only-typed `DictConfig` following `ExperimentConfig`. `_stage_chain` is
+    internal: the stage files being loaded above this one (see `rlreason.init_from`).
     """
     cfg = OmegaConf.structured(ExperimentConfig)
     source_files: list[str] = []
+    explicit_model: set[str] = set()  # model.* keys the files or the command line write themselves
     if path is not None:
         for file, data in _read_yaml(Path(path)):
             cfg = _merge(cfg, data, str(file))
             source_files.append(str(file))
+            if isinstance(data.get("model"), dict):
+                explicit_model |= set(data["model"])
     if overrides:
-        cfg = _merge(cfg, parse_overrides(overrides), "command line")
+        parsed = parse_overrides(overrides)
+        cfg = _merge(cfg, parsed, "command line")
+        if isinstance(parsed.get("model"), DictConfig):
+            explicit_model |= {str(k) for k in parsed.model}
     where = source_files[-1] if source_files else "config"
     if overrides:  # the offending value may come from either: name both
         where = f"{where} + command line" if source_files else "command line"
@@ -250,6 +275,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{where}: {_key_of(exc) or 'config'}: {_omegaconf_msg(exc)}") from None
     validate(cfg, where=where)
+    from rlreason.init_from import check_init
+
+    chain = (*_stage_chain, Path(path)) if path is not None and not _stage_chain else _stage_chain
+    check_init(cfg, where, explicit_model, chain)
     return cfg
 
 
@@ -311,7 +340,8 @@ def _dry_build(reg: Any, comp: dict[str, Any], where: str, key: str) -> Any:
     except (TypeError, ValueError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         m = re.match(r"([A-Za-z_][\w.\[\]]*): (.*)", msg)
-        if m and m.group(1).split(".")[0].split("[")[0] in params:
+        known = set(params) | {p.name for p in reg.params(comp["name"])}  # a missing one is named too
+        if m and m.group(1).split(".")[0].split("[")[0] in known:
             raise ConfigError(f"{where}: {key}.{m.group(1)}: {m.group(2)}") from None
         raise ConfigError(f"{where}: {key}: cannot build {reg.name[:-1]} '{comp['name']}': {msg}") from None
 
@@ -393,7 +423,9 @@ TRAINER_RESERVED = ("logger", "callbacks", "max_epochs", "use_distributed_sample
 
 
 def _check_trainer(cfg: DictConfig, where: str) -> None:
-    """`trainer` keys must be `lightning.Trainer` arguments that rlreason does not set itself."""
+    """`trainer` keys must be `lightning.Trainer` arguments that rlreason does not set itself, and each
+    value must fit the argument's annotation (`rlreason.typecheck`): Lightning checks values only
+    when the Trainer is built, which is after any `init.from` stage has trained."""
     keys = list(cfg.trainer.keys())
     if not keys:
         return
@@ -401,15 +433,24 @@ def _check_trainer(cfg: DictConfig, where: str) -> None:
         if key in TRAINER_RESERVED:
             raise ConfigError(f"{where}: trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
     import inspect
+    import typing
 
     import pytorch_lightning as pl  # only when a trainer section is given: it is a slow import
 
+    from rlreason.typecheck import mismatch
+
     valid = [p for p in inspect.signature(pl.Trainer.__init__).parameters if p != "self"]
+    hints = typing.get_type_hints(pl.Trainer.__init__)
+    values = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(values, dict)
     for key in keys:
         if key not in valid:
             hint = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
             did = f"; did you mean '{hint[0]}'?" if hint else ""
             raise ConfigError(f"{where}: trainer.{key}: not an argument of lightning.Trainer{did}")
+        problem = mismatch(values[key], hints[key], f"trainer.{key}") if key in hints else None
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
 
 
 def _algo_class(cfg: DictConfig) -> Any:
@@ -437,9 +478,29 @@ def check_component(reg: Any, comp: dict[str, Any], where: str) -> None:
                 f"{where}.{k}: unknown parameter of {reg.name[:-1]} '{comp['name']}' "
                 f"(valid: {', '.join(sorted(params)) or 'none'})"
             )
+    _check_param_types(obj, comp, where)
     for hook in getattr(obj, "config_checks", lambda c: [])(comp) or []:
         key, message = hook
         raise ConfigError(f"{where}.{key}: {message}")
+
+
+def _check_param_types(obj: Any, comp: dict[str, Any], where: str) -> None:
+    """Each given parameter must fit its annotation (`rlreason.typecheck`), so `task.seed=1.5` or
+    `reward.gamma=abc` is named with the type expected rather than failing inside the constructor.
+    A component whose annotations cannot be resolved (e.g. a plugin's) is not type-checked."""
+    import typing
+
+    from rlreason.typecheck import mismatch
+
+    target = obj.__init__ if isinstance(obj, type) else obj
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable forward references: leave the checks to the constructor
+        return
+    for k, v in comp.items():
+        problem = mismatch(v, hints[k], k) if k != "name" and k in hints else None
+        if problem:
+            raise ConfigError(f"{where}.{problem}")
 
 
 def _ensure_components_imported() -> None:

@@ -1,4 +1,12 @@
-"""Shared test helpers."""
+"""Shared test helpers, and the `shared_data` marker.
+
+Tests that read the real benchmark files carry `@pytest.mark.shared_data("gsm8k", ...)` (the folder
+names under the data root, `rlreason.paths.shared_data_dir()`: `$RLREASON_DATA`, else
+`../shared/data` beside the checkout). When a named folder is absent, as in a fresh clone without
+`../shared`, the test is skipped with a reason naming the folder instead of failing on a missing
+file. `RLREASON_DATA=/elsewhere pytest` points every such test (and the code under test) at another
+copy.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +24,32 @@ import pytest
 import torch
 
 from rlreason.batch import RolloutBatch
+from rlreason.paths import shared_data_dir
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests_helpers, reward_fns
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "shared_data(*names): needs these benchmark folders under the data root; skipped when absent"
+    )
+
+
+def missing_data(names: tuple[str, ...]) -> str | None:
+    """Why a test needing the benchmark folders `names` cannot run here, or None when it can."""
+    root = shared_data_dir()
+    absent = [n for n in names or ("",) if not (root / n).is_dir()]
+    if not absent:
+        return None
+    return f"needs benchmark data {', '.join(str(root / n) for n in absent)} (absent; set RLREASON_DATA to its folder)"
+
+
+@pytest.hookimpl(tryfirst=True)  # before fixtures start (e.g. a verifier pool)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("shared_data"):
+        reason = missing_data(tuple(marker.args))
+        if reason:
+            pytest.skip(reason)
 
 
 def make_batch(lengths, groups, modes=None, completions=None, width=None) -> RolloutBatch:

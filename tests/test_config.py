@@ -35,6 +35,7 @@ def test_inheritance_relative_to_file_and_overrides(tmp_path):
 def test_absolute_base_and_stage_path(tmp_path):
     base = write(tmp_path / "base.yaml", "seed: 1\n")
     child = write(tmp_path / "c.yaml", f"base: {base}\ninit: {{from: sft.yaml}}\n")
+    write(tmp_path / "sft.yaml", "name: sft\n")  # a stage config is loaded (validated) with its run's
     cfg = load_config(child)
     assert cfg.seed == 1 and cfg.init.from_ == str(tmp_path / "sft.yaml")
 

@@ -12,6 +12,8 @@ from rlreason.policy.lab_tiny import build_lab_tiny
 from rlreason.policy.load import format_prompt, load_policy
 from rlreason.train.run import run_experiment
 
+pytestmark = pytest.mark.shared_data("gsm8k", "aime24", "amc23", "math500", "minerva_algebra")
+
 R1_SPECIALS = ["<｜User｜>", "<｜Assistant｜>", "<｜end▁of▁sentence｜>", "<|box_start|>", "<think>", "</think>"]
 
 

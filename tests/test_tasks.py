@@ -69,6 +69,7 @@ def test_malformed_benchmark_line_names_file_and_line(tmp_path):
         TASKS.build({"name": "gsm8k", "path": str(tmp_path / "nope.jsonl")}).problems("test")
 
 
+@pytest.mark.shared_data("aime24")
 def test_benchmark_prompt_templates():
     p = TASKS.build({"name": "aime24", "template": "boxed"}).problems("test")[0]
     assert p.prompt.endswith("put your final answer within \\boxed{}.")

@@ -136,6 +136,7 @@ def test_same_seed_same_metrics(sft_run, tmp_path):
     assert all(torch.equal(p0[k], p1[k]) for k in p0)
 
 
+@pytest.mark.shared_data("aime24")
 def test_eval_cli_on_a_run_directory(sft_run, tmp_path, capsys):
     from rlreason.cli import main
 

@@ -37,6 +37,7 @@ def wrap(answer: str) -> str:
     return f"Let me work through this carefully.\nSo the final answer is $\\boxed{{{answer}}}$."
 
 
+@pytest.mark.shared_data(*BENCHMARKS)
 @pytest.mark.parametrize("name, n", BENCHMARKS.items())
 def test_every_gold_verifies_when_boxed(pool, name, n):
     golds = raw_golds(name)
@@ -65,6 +66,7 @@ def numeric_rewriting(v: Fraction, gold: str) -> str:
     return f"\\dfrac{{{v.numerator}}}{{{v.denominator}}}" if "." in gold else f"{v.numerator}/{v.denominator}"
 
 
+@pytest.mark.shared_data(*BENCHMARKS)
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_every_numeric_gold_accepts_a_rewriting_and_rejects_gold_plus_one(pool, name):
     golds = [normalize_gold(g) for g in raw_golds(name)]
@@ -81,6 +83,7 @@ def test_every_numeric_gold_accepts_a_rewriting_and_rejects_gold_plus_one(pool, 
     assert not any(pool.verify([wrap(w) for w in wrong], [g for g, _ in numeric]))
 
 
+@pytest.mark.shared_data(*BENCHMARKS)
 def test_gsm8k_thousands_and_amc_float_golds_are_covered():
     gsm = [normalize_gold(g) for g in raw_golds("gsm8k")]
     assert any(v >= 1000 for g in gsm if (v := parse_number(g)) is not None)
@@ -89,6 +92,7 @@ def test_gsm8k_thousands_and_amc_float_golds_are_covered():
     assert normalize_gold(27.0) == "27" and normalize_gold("025") == "025"
 
 
+@pytest.mark.shared_data(*BENCHMARKS)
 def test_symbolic_golds_accept_a_sympy_rewriting(pool):
     """Sample of non-numeric MATH-500 / Minerva golds, rewritten as sympy prints them (e.g. ``p - q`` ->
     ``p - q``, ``\\frac{\\sqrt{21}}{5}`` -> ``\\frac{\\sqrt{21}}{5}`` reordered); these go through the workers.
@@ -112,6 +116,7 @@ def test_symbolic_golds_accept_a_sympy_rewriting(pool):
     assert pool.verify([wrap(r) for r, _ in pairs], [g for _, g in pairs]) == [True] * len(pairs)
 
 
+@pytest.mark.shared_data(*BENCHMARKS)
 def test_every_math500_and_minerva_gold_equals_itself_through_sympy():
     """The fast path short-circuits identical strings, so send each gold to the workers' math-verify
     comparison directly: every one must parse (within the length/depth/tower caps) and equal itself."""
@@ -125,6 +130,7 @@ def test_every_math500_and_minerva_gold_equals_itself_through_sympy():
     print(f"{len(golds)} MATH-500 + Minerva golds through sympy in {time.monotonic() - start:.2f}s")
 
 
+@pytest.mark.shared_data(*BENCHMARKS)
 def test_symbolic_golds_reject_a_changed_answer(pool):
     golds = [g for g in raw_golds("math500") if parse_number(g) is None]
     sample = random.Random(0).sample(golds, 40)

@@ -15,7 +15,21 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from rlreason.tasks.base import Problem
+from rlreason.errors import DataError
+from rlreason.tasks.base import Problem, Task
+
+
+def read_problems(task: Task, eval_split: str, eval_n: int) -> tuple[list[Problem], list[Problem]]:
+    """The train split and the first `eval_n` (0: all) problems of `eval_split`, read in full now.
+
+    `rlreason run` calls this before an `init.from` stage runs or a model loads, so a malformed line
+    (`file:line`), a missing file or a task without a train split fails in seconds, not after them.
+    """
+    train = task.problems("train")
+    if not train:
+        raise DataError(f"task.name: the train split of task '{type(task).__name__}' is empty")
+    evaluation = task.problems(eval_split)
+    return train, evaluation[:eval_n] if eval_n else evaluation
 
 
 class StepDataset(Dataset):

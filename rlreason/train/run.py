@@ -28,7 +28,7 @@ from rlreason.errors import ConfigError
 from rlreason.evaluate import EvalSettings, format_table, generate_records, summarize, write_json
 from rlreason.registry import ALGOS, REWARDS, TASKS
 from rlreason.train.callbacks import Checkpointer, FinalEval, PeriodicEval, SampleLogger, save_hf_policy
-from rlreason.train.data import ProblemDataModule
+from rlreason.train.data import ProblemDataModule, read_problems
 from rlreason.train.module import NonFiniteError, RLModule
 from rlreason.train.resume import find_resume_point
 
@@ -103,18 +103,18 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     if resume_dir is not None and (resume_dir / "results.json").is_file():
         print(f"[rlreason] {resume_dir} already finished (results.json exists); nothing to resume", flush=True)
         return resume_dir
+    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
+    # the data before any init.from stage runs or model loads: file:line errors, no train split
+    train_problems, eval_problems = read_problems(task, cfg.eval.split, cfg.eval.n)
     init_path = resolve_init(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if init_path is not None:
         model_cfg.name_or_path = init_path
-    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
     algo = ALGOS.build(OmegaConf.to_container(cfg.algo), where="algo")
     reward = REWARDS.build(OmegaConf.to_container(cfg.reward), where="reward") if algo.needs_rollout else None
     policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
     if cfg.model.gradient_checkpointing:
         (getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable)()
-    train_problems = task.problems("train")  # data errors (file:line) before anything is written
-    eval_problems = _eval_subset(task.problems(cfg.eval.split), cfg.eval.n)
     _check_disk_for_checkpoints(cfg, policy, resume_dir or Path(cfg.logging.dir))
     # only once every component has loaded; a resumed run keeps its directory and saved config
     run_dir = resume_dir or prepare_run_dir(cfg, version)

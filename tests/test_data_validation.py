@@ -135,10 +135,13 @@ def test_model_that_disagrees_with_the_init_stage_is_an_error(tmp_path):
         load_config(LAB / "grpo.yaml", ["model.lab={hidden_size: 16}"])
 
 
-@pytest.mark.parametrize("name", ["grpo", "thinkless", "thinkless_grpo", "l2t"])
-def test_shipped_lab_configs_agree_with_their_stage_and_warn_nothing(name, capsys):
+@pytest.mark.parametrize(
+    ("name", "stage"),
+    [("grpo", "sft"), ("thinkless", "sft"), ("thinkless_grpo", "sft"), ("l2t", "sft_l2t"), ("l2t_grpo", "sft_l2t")],
+)
+def test_shipped_lab_configs_agree_with_their_stage_and_warn_nothing(name, stage, capsys):
     cfg = load_config(LAB / f"{name}.yaml")
-    assert cfg.init.from_.endswith("sft.yaml")
+    assert cfg.init.from_.endswith(f"/{stage}.yaml")
     assert "warning" not in capsys.readouterr().err
 
 

@@ -171,6 +171,29 @@ def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
 
 
+def _grid_keys(sweep: Path) -> list[str]:
+    """The swept keys, from the sweep's saved ablation.yaml (older sweeps: the usual five)."""
+    spec_file = sweep / "ablation.yaml"
+    spec = yaml.safe_load(spec_file.read_text()) if spec_file.is_file() else None
+    if isinstance(spec, dict) and isinstance(spec.get("grid"), dict):
+        return [str(k) for k in spec["grid"]]
+    return ["reward.name", "algo.name", "seed", "optim.lr", "rollout.group_size"]
+
+
+def cell_hparams(cfg: dict[str, Any], grid_keys: list[str]) -> dict[str, Any]:
+    """A cell's HParams entry: the value of every grid key in its resolved config, component sections
+    flattened (`algo.name`, `algo.alpha`, ...), so cells that differ in any swept key differ here."""
+    from rlreason.train.loggers import flat_hparams
+
+    out: dict[str, Any] = {}
+    for key in grid_keys:
+        value: Any = cfg
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out.update(flat_hparams(value, f"{key}.") if isinstance(value, dict) else flat_hparams(value, key))
+    return out
+
+
 def write_report(sweep: Path) -> list[dict[str, Any]]:
     """summary.md / summary.csv / pareto.png / think_ratio.png and TensorBoard HParams, from run dirs."""
     import matplotlib
@@ -181,7 +204,11 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
 
     cells: dict[str, list[dict[str, Any]]] = {}
     curves: dict[str, list[tuple[int, float]]] = {}
-    for results_file in sorted(sweep.glob("runs/*/*/results.json")):
+    found = sorted(sweep.glob("runs/*/*/results.json")) if sweep.is_dir() else []
+    if not found:
+        raise ConfigError(f"{sweep}: not a sweep directory (no runs/*/*/results.json; `rlreason ablate` makes one)")
+    grid_keys = _grid_keys(sweep)
+    for results_file in found:
         run_dir = results_file.parent
         res = json.loads(results_file.read_text())
         task = next(k for k, v in res.items() if isinstance(v, dict) and "accuracy" in v)
@@ -191,14 +218,7 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
         curves.setdefault(cell, []).extend(_scalars(run_dir, "mode/think_ratio"))
         hp_dir = run_dir / "hparams"
         if not hp_dir.exists():
-            cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-            hparams = {
-                "reward": cfg["reward"]["name"],
-                "algo": cfg["algo"]["name"],
-                "seed": cfg["seed"],
-                "lr": cfg["optim"]["lr"],
-                "group_size": cfg["rollout"]["group_size"],
-            }
+            hparams = cell_hparams(yaml.safe_load((run_dir / "config.yaml").read_text()), grid_keys)
             with SummaryWriter(str(hp_dir)) as w:
                 w.add_hparams(
                     hparams,

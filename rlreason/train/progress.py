@@ -33,14 +33,18 @@ class StepProgressBar(TQDMProgressBar):
         super().__init__()
         self.label = label
 
-    def init_train_tqdm(self) -> Any:
-        bar = super().init_train_tqdm()
-        bar.set_description(self.label)
-        return bar
+    @property
+    def train_description(self) -> str:
+        return self.label
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
-        super().on_train_epoch_start(trainer, *args)
-        self.train_progress_bar.set_description(self.label)
+        # Lightning's version shows "Epoch 0" (one epoch is the whole run): the same, under our label
+        from pytorch_lightning.callbacks.progress.tqdm_progress import convert_inf
+
+        bar = self.train_progress_bar
+        bar.set_description(self.label, refresh=False)
+        bar.reset(total=convert_inf(self.total_train_batches))
+        bar.initial = 0
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: Any) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)

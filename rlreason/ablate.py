@@ -15,7 +15,8 @@ An ablation file names a base experiment and a grid over any config keys::
 Every cell is validated before any runs (a bad key or component fails the whole sweep in one
 line), then run as an ordinary `rlreason run` in a subprocess (`--workers N` at a time) into
 `<sweep>/runs/<experiment name>/<cell>`. Finished cells (a results.json) are skipped, so a killed sweep
-continues where it stopped; a failed cell is retried once and reported. `summary.md`, `summary.csv`,
+continues where it stopped; a failed cell is retried once and reported. Ctrl-C lets every running cell
+checkpoint (each exits 130), starts no new cell and exits 130: the same command continues the sweep. `summary.md`, `summary.csv`,
 `pareto.png` and `think_ratio.png` are rebuilt from the run directories alone (`rlreason report`).
 """
 
@@ -27,6 +28,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -122,8 +124,12 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
     (sweep / "ablation.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     init_overrides = _resolve_init_stages(spec["base"], cells, extra or [])
 
+    stop = threading.Event()  # set by a cell stopped with Ctrl-C: start no more cells, retry none
+
     def one(i_cell: tuple[int, tuple[str, list[str]]]) -> tuple[str, str]:
         i, (name, overrides) = i_cell
+        if stop.is_set():
+            return name, "interrupted"
         cfg = load_config(spec["base"], [*overrides, *(extra or [])])
         run_dir = sweep / "runs" / cfg.name / name
         if (run_dir / "results.json").is_file():
@@ -146,6 +152,10 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
                 "logging.progress_bar=false",
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 130:  # Ctrl-C: the cell checkpointed; `ablate` again resumes it
+                stop.set()
+                print(f"[{i + 1}/{len(cells)}] {name}: interrupted (checkpointed)", flush=True)
+                return name, "interrupted"
             if proc.returncode == 0 and (run_dir / "results.json").is_file():
                 print(f"[{i + 1}/{len(cells)}] {name}: ok in {time.time() - t0:.0f}s", flush=True)
                 return name, "ok"
@@ -155,7 +165,16 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
         return name, "failed"
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        statuses = list(pool.map(one, enumerate(cells)))
+        try:
+            statuses = list(pool.map(one, enumerate(cells)))
+        except KeyboardInterrupt:  # the cells got the same SIGINT: let them checkpoint, start no more
+            stop.set()
+            statuses = [(name, "interrupted") for name, _ in cells]
+    if stop.is_set():
+        from rlreason.train.interrupt import RunInterrupted
+
+        again = " ".join(["rlreason ablate", str(path), *(extra or [])])
+        raise RunInterrupted(f"sweep interrupted; finished cells are kept, resume with: {again}")
     write_report(sweep)
     failed = [n for n, s in statuses if s == "failed"]
     if failed:

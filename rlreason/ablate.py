@@ -16,8 +16,9 @@ Every cell is validated before any runs (a bad key or component fails the whole 
 line), then run as an ordinary `rlreason run` in a subprocess (`--workers N` at a time) into
 `<sweep>/runs/<experiment name>/<cell>`. Finished cells (a results.json) are skipped, so a killed sweep
 continues where it stopped; a failed cell is retried once and reported. Ctrl-C lets every running cell
-checkpoint (each exits 130), starts no new cell and exits 130: the same command continues the sweep. `summary.md`, `summary.csv`,
-`pareto.png` and `think_ratio.png` are rebuilt from the run directories alone (`rlreason report`).
+checkpoint (each exits 130), starts no new cell and exits 130: the same command continues the sweep.
+`summary.md`, `summary.csv`, `pareto.png` and `think_ratio.png` are rebuilt from the run directories
+alone (`rlreason report`).
 """
 
 from __future__ import annotations

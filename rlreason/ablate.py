@@ -15,8 +15,10 @@ An ablation file names a base experiment and a grid over any config keys::
 Every cell is validated before any runs (a bad key or component fails the whole sweep in one
 line), then run as an ordinary `rlreason run` in a subprocess (`--workers N` at a time) into
 `<sweep>/runs/<experiment name>/<cell>`. Finished cells (a results.json) are skipped, so a killed sweep
-continues where it stopped; a failed cell is retried once and reported. `summary.md`, `summary.csv`,
-`pareto.png` and `think_ratio.png` are rebuilt from the run directories alone (`rlreason report`).
+continues where it stopped; a failed cell is retried once and reported. Ctrl-C lets every running cell
+checkpoint (each exits 130), starts no new cell and exits 130: the same command continues the sweep.
+`summary.md`, `summary.csv`, `pareto.png` and `think_ratio.png` are rebuilt from the run directories
+alone (`rlreason report`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -122,8 +125,12 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
     (sweep / "ablation.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     init_overrides = _resolve_init_stages(spec["base"], cells, extra or [])
 
+    stop = threading.Event()  # set by a cell stopped with Ctrl-C: start no more cells, retry none
+
     def one(i_cell: tuple[int, tuple[str, list[str]]]) -> tuple[str, str]:
         i, (name, overrides) = i_cell
+        if stop.is_set():
+            return name, "interrupted"
         cfg = load_config(spec["base"], [*overrides, *(extra or [])])
         run_dir = sweep / "runs" / cfg.name / name
         if (run_dir / "results.json").is_file():
@@ -146,6 +153,10 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
                 "logging.progress_bar=false",
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 130:  # Ctrl-C: the cell checkpointed; `ablate` again resumes it
+                stop.set()
+                print(f"[{i + 1}/{len(cells)}] {name}: interrupted (checkpointed)", flush=True)
+                return name, "interrupted"
             if proc.returncode == 0 and (run_dir / "results.json").is_file():
                 print(f"[{i + 1}/{len(cells)}] {name}: ok in {time.time() - t0:.0f}s", flush=True)
                 return name, "ok"
@@ -155,7 +166,16 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
         return name, "failed"
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        statuses = list(pool.map(one, enumerate(cells)))
+        try:
+            statuses = list(pool.map(one, enumerate(cells)))
+        except KeyboardInterrupt:  # the cells got the same SIGINT: let them checkpoint, start no more
+            stop.set()
+            statuses = [(name, "interrupted") for name, _ in cells]
+    if stop.is_set():
+        from rlreason.train.interrupt import RunInterrupted
+
+        again = " ".join(["rlreason ablate", str(path), *(extra or [])])
+        raise RunInterrupted(f"sweep interrupted; finished cells are kept, resume with: {again}")
     write_report(sweep)
     failed = [n for n, s in statuses if s == "failed"]
     if failed:
@@ -171,6 +191,29 @@ def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
 
 
+def _grid_keys(sweep: Path) -> list[str]:
+    """The swept keys, from the sweep's saved ablation.yaml (older sweeps: the usual five)."""
+    spec_file = sweep / "ablation.yaml"
+    spec = yaml.safe_load(spec_file.read_text()) if spec_file.is_file() else None
+    if isinstance(spec, dict) and isinstance(spec.get("grid"), dict):
+        return [str(k) for k in spec["grid"]]
+    return ["reward.name", "algo.name", "seed", "optim.lr", "rollout.group_size"]
+
+
+def cell_hparams(cfg: dict[str, Any], grid_keys: list[str]) -> dict[str, Any]:
+    """A cell's HParams entry: the value of every grid key in its resolved config, component sections
+    flattened (`algo.name`, `algo.alpha`, ...), so cells that differ in any swept key differ here."""
+    from rlreason.train.loggers import flat_hparams
+
+    out: dict[str, Any] = {}
+    for key in grid_keys:
+        value: Any = cfg
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out.update(flat_hparams(value, f"{key}.") if isinstance(value, dict) else flat_hparams(value, key))
+    return out
+
+
 def write_report(sweep: Path) -> list[dict[str, Any]]:
     """summary.md / summary.csv / pareto.png / think_ratio.png and TensorBoard HParams, from run dirs."""
     import matplotlib
@@ -181,7 +224,11 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
 
     cells: dict[str, list[dict[str, Any]]] = {}
     curves: dict[str, list[tuple[int, float]]] = {}
-    for results_file in sorted(sweep.glob("runs/*/*/results.json")):
+    found = sorted(sweep.glob("runs/*/*/results.json")) if sweep.is_dir() else []
+    if not found:
+        raise ConfigError(f"{sweep}: not a sweep directory (no runs/*/*/results.json; `rlreason ablate` makes one)")
+    grid_keys = _grid_keys(sweep)
+    for results_file in found:
         run_dir = results_file.parent
         res = json.loads(results_file.read_text())
         task = next(k for k, v in res.items() if isinstance(v, dict) and "accuracy" in v)
@@ -191,14 +238,7 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
         curves.setdefault(cell, []).extend(_scalars(run_dir, "mode/think_ratio"))
         hp_dir = run_dir / "hparams"
         if not hp_dir.exists():
-            cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-            hparams = {
-                "reward": cfg["reward"]["name"],
-                "algo": cfg["algo"]["name"],
-                "seed": cfg["seed"],
-                "lr": cfg["optim"]["lr"],
-                "group_size": cfg["rollout"]["group_size"],
-            }
+            hparams = cell_hparams(yaml.safe_load((run_dir / "config.yaml").read_text()), grid_keys)
             with SummaryWriter(str(hp_dir)) as w:
                 w.add_hparams(
                     hparams,

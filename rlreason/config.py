@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,17 +90,43 @@ class EvalConfig:
     per_mode: bool = False  # also evaluate with <short> and with <think> forced (lab calibration)
 
 
+LOGGERS = ("tensorboard", "wandb", "mlflow", "csv")
+
+
 @dataclass
 class LoggingConfig:
+    # a relative dir is relative to the project of the config file named on the command line (the
+    # nearest folder above it with pyproject.toml or .git, else the file's own folder); given on the
+    # command line it is relative to the working directory. Saved configs hold the absolute path.
     dir: str = "runs"
     version: str | None = None  # default: version_<n>
+    logger: Any = "tensorboard"  # tensorboard | wandb | mlflow | csv, or a list of them
+    project: str | None = None  # W&B project / MLflow experiment (default: the run's name)
+    tracking_uri: str | None = None  # MLflow tracking URI (default: a file store in <logging.dir>/mlruns)
     every_n_steps: int = 1
     samples_every_n_steps: int = 10
     num_samples: int = 4
     progress_bar: bool = True
     histograms: bool = True
-    checkpoint_every_n_steps: int = 0  # 0 = only at the end
+    # null = auto: RL runs every max(1, optim.steps // 10) steps, SFT only at the end; 0 = only at the
+    # end. Ctrl-C always checkpoints at the next step boundary.
+    checkpoint_every_n_steps: int | None = None
     keep_last_n: int = 2
+
+
+def loggers_of(cfg: DictConfig) -> list[str]:
+    """`logging.logger` as a list of names (a single name is allowed)."""
+    value = cfg.logging.logger
+    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+
+def checkpoint_interval(cfg: DictConfig, needs_rollout: bool) -> int:
+    """`logging.checkpoint_every_n_steps`, with null resolved: RL runs keep ~10 checkpoints' worth of
+    progress (a crash or Ctrl-C costs at most a tenth of the run), SFT warm-ups only the final state."""
+    every = cfg.logging.checkpoint_every_n_steps
+    if every is not None:
+        return int(every)
+    return max(1, int(cfg.optim.steps) // 10) if needs_rollout else 0
 
 
 @dataclass
@@ -188,7 +215,7 @@ def _read_yaml(path: Path, *, chain: tuple[Path, ...] = ()) -> list[tuple[Path, 
     if isinstance(init, dict) and isinstance(init.get("from_"), str):
         src = init["from_"]
         if src.endswith((".yaml", ".yml")) and not Path(src).is_absolute():
-            init["from_"] = str(path.parent / src)  # a stage config is relative to the file naming it
+            init["from_"] = str((path.parent / src).resolve())  # a stage config is relative to the file naming it
     out.append((path, data))
     return out
 
@@ -275,11 +302,43 @@ def load_config(
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{where}: {_key_of(exc) or 'config'}: {_omegaconf_msg(exc)}") from None
     validate(cfg, where=where)
+    given = parse_overrides(overrides) if overrides else OmegaConf.create({})
+    _absolute_paths(cfg, Path(path) if path is not None else None, given)
     from rlreason.init_from import check_init
 
     chain = (*_stage_chain, Path(path)) if path is not None and not _stage_chain else _stage_chain
     check_init(cfg, where, explicit_model, chain)
     return cfg
+
+
+def project_root(config_file: Path) -> Path:
+    """The project a config file belongs to: the nearest folder above it with pyproject.toml or .git
+    (so every file under experiments/ shares the repository's runs/), else the file's own folder."""
+    here = config_file.resolve().parent
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file() or (d / ".git").exists():
+            return d
+    return here
+
+
+def _absolute_paths(cfg: DictConfig, path: Path | None, given: DictConfig) -> None:
+    """Make `logging.dir` and a local `init.from` absolute, so that a run started from any working
+    directory finds the same runs and stage cache, and its saved config.yaml can be re-run anywhere.
+
+    A relative `logging.dir` from a file (or the default) is relative to the project of `path`; from
+    the command line, to the working directory. A relative `init.from` that exists as a local path
+    (a run directory or model folder, relative to the working directory) becomes absolute; a hub name
+    is left as it is. (A YAML stage in a file is already resolved against that file.)
+    """
+    log_dir = Path(str(cfg.logging.dir)).expanduser()
+    if not log_dir.is_absolute():
+        from_command_line = OmegaConf.select(given, "logging.dir") is not None
+        anchor = Path.cwd() if from_command_line or path is None else project_root(path)
+        log_dir = anchor / log_dir
+    cfg.logging.dir = os.path.normpath(log_dir)
+    src = cfg.init.from_
+    if src and not Path(src).is_absolute() and Path(src).exists():
+        cfg.init.from_ = str(Path(src).resolve())
 
 
 def validate(cfg: DictConfig, *, where: str = "config") -> None:
@@ -388,12 +447,22 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
         ("logging.every_n_steps", lg.every_n_steps >= 1, "a positive integer"),
         ("logging.samples_every_n_steps", lg.samples_every_n_steps >= 0, ">= 0 (0 disables)"),
         ("logging.num_samples", lg.num_samples >= 0, ">= 0"),
-        ("logging.checkpoint_every_n_steps", lg.checkpoint_every_n_steps >= 0, ">= 0 (0 = only at the end)"),
+        (
+            "logging.checkpoint_every_n_steps",
+            lg.checkpoint_every_n_steps is None or lg.checkpoint_every_n_steps >= 0,
+            ">= 0 (0 = only at the end) or null (auto)",
+        ),
+        ("logging.logger", _loggers_ok(lg.logger), f"one of {' | '.join(LOGGERS)}, or a non-empty list of them"),
         ("logging.keep_last_n", lg.keep_last_n >= 0, ">= 0 (0 keeps all)"),
     ]
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{where}: {key}: expected {expected}, got {OmegaConf.select(cfg, key)!r}")
+
+
+def _loggers_ok(value: Any) -> bool:
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, ListConfig)) else None
+    return bool(names) and all(n in LOGGERS for n in names) and len(set(names)) == len(names)
 
 
 def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollout: bool, task: Any) -> None:
@@ -419,7 +488,18 @@ def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollou
         )
 
 
-TRAINER_RESERVED = ("logger", "callbacks", "max_epochs", "use_distributed_sampler")  # set by rlreason.train.run
+# set by rlreason.train.run; the length of a run has one source of truth, optim.steps (the data, the
+# LR schedule, results.json and the final eval step all read it), so Lightning's own limits are refused
+TRAINER_RESERVED = (
+    "logger",
+    "callbacks",
+    "max_epochs",
+    "use_distributed_sampler",
+    "max_steps",
+    "min_steps",
+    "min_epochs",
+    "limit_train_batches",
+)
 
 
 def _check_trainer(cfg: DictConfig, where: str) -> None:
@@ -431,7 +511,9 @@ def _check_trainer(cfg: DictConfig, where: str) -> None:
         return
     for key in keys:
         if key in TRAINER_RESERVED:
-            raise ConfigError(f"{where}: trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
+            hint = {"logger": "use logging.logger", "callbacks": "use logging.*", "use_distributed_sampler": ""}
+            why = hint.get(key, "the run length is optim.steps=N")
+            raise ConfigError(f"{where}: trainer.{key}: set by rlreason{f' ({why})' if why else ''}, remove it")
     import inspect
     import typing
 

@@ -491,16 +491,16 @@ class RLModule(pl.LightningModule):
         return [bool(self.control is not None and getattr(self.control, "short_id", None) is not None)]
 
     def _log_metrics(self, metrics: dict[str, Metric]) -> None:
-        """Reduce over ranks and write to TensorBoard at x = step (see rlreason/train/step_metrics.py)."""
+        """Reduce over ranks and write to every logger at x = step (see rlreason/train/step_metrics.py)."""
         every = max(1, int(self.cfg.logging.every_n_steps))
         if self._step % every:
             return
         reduced = reduce_metrics({k: v for k, v in metrics.items() if v is not None}, self.world_size)
         trainer = self._trainer
-        tb = getattr(self.logger, "experiment", None) if self.logger is not None else None
-        if tb is not None and (trainer is None or trainer.is_global_zero):
-            for k, v in reduced.items():
-                tb.add_scalar(k, v, self._step)
+        if trainer is not None and trainer.is_global_zero:  # every configured logger (loggers.py)
+            from rlreason.train.loggers import log_scalars
+
+            log_scalars(trainer, reduced, self._step)
         prog = ("train/reward_mean", "train/accuracy", "train/loss", "mode/think_ratio")
         for k in prog:  # the progress bar only; already reduced, so no sync
             if k in reduced:

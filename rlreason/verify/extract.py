@@ -1,27 +1,49 @@
-"""Finding the answer in a model's response.
+"""Finding the answer in a model's response, without ever deciding on a fragment of it.
 
 Order of preference (DESIGN.md section 7):
 
 1. the answer region: text after the last ``</think>`` if there is one, else after a leading
    ``<short>``; everything below searches only that region;
-2. the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces matched);
+2. the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces matched); boxes just before it that are
+   joined to it by a separator (``\\boxed{1}, \\boxed{4} and \\boxed{9}``) make one set answer
+   ``\\{1, 4, 9\\}``, as math-verify's multi-box rule reads them;
 3. GSM8K's ``#### n``;
-4. "the answer is ...";
-5. the last number.
+4. "the answer is ..." / "answer: ...": the first LaTeX region right after it, else the text up to the
+   end of its sentence;
+5. the last LaTeX region (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``), with regions chained to
+   it by ``,`` / ``and`` / ``or`` as one set answer (math-verify's LaTeX extraction), compared whole;
+6. only for plain text without any LaTeX region: the last word that holds a digit, and only if that
+   word *is* a number (``x=5``, ``$18``, ``42.`` are; ``XK7Q2``, ``2^10``, ``42nd`` are not, and then
+   there is no answer rather than a digit picked out of a word).
 """
 
 from __future__ import annotations
 
 import re
 
+from rlreason.verify.numeric import parse_number
+
 MAX_RESPONSE_CHARS = 200_000  # longer responses are cut (from the start): answers live at the end
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*(.+)", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"answer\s*(?:is\b\s*:?|:)\s*(.+)", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*([^\n]+)")
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]")
+# LaTeX regions as math-verify's extraction delimits them: display ones may span lines, inline ones not
+_REGION = re.compile(
+    r"(?<!\\)\$\$(?P<dd>(?:[^$]|\$(?!\$))+?)(?<!\\)\$\$"
+    r"|(?<!\\)\\\[(?P<db>(?:[^\\]|\\(?!\]))+?)(?<!\\)\\\]"
+    r"|(?<![\\\d])\$(?P<id>(?:\\\$|[^\n$])+?)(?<!\\)\$"
+    r"|(?<!\\)\\\((?P<ip>(?:[^\\\n]|\\(?!\)))+?)(?<!\\)\\\)",
+    re.DOTALL,
+)
+_CHAIN = re.compile(r"\s*(?:,\s*(?:and|or)?|\band\b|\bor\b)\s*", re.IGNORECASE)
+_BOX_GAP = re.compile(r"[\s$]*(?:(?:,|;)?[\s$]*(?:and|or)?|\\quad|\\text\{\s*(?:,|and|or)?\s*\})[\s$]*", re.IGNORECASE)
 # end of the answer: a sentence end (not a decimal point), or a comma/space before an explanatory clause
 _CLAUSE_END = re.compile(r"\.(?=\s|$)|,?\s+(?:since|because|as|so|which|not|but|when|where|if|for)\b", re.IGNORECASE)
+_WORD_PUNCT = "\"'*()[]“”‘’:;,!?"
+_CURRENCY = re.compile(r"^(?:\\\$|\$|€|£|¥)")
+_GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d])")
+# words after a number that name a unit, not a factor (``2 pi`` is 2*pi, ``2 apples`` is 2)
+_MATH_WORDS = {"pi", "e", "i", "sqrt", "sin", "cos", "tan", "log", "ln", "exp", "mod", "times", "x", "y", "n"}
 
 
 def answer_region(response: str) -> str:
@@ -36,68 +58,180 @@ def answer_region(response: str) -> str:
     return response
 
 
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """Every ``\\boxed{...}`` / ``\\fbox{...}`` as (start, end, content), innermost boxes skipped."""
+    out: list[tuple[int, int, str]] = []
+    for m in re.finditer(r"\\(?:boxed|fbox)\b", text):
+        if out and m.start() < out[-1][1]:
+            continue  # a box inside a box: the outer one is the answer
+        i = m.end()
+        while i < len(text) and text[i] == " ":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            depth = 0
+            for j in range(i, len(text)):
+                if text[j] == "{":
+                    depth += 1
+                elif text[j] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        out.append((m.start(), j + 1, text[i + 1 : j].strip()))
+                        break
+        elif i > m.end() and i < len(text):  # "\boxed 5": one token
+            token = text[i:].split()[0].rstrip(".$")
+            if token:
+                out.append((m.start(), i + len(token), token))
+    return out
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` or ``\\fbox{...}`` with nested braces, or None."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
+    boxes = _boxes(text)
+    return boxes[-1][2] if boxes else None
+
+
+def boxed_answers(text: str) -> list[str]:
+    """The last box and the boxes chained to it, left to right: boxes joined by nothing but spacing,
+    ``$`` and one separator (``,`` ``;`` ``and`` ``or``). Stricter than math-verify's rule (any gap
+    under 10 characters, or under 70 holding a separator), which reads a self-correction such as
+    ``\boxed{1/2} hmm, actually \boxed{3/4}`` as the set of both."""
+    boxes = _boxes(text)
+    if not boxes:
+        return []
+    chain = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        if not _BOX_GAP.fullmatch(text[box[1] : chain[0][0]]):
+            break
+        chain.insert(0, box)
+    contents: list[str] = []
+    for _, _, c in chain:
+        if c and (not contents or contents[-1] != c):
+            contents.append(c)
+    return contents
+
+
+def as_set(items: list[str]) -> str | None:
+    """One answer from several: the item itself, or the set ``\\{a, b\\}`` (None when empty)."""
+    items = [i for i in items if i]
+    if not items:
         return None
-    i = text.find("{", start)
-    if i < 0:
-        rest = text[start + len("\\boxed") :].strip()  # "\boxed 5"
-        return rest.split()[0].rstrip(".$") if rest and text[start:].startswith("\\boxed ") else None
-    depth = 0
-    for j in range(i, len(text)):
-        c = text[j]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j].strip()
-    return None  # unbalanced
+    return items[0] if len(items) == 1 else "\\{" + ", ".join(items) + "\\}"
 
 
-def answer_after_phrase(rest: str) -> str | None:
-    """The answer in the text after "the answer is": a math span if it opens one, else up to the end of
-    the sentence or a trailing clause ("42, since ...", "41, not 42"); markdown bold removed.
+def _region_text(m: re.Match[str]) -> str:
+    return next(g for g in m.groups() if g is not None).strip()
+
+
+def latex_regions(text: str) -> list[re.Match[str]]:
+    return [m for m in _REGION.finditer(text) if _region_text(m)]
+
+
+def last_latex_answer(text: str) -> str | None:
+    """The last LaTeX region, with the regions chained to it by ``,`` / ``and`` / ``or`` (up to 6)."""
+    regions = latex_regions(text)
+    if not regions:
+        return None
+    chain = [regions[-1]]
+    for m in reversed(regions[:-1]):
+        if len(chain) == 6 or not _CHAIN.fullmatch(text[m.end() : chain[0].start()]):
+            break
+        chain.insert(0, m)
+    return as_set([_region_text(m) for m in chain])
+
+
+def strip_unit_words(answer: str, number_format: str = "en") -> str:
+    """``42 apples`` / ``10 cm`` -> the number; anything else unchanged (``2 pi`` is not a unit)."""
+    m = re.fullmatch(r"(\S+)((?:\s+[A-Za-z]+\.?){1,3})", answer.strip())
+    if m is None or parse_number(m.group(1), number_format) is None:
+        return answer
+    words = m.group(2).lower().replace(".", "").split()
+    if any(len(w) < 2 or w in _MATH_WORDS for w in words):
+        return answer
+    return m.group(1)
+
+
+def answer_after_phrase(rest: str, number_format: str = "en") -> str | None:
+    """The answer in the text after "the answer is": the first math region within 50 characters of it
+    (chained regions form a set), else up to the end of the sentence or a trailing clause ("42, since
+    ...", "41, not 42"); markdown bold and unit words removed.
 
     Minerva's format "The final answer is $\\frac{3}{4}$. I hope it is correct." gives ``\\frac{3}{4}``.
     """
-    s = rest.split("\n")[0].strip().strip("*").strip()
-    math = _MATH_SPAN.match(s)
-    if math is not None:
-        s = next(g for g in math.groups() if g is not None)
-    else:
-        s = _CLAUSE_END.split(s, maxsplit=1)[0]
+    line = rest.split("\n")[0]
+    region = _REGION.search(line)
+    if region is not None and region.start() <= 50 and _region_text(region):
+        return last_latex_answer(line[: _chain_end(line, region)])
+    boxed = boxed_answers(line)
+    if boxed:
+        return as_set(boxed)
+    s = line.strip().strip("*").strip()
+    s = _CLAUSE_END.split(s, maxsplit=1)[0]
     s = s.strip().strip("*").strip().rstrip(".").strip("$ ")
-    return s or None
+    return strip_unit_words(s, number_format) or None
 
 
-def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    matches = list(pattern.finditer(text))
-    return matches[-1] if matches else None
+def _chain_end(line: str, first: re.Match[str]) -> int:
+    """End of the run of LaTeX regions starting at `first` joined by ``,`` / ``and`` / ``or``."""
+    end, count = first.end(), 1
+    for m in _REGION.finditer(line, first.end()):
+        if count == 6 or not _CHAIN.fullmatch(line[end : m.start()]):
+            break
+        end, count = m.end(), count + 1
+    return end
 
 
-def extract_answer(response: str) -> str | None:
-    """The final answer written in `response`, or None when there is none."""
+def last_plain_number(text: str, number_format: str = "en") -> str | None:
+    """The last word holding a digit, if it is a number (after ``=``, without punctuation, currency or
+    percent sign); None if that word is anything else, so no digit is ever picked out of a word.
+
+    Digit groups separated by spaces (``1 000``) are one number under ``space_thousands`` /
+    ``decimal_comma``; under ``en`` they are ambiguous (``1 000`` or the list 1, 000), so no answer.
+    """
+    joined = number_format in ("space_thousands", "decimal_comma")
+    text = _GROUPED.sub(lambda m: re.sub(r"\s", "", m.group()) if joined else "\x00", text)
+    for word in reversed(text.split()):
+        if not any(c.isdigit() for c in word) and "\x00" not in word:
+            continue
+        w = word.strip(_WORD_PUNCT)
+        if "\x00" in w:
+            return None
+        w = w.rsplit("=", 1)[-1]
+        w = _CURRENCY.sub("", w).rstrip("%").rstrip(".")
+        if w.endswith("\\%"):
+            w = w[:-2]
+        return w if parse_number(w, number_format) is not None else None
+    return None
+
+
+def extract_answer(response: str, number_format: str = "en") -> str | None:
+    """The final answer written in `response`, or None when there is none (see the module docstring)."""
     if not isinstance(response, str):
         return None
     text = answer_region(response[-MAX_RESPONSE_CHARS:])
     if not text.strip():
         return None
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed or None
+    boxed = boxed_answers(text)
+    if boxed:
+        return as_set(boxed)
+    if "\\boxed" in text or "\\fbox" in text:
+        return None  # a box that never closes: no answer, not whatever text precedes it
     m = _last_match(_HASHES, text)
     if m is not None:
         return m.group(1).strip().rstrip(".") or None
     m = _last_match(_ANSWER_IS, text)
     if m is not None:
-        ans = answer_after_phrase(m.group(1))
+        ans = answer_after_phrase(m.group(1), number_format)
         if ans:
             return ans
-    nums = _NUMBER.findall(text)
-    return nums[-1].rstrip(".,") if nums else None
+    latex = last_latex_answer(text)
+    if latex is not None:
+        return latex
+    return last_plain_number(text, number_format)
+
+
+def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    matches = list(pattern.finditer(text))
+    return matches[-1] if matches else None
 
 
 def gsm8k_gold(solution: str) -> str:

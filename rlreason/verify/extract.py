@@ -12,7 +12,7 @@ Order of preference (DESIGN.md section 7):
    end of its sentence;
 5. the last LaTeX region (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``), with regions chained to
    it by ``,`` / ``and`` / ``or`` as one set answer (math-verify's LaTeX extraction), compared whole;
-6. only for plain text without any LaTeX region: the last word that holds a digit, and only if that
+6. only for plain text without any LaTeX region (nor one opened and left malformed): the last word that holds a digit, and only if that
    word *is* a number (``x=5``, ``$18``, ``42.`` are; ``XK7Q2``, ``2^10``, ``42nd`` are not, and then
    there is no answer rather than a digit picked out of a word).
 """
@@ -25,7 +25,10 @@ from rlreason.verify.numeric import parse_number
 
 MAX_RESPONSE_CHARS = 200_000  # longer responses are cut (from the start): answers live at the end
 
-_ANSWER_IS = re.compile(r"answer\s*(?:is\b\s*:?|:)\s*(.+)", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"answer\s*(?:is\b\s*:?|:)\s*", re.IGNORECASE)
+# Minerva's "Final Answer: The volume of $V$ is 120.": the answer follows the sentence's "is"
+_SUBJECT_IS = re.compile(r"(?P<subject>.{0,100}?)\s+(?:is|are|equals)\b\s*:?\s*(?P<rest>.+)", re.IGNORECASE)
+_PROSE = re.compile(r"[A-Za-z]{2,}(?:\s+[A-Za-z]{2,})+")
 _HASHES = re.compile(r"####\s*([^\n]+)")
 # LaTeX regions as math-verify's extraction delimits them: display ones may span lines, inline ones not
 _REGION = re.compile(
@@ -35,12 +38,15 @@ _REGION = re.compile(
     r"|(?<!\\)\\\((?P<ip>(?:[^\\\n]|\\(?!\)))+?)(?<!\\)\\\)",
     re.DOTALL,
 )
+# a LaTeX region opened but not closed the way math-verify accepts (an inline one across lines, an
+# unclosed display one): not plain text either, so no number is picked out of it
+_OPENS_LATEX = re.compile(r"(?<!\\)(?:\$\$|\$[ \t]*\n|\\\(|\\\[)")
 _CHAIN = re.compile(r"\s*(?:,\s*(?:and|or)?|\band\b|\bor\b)\s*", re.IGNORECASE)
-_BOX_GAP = re.compile(r"[\s$]*(?:(?:,|;)?[\s$]*(?:and|or)?|\\quad|\\text\{\s*(?:,|and|or)?\s*\})[\s$]*", re.IGNORECASE)
+_BOX_SEPARATOR = re.compile(r"\b(?:and|or)\b|,|;")
 # end of the answer: a sentence end (not a decimal point), or a comma/space before an explanatory clause
 _CLAUSE_END = re.compile(r"\.(?=\s|$)|,?\s+(?:since|because|as|so|which|not|but|when|where|if|for)\b", re.IGNORECASE)
 _WORD_PUNCT = "\"'*()[]“”‘’:;,!?"
-_CURRENCY = re.compile(r"^(?:\\\$|\$|€|£|¥)")
+_CURRENCY = re.compile(r"^(?:\\\$|\$|€|£|¥)|(?:€|£|¥|\$|[a-zA-Z]{1,2}[²³])$")
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d])")
 # words after a number that name a unit, not a factor (``2 pi`` is 2*pi, ``2 apples`` is 2)
 _MATH_WORDS = {"pi", "e", "i", "sqrt", "sin", "cos", "tan", "log", "ln", "exp", "mod", "times", "x", "y", "n"}
@@ -91,16 +97,17 @@ def last_boxed(text: str) -> str | None:
 
 
 def boxed_answers(text: str) -> list[str]:
-    """The last box and the boxes chained to it, left to right: boxes joined by nothing but spacing,
-    ``$`` and one separator (``,`` ``;`` ``and`` ``or``). Stricter than math-verify's rule (any gap
-    under 10 characters, or under 70 holding a separator), which reads a self-correction such as
-    ``\boxed{1/2} hmm, actually \boxed{3/4}`` as the set of both."""
+    """The last box and the boxes chained to it, left to right, by math-verify's multi-box rule: a gap
+    under 10 characters, or under 70 holding a separator (``,`` ``;`` ``and`` ``or``) between boxes of
+    different content. So a hedge (``\boxed{1} or maybe \boxed{2}``) or a quick self-correction is
+    a set answer, which never equals a single gold."""
     boxes = _boxes(text)
     if not boxes:
         return []
     chain = [boxes[-1]]
     for box in reversed(boxes[:-1]):
-        if not _BOX_GAP.fullmatch(text[box[1] : chain[0][0]]):
+        gap = text[box[1] : chain[0][0]]
+        if not (len(gap) < 10 or (len(gap) < 70 and box[2] != chain[0][2] and _BOX_SEPARATOR.search(gap))):
             break
         chain.insert(0, box)
     contents: list[str] = []
@@ -150,24 +157,36 @@ def strip_unit_words(answer: str, number_format: str = "en") -> str:
     return m.group(1)
 
 
-def answer_after_phrase(rest: str, number_format: str = "en") -> str | None:
+def answer_after_phrase(rest: str, number_format: str = "en", _depth: int = 0) -> str | None:
     """The answer in the text after "the answer is": the first math region within 50 characters of it
     (chained regions form a set), else up to the end of the sentence or a trailing clause ("42, since
-    ...", "41, not 42"); markdown bold and unit words removed.
+    ...", "41, not 42"); markdown bold and unit words removed. In "The volume of $V$ is 120" the
+    answer is what follows "is"; in a sentence of prose ("Jane started 3 hours ago") it is the one
+    number of the sentence, and no answer if it holds several (a hedge: "1 or 2").
 
     Minerva's format "The final answer is $\\frac{3}{4}$. I hope it is correct." gives ``\\frac{3}{4}``.
     """
     line = rest.split("\n")[0]
     region = _REGION.search(line)
     if region is not None and region.start() <= 50 and _region_text(region):
-        return last_latex_answer(line[: _chain_end(line, region)])
+        end = _chain_end(line, region)
+        subject = _SUBJECT_IS.match(line[end:]) if _depth == 0 else None
+        if subject is None or subject.group("subject").strip(" ,"):
+            return last_latex_answer(line[:end])
+        return answer_after_phrase(subject.group("rest"), number_format, _depth + 1)
     boxed = boxed_answers(line)
     if boxed:
         return as_set(boxed)
-    s = line.strip().strip("*").strip()
-    s = _CLAUSE_END.split(s, maxsplit=1)[0]
+    s = _CLAUSE_END.split(line.strip().strip("*").strip(), maxsplit=1)[0]
     s = s.strip().strip("*").strip().rstrip(".").strip("$ ")
-    return strip_unit_words(s, number_format) or None
+    subject = _SUBJECT_IS.fullmatch(s) if _depth == 0 else None
+    if subject is not None:
+        return answer_after_phrase(subject.group("rest"), number_format, _depth + 1)
+    s = strip_unit_words(s, number_format)
+    if s and parse_number(s, number_format) is None and _PROSE.search(s):
+        digit_words = [w for w in s.split() if any(c.isdigit() for c in w)]
+        return last_plain_number(s, number_format) if len(digit_words) == 1 else None
+    return s or None
 
 
 def _chain_end(line: str, first: re.Match[str]) -> int:
@@ -189,9 +208,13 @@ def last_plain_number(text: str, number_format: str = "en") -> str | None:
     """
     joined = number_format in ("space_thousands", "decimal_comma")
     text = _GROUPED.sub(lambda m: re.sub(r"\s", "", m.group()) if joined else "\x00", text)
-    for word in reversed(text.split()):
+    words = text.split()
+    for k in range(len(words) - 1, -1, -1):
+        word = words[k]
         if not any(c.isdigit() for c in word) and "\x00" not in word:
             continue
+        if k >= 2 and words[k - 1].lower() in ("or", "and/or") and any(c.isdigit() for c in words[k - 2]):
+            return None  # "3 or 4": a hedge between numbers is no answer
         w = word.strip(_WORD_PUNCT)
         if "\x00" in w:
             return None
@@ -210,9 +233,11 @@ def extract_answer(response: str, number_format: str = "en") -> str | None:
     text = answer_region(response[-MAX_RESPONSE_CHARS:])
     if not text.strip():
         return None
-    boxed = boxed_answers(text)
-    if boxed:
-        return as_set(boxed)
+    boxes = _boxes(text)
+    if boxes:
+        phrase = _last_match(_ANSWER_IS, text[boxes[-1][1] :])  # "\boxed{255} ... final answer is 10,455"
+        later = answer_after_phrase(text[boxes[-1][1] + phrase.end() :], number_format) if phrase else None
+        return later or as_set(boxed_answers(text))
     if "\\boxed" in text or "\\fbox" in text:
         return None  # a box that never closes: no answer, not whatever text precedes it
     m = _last_match(_HASHES, text)
@@ -220,12 +245,14 @@ def extract_answer(response: str, number_format: str = "en") -> str | None:
         return m.group(1).strip().rstrip(".") or None
     m = _last_match(_ANSWER_IS, text)
     if m is not None:
-        ans = answer_after_phrase(m.group(1), number_format)
+        ans = answer_after_phrase(text[m.end() :], number_format)
         if ans:
             return ans
     latex = last_latex_answer(text)
     if latex is not None:
         return latex
+    if _OPENS_LATEX.search(text):
+        return None
     return last_plain_number(text, number_format)
 
 

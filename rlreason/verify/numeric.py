@@ -13,7 +13,10 @@ Separators are read by the task's `number_format`, never guessed (a wrong guess 
 - ``"space_thousands"``: as ``en``, and a space, no-break / thin space, ``\\,``, ``\\ `` or ``~``
   also separates thousands (``1 000``, ``1\\,000``).
 - ``"decimal_comma"``: ``,`` / ``{,}`` is the decimal mark; ``.`` or a space separates thousands
-  (``2,5`` = 2.5, ``1.234,5`` = 1234.5, ``1,234`` = 1.234).
+  (``2,5`` = 2.5, ``1.234,5`` = 1234.5, ``1,234`` = 1.234, ``1.234`` = 1234); a ``.`` that cannot
+  separate thousands is a decimal point (``1.5``, ``0.111``).
+
+A thousands grouping starts with a non-zero group of 1-3 digits followed by groups of exactly 3.
 
 A string written with separators its format does not allow (``2,5`` under ``en``) is *number-shaped
 but malformed*: `looks_numeric` says so, and the verifier counts it wrong against a numeric gold
@@ -38,10 +41,11 @@ _SPACE = re.compile(r"(?<=\d)(?:\\[,;:! ]|~|[\s\u00a0\u2009\u202f])+(?=\d)")
 _LATEX_SPACE = re.compile(r"\\[,;:! ]|~")
 _FRAC = re.compile(r"^\\[dtc]?frac\{?([+-]?\d+)\}?\{?(\d+)\}?$|^\\[dtc]?frac(\d)(\d)$")
 _MIXED = re.compile(r"^([+-]?)(\d+)\s*\\[dtc]?frac\{(\d+)\}\{(\d+)\}$")
+_LEAD = r"[1-9]\d{0,2}"  # the first group of a grouped number (``0,111`` is no thousands grouping)
 _INT = {
-    "en": r"\d{1,3}(?:,\d{3})+|\d+",
-    "space_thousands": r"\d{1,3}(?:,\d{3})+|\d{1,3}(?:" + _GAP + r"\d{3})+|\d+",
-    "decimal_comma": r"\d{1,3}(?:\.\d{3})+|\d{1,3}(?:" + _GAP + r"\d{3})+|\d+",
+    "en": _LEAD + r"(?:,\d{3})+|\d+",
+    "space_thousands": _LEAD + r"(?:,\d{3})+|" + _LEAD + r"(?:" + _GAP + r"\d{3})+|\d+",
+    "decimal_comma": _LEAD + r"(?:\.\d{3})+|" + _LEAD + r"(?:" + _GAP + r"\d{3})+|\d+",
 }
 _POINT = {"en": ".", "space_thousands": ".", "decimal_comma": ","}
 _PLAIN = {
@@ -58,16 +62,27 @@ def check_format(number_format: str) -> str:
 
 
 def _separators(text: str) -> str:
-    """Decorations removed, ``{,}`` read as ``,``, spaces between digits kept as one `_GAP` each."""
+    """Decorations removed, ``{,}`` read as ``,``, spaces between digits kept as one `_GAP` each; a
+    space next to a separator (``32, 349``: a list) leaves a `_GAP` there so no format accepts it."""
     s = text.replace("{,}", ",").replace("{.}", ".")
+    s = re.sub(r"(?<=[,.])\s+(?=\d)|(?<=\d)\s+(?=[,.]\d)", _GAP + _GAP, s)
     s = _DECOR.sub("", s)
     s = _SPACE.sub(_GAP, s)
     s = _LATEX_SPACE.sub("", s)
     return re.sub(r"\s+", "", s).strip("{}")
 
 
+_DOT_DECIMAL = re.compile(r"[+-]?\d*\.\d+")
+
+
 def _plain_number(s: str, number_format: str) -> Fraction | None:
-    if not s or len(s) > _MAX_DIGITS or not _PLAIN[number_format].fullmatch(s):
+    if not s or len(s) > _MAX_DIGITS:
+        return None
+    if not _PLAIN[number_format].fullmatch(s):
+        # under decimal_comma a point that cannot be a thousands separator (``1.5``, ``0.111``,
+        # ``1.2345``: not one group of three after a non-zero lead) is a decimal point
+        if number_format == "decimal_comma" and _DOT_DECIMAL.fullmatch(s):
+            return Fraction(s)
         return None
     point = _POINT[number_format]
     digits = s.replace(_GAP, "")
@@ -82,6 +97,8 @@ def parse_number(text: str, number_format: str = "en") -> Fraction | None:
     s = text.strip()
     if s.endswith(".") and not s.endswith(".."):
         s = s[:-1]
+    if s.endswith("\\") and not s.endswith("\\\\"):
+        s = s[:-1].rstrip()  # a lone trailing backslash (``185\\``) is a line-break typo, not LaTeX
     compact = s.replace(" ", "")
     negative = compact.startswith("-\\")
     frac = _FRAC.match(compact[1:] if negative else compact)

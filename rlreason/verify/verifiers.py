@@ -25,6 +25,21 @@ def _squash(s: str) -> str:
     return re.sub(r"\s+", "", s).rstrip(".").strip("$")
 
 
+# a multiple-choice answer: a bare letter (``C``, ``(C)``, ``\\text{(C)}``) or a labelled option ("C. x = 42")
+_CHOICE = re.compile(r"(?:\\text(?:bf)?\{)?\(?([A-E])\)?\}?")
+_LABELLED = re.compile(r"\(?([A-E])[.:)]\s+\S.*", re.DOTALL)
+
+
+def _choice(s: str) -> tuple[str, bool] | None:
+    """(letter, labelled) for a multiple-choice answer, else None."""
+    s = s.strip().strip("$").strip()
+    m = _CHOICE.fullmatch(s)
+    if m:
+        return m.group(1), False
+    m = _LABELLED.fullmatch(s)
+    return (m.group(1), True) if m else None
+
+
 def gold_number(gold: str, number_format: str = "en") -> Fraction | None:
     """A gold answer as a number: in the task's format, else in the canonical ``en`` one (gold answers
     are trusted data, often stored canonically, e.g. ``2.5`` for a decimal-comma task)."""
@@ -80,6 +95,9 @@ class MathVerifier(Verifier):
             return None if round(g, FLOAT_ROUNDING) == round(p, FLOAT_ROUNDING) else False
         if (g is not None and looks_numeric(pred)) or (p is not None and looks_numeric(gold)):
             return False  # a malformed number against a plain number: no symbolic reading is safe
+        pc, gc = _choice(pred), _choice(gold)
+        if pc is not None and gc is not None and (pc[1] or gc[1]):
+            return pc[0] == gc[0]  # "C" against the option "C. x = 42": the letters decide
         return None
 
 

@@ -11,7 +11,10 @@ from rlreason.verify.extract import last_boxed
 @pytest.mark.parametrize(
     "response, expected",
     [
-        (r"so \boxed{\frac{1}{2}} hmm, actually \boxed{\frac{\sqrt{3}}{2}}.", r"\frac{\sqrt{3}}{2}"),  # last, nested
+        # boxes joined by a separator within 70 characters are one set answer (math-verify's multi-box
+        # rule, issue 17): a self-correction this close is a set, which never equals a single gold
+        (r"so \boxed{\frac{1}{2}} hmm, actually \boxed{\frac{\sqrt{3}}{2}}.", r"\{\frac{1}{2}, \frac{\sqrt{3}}{2}\}"),
+        (r"\boxed{\frac{1}{2}}. " + "Let me check again. " * 4 + r"\boxed{\frac{\sqrt{3}}{2}}", r"\frac{\sqrt{3}}{2}"),
         (r"\fbox{12}", "12"),
         (r"\boxed{\{1, 2\}}", r"\{1, 2\}"),
         (r"\boxed 5.", "5"),
@@ -29,7 +32,8 @@ from rlreason.verify.extract import last_boxed
         ("The answer is 3.5.", "3.5"),  # a decimal point is not the end of the sentence
         ("The answer is \\(x+1\\) here", "x+1"),
         ("We get 12 apples, then 1,234 pears.", "1,234"),  # last number as the fallback
-        ("It is -0.5 or .25", ".25"),
+        ("It is not -0.5 but .25", ".25"),
+        ("It is -0.5 or .25", None),  # a hedge between two numbers is no answer (it was ".25")
         ("no numbers here", None),
         ("", None),
     ],

@@ -12,9 +12,10 @@ Order of preference (DESIGN.md section 7):
    end of its sentence;
 5. the last LaTeX region (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``), with regions chained to
    it by ``,`` / ``and`` / ``or`` as one set answer (math-verify's LaTeX extraction), compared whole;
-6. only for plain text without any LaTeX region (nor one opened and left malformed): the last word that holds a digit, and only if that
-   word *is* a number (``x=5``, ``$18``, ``42.`` are; ``XK7Q2``, ``2^10``, ``42nd`` are not, and then
-   there is no answer rather than a digit picked out of a word).
+6. only for plain text without any LaTeX region (nor one opened and left malformed): the last word
+   that holds a digit, and only if that word *is* a number (``x=5``, ``$18``, ``42.`` are; ``XK7Q2``,
+   ``2^10``, ``42nd`` are not, and then there is no answer rather than a digit picked out of a word;
+   ``3 or 4`` is a hedge, no answer either).
 """
 
 from __future__ import annotations

@@ -85,11 +85,14 @@ def resolve_init(cfg: DictConfig) -> str | None:
     return src
 
 
-def build_verifier(name: str, timeout: float = 5.0) -> Any:
+def build_verifier(name: str, timeout: float = 5.0, number_format: str = "en") -> Any:
     from rlreason.verify import verify_batch
+    from rlreason.verify.numeric import check_format
+
+    check_format(number_format)  # a misconfigured task fails before training, not at the first reward
 
     def verify(responses: list[str], golds: list[str]) -> list[bool]:
-        return verify_batch(responses, golds, verifier=name, timeout=timeout)
+        return verify_batch(responses, golds, verifier=name, timeout=timeout, number_format=number_format)
 
     return verify
 
@@ -119,7 +122,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     # only once every component has loaded; a resumed run keeps its directory and saved config
     run_dir = resume_dir or prepare_run_dir(cfg, version)
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
-    verifier = build_verifier(task.verifier)
+    verifier = build_verifier(task.verifier, number_format=getattr(task, "number_format", "en"))
     per_rank = cfg.rollout.prompts_per_step if algo.needs_rollout else cfg.optim.batch_size
     datamodule = ProblemDataModule(train_problems, cfg.optim.steps, per_rank, cfg.seed)
 
@@ -317,7 +320,7 @@ def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, o
     task_cfgs = [OmegaConf.to_container(cfg.task)] + [dict(t) for t in cfg.eval.suite]
     for i, tcfg in enumerate(task_cfgs):
         task = TASKS.build(tcfg, where="task" if i == 0 else f"eval.suite[{i - 1}]")
-        verifier = build_verifier(task.verifier)
+        verifier = build_verifier(task.verifier, number_format=getattr(task, "number_format", "en"))
         fake = _EvalHost(policy, tokenizer, control, lambda t: format_prompt(tokenizer, t, model_cfg), cfg)
         problems = _eval_subset(task.problems(cfg.eval.split if i == 0 else "test"), cfg.eval.n)
         summary, _ = evaluate_sharded(fake, problems, settings, verifier)  # type: ignore[arg-type]

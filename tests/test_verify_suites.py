@@ -4,7 +4,7 @@ Fixtures (tests/fixtures/verify/<suite>/, each with SOURCE.txt: repository, path
 
 - ``math_verify``: the parametrised cases of huggingface/Math-Verify's tests (254 cases);
 - ``nemo_skills``: NVIDIA/NeMo-Skills' ``math_equal`` tests, each pair in both directions (64 cases);
-- ``adversarial``: 251 near misses (last digit of an expression, a digit in a word, interval ends,
+- ``adversarial``: 255 near misses (last digit of an expression, a digit in a word, interval ends,
   sign flips, swapped tuples, extra terms, hedges, separators...) that must all be graded wrong.
 
 Every case where we disagree with a suite is listed in `KNOWN` with its reason (docs/verification.md

@@ -48,6 +48,7 @@ _BOX_SEPARATOR = re.compile(r"\b(?:and|or)\b|,|;")
 _CLAUSE_END = re.compile(r"\.(?=\s|$)|,?\s+(?:since|because|as|so|which|not|but|when|where|if|for)\b", re.IGNORECASE)
 _WORD_PUNCT = "\"'*()[]“”‘’:;,!?"
 _CURRENCY = re.compile(r"^(?:\\\$|\$|€|£|¥)|(?:€|£|¥|\$|[a-zA-Z]{1,2}[²³])$")
+_OPERATORS = {"+", "-", "*", "/", "^", "×", "÷", "·", "−"}
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d])")
 # words after a number that name a unit, not a factor (``2 pi`` is 2*pi, ``2 apples`` is 2)
 _MATH_WORDS = {"pi", "e", "i", "sqrt", "sin", "cos", "tan", "log", "ln", "exp", "mod", "times", "x", "y", "n"}
@@ -214,8 +215,14 @@ def last_plain_number(text: str, number_format: str = "en") -> str | None:
         word = words[k]
         if not any(c.isdigit() for c in word) and "\x00" not in word:
             continue
-        if k >= 2 and words[k - 1].lower() in ("or", "and/or") and any(c.isdigit() for c in words[k - 2]):
+        before = words[k - 1] if k else ""
+        if k >= 2 and before.lower() in ("or", "and/or") and any(c.isdigit() for c in words[k - 2]):
             return None  # "3 or 4": a hedge between numbers is no answer
+        if "\\" in before or before in _OPERATORS:
+            return None  # the operand of an operator or a LaTeX command: "3 + 4", "\\frac 59", "111,\\! 100"
+        if word.startswith("\\") and re.fullmatch(r"[+-]?\d+", before):
+            mixed = f"{before} {word.rstrip('.,')}"  # "137 \\frac{1}{2}": the fraction of a mixed number
+            return mixed if parse_number(mixed, number_format) is not None else None
         w = word.strip(_WORD_PUNCT)
         if "\x00" in w:
             return None

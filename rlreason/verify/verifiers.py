@@ -76,7 +76,7 @@ class MathVerifier(Verifier):
 
     The fast path decides only what math-verify would decide the same way: identical strings, and
     plain numbers on *both* sides (exact rationals; near misses within math-verify's 6-decimal
-    rounding are left to it). A number-shaped answer its format does not allow (``2,5`` under
+    rounding are left to it), percentages excepted. A number-shaped answer its format does not allow (``2,5`` under
     ``en``) against a plain-number gold is wrong here: math-verify would read it as the set {2, 5}
     or, for ``1\\,000``, as the product 1*000 = 0. Everything else goes to math-verify.
     """
@@ -86,6 +86,8 @@ class MathVerifier(Verifier):
     def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
         if _squash(pred) == _squash(gold) != "":
             return True
+        if "%" in pred or "%" in gold:
+            return None  # math-verify's percent rules (50% is both 50 and 0.5) are its own: let it decide
         g, p = gold_number(gold, number_format), parse_number(pred, number_format)
         if g is not None and p is not None:
             if g == p:

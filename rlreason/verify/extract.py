@@ -48,6 +48,7 @@ _BOX_SEPARATOR = re.compile(r"\b(?:and|or)\b|,|;")
 _CLAUSE_END = re.compile(r"\.(?=\s|$)|,?\s+(?:since|because|as|so|which|not|but|when|where|if|for)\b", re.IGNORECASE)
 _WORD_PUNCT = "\"'*()[]“”‘’:;,!?"
 _CURRENCY = re.compile(r"^(?:\\\$|\$|€|£|¥)|(?:€|£|¥|\$|[a-zA-Z]{1,2}[²³])$")
+_HEDGE = re.compile(r"\d\s+(?:or|and/or)\s+[-+]?\.?\d", re.IGNORECASE)  # "1 or 2": no answer
 _OPERATORS = {"+", "-", "*", "/", "^", "×", "÷", "·", "−"}
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d])")
 # words after a number that name a unit, not a factor (``2 pi`` is 2*pi, ``2 apples`` is 2)
@@ -185,6 +186,8 @@ def answer_after_phrase(rest: str, number_format: str = "en", _depth: int = 0) -
     if subject is not None:
         return answer_after_phrase(subject.group("rest"), number_format, _depth + 1)
     s = strip_unit_words(s, number_format)
+    if _HEDGE.search(s):
+        return None
     if s and parse_number(s, number_format) is None and _PROSE.search(s):
         digit_words = [w for w in s.split() if any(c.isdigit() for c in w)]
         return last_plain_number(s, number_format) if len(digit_words) == 1 else None
@@ -210,7 +213,7 @@ def last_plain_number(text: str, number_format: str = "en") -> str | None:
     """
     joined = number_format in ("space_thousands", "decimal_comma")
     text = _GROUPED.sub(lambda m: re.sub(r"\s", "", m.group()) if joined else "\x00", text)
-    words = text.split()
+    words = re.split(r"[\s<>]+", text.strip())  # markup such as a broken "<shrt>" tag is no part of a word
     for k in range(len(words) - 1, -1, -1):
         word = words[k]
         if not any(c.isdigit() for c in word) and "\x00" not in word:

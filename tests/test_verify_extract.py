@@ -105,3 +105,25 @@ def test_last_boxed_matches_nested_braces():
 )
 def test_normalize_gold(gold, expected):
     assert normalize_gold(gold) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # hostile 100k-200k character inputs: every delimiter unclosed or chained; extraction runs in the
+        # caller's process, so it must stay linear (regions are paired in one pass, boxes matched only
+        # up to the next box, box chains capped)
+        ("\\boxed{" * 30000, None),
+        ("$" * 200000, None),
+        ("\\(" * 60000, None),
+        ("\\[" * 60000, None),
+        ("$x\n" * 60000, None),
+        ("\\boxed{1}, " * 18000, "1"),
+        ("{" * 100000 + "\\boxed{", None),
+        ("The answer is " + "ab " * 60000, None),
+        ("1 0001 000" * 10000, None),
+        ("\\boxed \n", None),
+    ],
+)
+def test_extraction_of_hostile_input(text, expected):
+    assert extract_answer(text) == expected

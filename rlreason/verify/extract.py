@@ -20,7 +20,10 @@ Order of preference (DESIGN.md section 7):
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Iterator
+from typing import NamedTuple
 
 from rlreason.verify.numeric import parse_number
 
@@ -29,20 +32,18 @@ MAX_RESPONSE_CHARS = 200_000  # longer responses are cut (from the start): answe
 _ANSWER_IS = re.compile(r"answer\s*(?:is\b\s*:?|:)\s*", re.IGNORECASE)
 # Minerva's "Final Answer: The volume of $V$ is 120.": the answer follows the sentence's "is"
 _SUBJECT_IS = re.compile(r"(?P<subject>.{0,100}?)\s+(?:is|are|equals)\b\s*:?\s*(?P<rest>.+)", re.IGNORECASE)
-_PROSE = re.compile(r"[A-Za-z]{2,}(?:\s+[A-Za-z]{2,})+")
+_PROSE = re.compile(r"\b[A-Za-z]{2,}+\s++[A-Za-z]{2,}+")
 _HASHES = re.compile(r"####\s*([^\n]+)")
-# LaTeX regions as math-verify's extraction delimits them: display ones may span lines, inline ones not
-_REGION = re.compile(
-    r"(?<!\\)\$\$(?P<dd>(?:[^$]|\$(?!\$))+?)(?<!\\)\$\$"
-    r"|(?<!\\)\\\[(?P<db>(?:[^\\]|\\(?!\]))+?)(?<!\\)\\\]"
-    r"|(?<![\\\d])\$(?P<id>(?:\\\$|[^\n$])+?)(?<!\\)\$"
-    r"|(?<!\\)\\\((?P<ip>(?:[^\\\n]|\\(?!\)))+?)(?<!\\)\\\)",
-    re.DOTALL,
-)
+# LaTeX delimiters; regions are paired by `latex_regions` in one linear pass (a regex with a lazy
+# body would rescan to the end of the text from every unclosed opener: quadratic on hostile input)
+_DELIMITER = re.compile(r"\\\$|\$\$|\$|\\\(|\\\)|\\\[|\\\]")
+_CLOSER = {"$$": "$$", "\\[": "\\]", "$": "$", "\\(": "\\)"}
 # a LaTeX region opened but not closed the way math-verify accepts (an inline one across lines, an
 # unclosed display one): not plain text either, so no number is picked out of it
 _OPENS_LATEX = re.compile(r"(?<!\\)(?:\$\$|\$[ \t]*\n|\\\(|\\\[)")
 _CHAIN = re.compile(r"\s*(?:,\s*(?:and|or)?|\band\b|\bor\b)\s*", re.IGNORECASE)
+_BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z@])")  # not \\fboxsep
+MAX_CHAINED = 64  # more chained boxes than this is no answer anyone writes; keeps the cost linear
 _BOX_SEPARATOR = re.compile(r"\b(?:and|or)\b|,|;")
 # end of the answer: a sentence end (not a decimal point), or a comma/space before an explanatory clause
 _CLAUSE_END = re.compile(r"\.(?=\s|$)|,?\s+(?:since|because|as|so|which|not|but|when|where|if|for)\b", re.IGNORECASE)
@@ -67,54 +68,63 @@ def answer_region(response: str) -> str:
     return response
 
 
-def _boxes(text: str) -> list[tuple[int, int, str]]:
-    """Every ``\\boxed{...}`` / ``\\fbox{...}`` as (start, end, content), innermost boxes skipped."""
-    out: list[tuple[int, int, str]] = []
-    for m in re.finditer(r"\\(?:boxed|fbox)\b", text):
-        if out and m.start() < out[-1][1]:
-            continue  # a box inside a box: the outer one is the answer
-        i = m.end()
-        while i < len(text) and text[i] == " ":
+def _boxes(text: str) -> Iterator[tuple[int, int, str]]:
+    """``\\boxed{...}`` / ``\\fbox{...}`` as (start, end, content), last first (as math-verify scans).
+
+    Each box's braces are matched only up to the start of the box after it, and scanning stops at
+    the first box that does not close there, so the cost stays linear in the text's length however
+    many unclosed boxes it holds.
+    """
+    limit = len(text)
+    for m in reversed(list(_BOX_COMMAND.finditer(text))):
+        start = m.start()
+        if start >= limit:
+            continue  # inside the box after it
+        i = command_end = m.end()
+        while i < limit and text[i] == " ":
             i += 1
-        if i < len(text) and text[i] == "{":
-            depth = 0
-            for j in range(i, len(text)):
-                if text[j] == "{":
-                    depth += 1
-                elif text[j] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        out.append((m.start(), j + 1, text[i + 1 : j].strip()))
-                        break
-        elif i > m.end() and i < len(text):  # "\boxed 5": one token
-            token = text[i:].split()[0].rstrip(".$")
-            if token:
-                out.append((m.start(), i + len(token), token))
-    return out
+        if i < limit and text[i] == "{":
+            depth, j = 0, i
+            while j < limit:
+                c = text[j]
+                depth += (c == "{") - (c == "}")
+                if depth == 0:
+                    break
+                j += 1
+            if j >= limit:
+                return  # unbalanced within its bound: no box from here on
+            yield start, j + 1, text[i + 1 : j].strip()
+        elif command_end < i < limit:  # "\\boxed 5": one token
+            words = text[i:limit].split()
+            token = words[0].rstrip(".$") if words else ""
+            if not token:
+                return
+            yield start, i + len(token), token
+        else:
+            return
+        limit = start
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` or ``\\fbox{...}`` with nested braces, or None."""
-    boxes = _boxes(text)
-    return boxes[-1][2] if boxes else None
+    return next((content for _, _, content in _boxes(text)), None)
 
 
 def boxed_answers(text: str) -> list[str]:
     """The last box and the boxes chained to it, left to right, by math-verify's multi-box rule: a gap
     under 10 characters, or under 70 holding a separator (``,`` ``;`` ``and`` ``or``) between boxes of
-    different content. So a hedge (``\boxed{1} or maybe \boxed{2}``) or a quick self-correction is
+    different content. So a hedge (``\\boxed{1} or maybe \\boxed{2}``) or a quick self-correction is
     a set answer, which never equals a single gold."""
-    boxes = _boxes(text)
-    if not boxes:
-        return []
-    chain = [boxes[-1]]
-    for box in reversed(boxes[:-1]):
-        gap = text[box[1] : chain[0][0]]
-        if not (len(gap) < 10 or (len(gap) < 70 and box[2] != chain[0][2] and _BOX_SEPARATOR.search(gap))):
-            break
-        chain.insert(0, box)
+    chain: list[tuple[int, int, str]] = []  # right to left
+    for box in _boxes(text):
+        if chain:
+            gap = text[box[1] : chain[-1][0]]
+            near = len(gap) < 10 or (len(gap) < 70 and box[2] != chain[-1][2] and _BOX_SEPARATOR.search(gap))
+            if not near or len(chain) == MAX_CHAINED:
+                break
+        chain.append(box)
     contents: list[str] = []
-    for _, _, c in chain:
+    for _, _, c in reversed(chain):
         if c and (not contents or contents[-1] != c):
             contents.append(c)
     return contents
@@ -128,12 +138,55 @@ def as_set(items: list[str]) -> str | None:
     return items[0] if len(items) == 1 else "\\{" + ", ".join(items) + "\\}"
 
 
-def _region_text(m: re.Match[str]) -> str:
-    return next(g for g in m.groups() if g is not None).strip()
+class Region(NamedTuple):
+    start: int
+    end: int
+    text: str  # the content, stripped
 
 
-def latex_regions(text: str) -> list[re.Match[str]]:
-    return [m for m in _REGION.finditer(text) if _region_text(m)]
+def latex_regions(text: str) -> list[Region]:
+    """Non-empty ``$$...$$``, ``\\[...\\]``, ``$...$`` and ``\\(...\\)`` regions, left to right, as
+    math-verify's extraction delimits them: an opener pairs with the first closer after it; inline
+    regions stay on one line; an inline ``$`` right after a digit opens nothing (``5$``); ``\\$`` is
+    an escaped dollar. Linear in the length of `text`."""
+    tokens = [(m.start(), m.group()) for m in _DELIMITER.finditer(text) if m.group() != "\\$"]
+    # every unescaped "$" (also each half of "$$") closes an inline $ region; the others by kind
+    dollars = [p + k for p, t in tokens if t[0] == "$" for k in range(len(t))]
+    by_kind: dict[str, list[int]] = {"$$": [], "\\]": [], "\\)": []}
+    for p, t in tokens:
+        if t in by_kind:
+            by_kind[t].append(p)
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    out: list[Region] = []
+    cursor = 0
+    for pos, tok in tokens:
+        if pos < cursor or tok not in _CLOSER or (tok == "$" and pos > 0 and text[pos - 1].isdigit()):
+            continue
+        body = pos + len(tok)
+        closers = dollars if tok == "$" else by_kind[_CLOSER[tok]]
+        k = bisect.bisect_left(closers, body + (tok == "$"))  # an inline region holds a character at least
+        if k == len(closers):
+            continue
+        close = closers[k]
+        inline = tok in ("$", "\\(")
+        if inline and bisect.bisect_left(newlines, body) != bisect.bisect_left(newlines, close):
+            continue  # an inline region does not span lines
+        content = text[body:close].strip()
+        end = close + len(_CLOSER[tok])
+        if content:
+            out.append(Region(pos, end, content))
+            cursor = end
+    return out
+
+
+def _chained(text: str, regions: list[Region]) -> list[Region]:
+    """The regions joined to the first one by ``,`` / ``and`` / ``or`` (at most 6 in all)."""
+    chain = regions[:1]
+    for r in regions[1:6]:
+        if not _CHAIN.fullmatch(text[chain[-1].end : r.start]):
+            break
+        chain.append(r)
+    return chain
 
 
 def last_latex_answer(text: str) -> str | None:
@@ -142,11 +195,11 @@ def last_latex_answer(text: str) -> str | None:
     if not regions:
         return None
     chain = [regions[-1]]
-    for m in reversed(regions[:-1]):
-        if len(chain) == 6 or not _CHAIN.fullmatch(text[m.end() : chain[0].start()]):
+    for r in reversed(regions[:-1]):
+        if len(chain) == 6 or not _CHAIN.fullmatch(text[r.end : chain[0].start]):
             break
-        chain.insert(0, m)
-    return as_set([_region_text(m) for m in chain])
+        chain.insert(0, r)
+    return as_set([r.text for r in chain])
 
 
 def strip_unit_words(answer: str, number_format: str = "en") -> str:
@@ -170,12 +223,12 @@ def answer_after_phrase(rest: str, number_format: str = "en", _depth: int = 0) -
     Minerva's format "The final answer is $\\frac{3}{4}$. I hope it is correct." gives ``\\frac{3}{4}``.
     """
     line = rest.split("\n")[0]
-    region = _REGION.search(line)
-    if region is not None and region.start() <= 50 and _region_text(region):
-        end = _chain_end(line, region)
-        subject = _SUBJECT_IS.match(line[end:]) if _depth == 0 else None
+    regions = latex_regions(line)
+    if regions and regions[0].start <= 50:
+        chain = _chained(line, regions)
+        subject = _SUBJECT_IS.match(line[chain[-1].end :]) if _depth == 0 else None
         if subject is None or subject.group("subject").strip(" ,"):
-            return last_latex_answer(line[:end])
+            return as_set([r.text for r in chain])
         return answer_after_phrase(subject.group("rest"), number_format, _depth + 1)
     boxed = boxed_answers(line)
     if boxed:
@@ -192,16 +245,6 @@ def answer_after_phrase(rest: str, number_format: str = "en", _depth: int = 0) -
         digit_words = [w for w in s.split() if any(c.isdigit() for c in w)]
         return last_plain_number(s, number_format) if len(digit_words) == 1 else None
     return s or None
-
-
-def _chain_end(line: str, first: re.Match[str]) -> int:
-    """End of the run of LaTeX regions starting at `first` joined by ``,`` / ``and`` / ``or``."""
-    end, count = first.end(), 1
-    for m in _REGION.finditer(line, first.end()):
-        if count == 6 or not _CHAIN.fullmatch(line[end : m.start()]):
-            break
-        end, count = m.end(), count + 1
-    return end
 
 
 def last_plain_number(text: str, number_format: str = "en") -> str | None:
@@ -227,8 +270,8 @@ def last_plain_number(text: str, number_format: str = "en") -> str | None:
             mixed = f"{before} {word.rstrip('.,')}"  # "137 \\frac{1}{2}": the fraction of a mixed number
             return mixed if parse_number(mixed, number_format) is not None else None
         w = word.strip(_WORD_PUNCT)
-        if "\x00" in w:
-            return None
+        if "\x00" in w or (re.fullmatch(r"\d{3}", w) and re.fullmatch(r"[+-]?\d+", before)):
+            return None  # "1 000" the format does not read as one number: 1000, or 1 and 000?
         w = w.rsplit("=", 1)[-1]
         w = _CURRENCY.sub("", w).rstrip("%").rstrip(".")
         if w.endswith("\\%"):
@@ -244,10 +287,11 @@ def extract_answer(response: str, number_format: str = "en") -> str | None:
     text = answer_region(response[-MAX_RESPONSE_CHARS:])
     if not text.strip():
         return None
-    boxes = _boxes(text)
-    if boxes:
-        phrase = _last_match(_ANSWER_IS, text[boxes[-1][1] :])  # "\boxed{255} ... final answer is 10,455"
-        later = answer_after_phrase(text[boxes[-1][1] + phrase.end() :], number_format) if phrase else None
+    last = next(_boxes(text), None)
+    if last is not None:
+        after = text[last[1] :]
+        phrase = _last_match(_ANSWER_IS, after)  # "\\boxed{255} ... The final answer is 10,455."
+        later = answer_after_phrase(after[phrase.end() :], number_format) if phrase else None
         return later or as_set(boxed_answers(text))
     if "\\boxed" in text or "\\fbox" in text:
         return None  # a box that never closes: no answer, not whatever text precedes it

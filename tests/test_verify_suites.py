@@ -45,7 +45,9 @@ def load(suite: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def pool():
-    with VerifierPool("math", timeout=10.0, workers=2) as p:
+    # a generous timeout: these are ordinary answers, and the 2 cores are shared (a timeout would
+    # count as "wrong" and show up as a disagreement)
+    with VerifierPool("math", timeout=30.0, workers=2) as p:
         yield p.start()
 
 

@@ -104,11 +104,19 @@ def resolve_init(cfg: DictConfig) -> str | None:
     return src
 
 
-def build_verifier(name: str, timeout: float = 5.0) -> Any:
+def task_verifier(task: Any) -> Any:
+    """The verifier a task grades with, under its number format."""
+    return build_verifier(task.verifier, number_format=getattr(task, "number_format", "en"))
+
+
+def build_verifier(name: str, timeout: float = 5.0, number_format: str = "en") -> Any:
     from rlreason.verify import verify_batch
+    from rlreason.verify.numeric import check_format
+
+    check_format(number_format)  # a misconfigured task fails before training, not at the first reward
 
     def verify(responses: list[str], golds: list[str]) -> list[bool]:
-        return verify_batch(responses, golds, verifier=name, timeout=timeout)
+        return verify_batch(responses, golds, verifier=name, timeout=timeout, number_format=number_format)
 
     return verify
 
@@ -145,7 +153,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
     run_dir = resume_dir or prepare_run_dir(cfg, version)
     print(start_line(cfg, run_dir, model_cfg.name_or_path, policy, control, len(train_problems), len(eval_problems)))
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
-    verifier = build_verifier(task.verifier)
+    verifier = task_verifier(task)
     per_rank = cfg.rollout.prompts_per_step if algo.needs_rollout else cfg.optim.batch_size
     datamodule = ProblemDataModule(train_problems, cfg.optim.steps, per_rank, cfg.seed)
 
@@ -238,7 +246,8 @@ def _build_suite(cfg: DictConfig) -> list[tuple[str, list[Any], Any]]:
         key = str(tcfg["name"])
         key = f"{key}_{i}" if key in taken else key
         taken.add(key)
-        out.append((key, _eval_subset(task.problems("test"), cfg.eval.n), build_verifier(task.verifier)))
+        verifier = task_verifier(task)
+        out.append((key, _eval_subset(task.problems("test"), cfg.eval.n), verifier))
     return out
 
 
@@ -385,7 +394,7 @@ def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, o
     task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
     with_modes = cfg.eval.per_mode and getattr(control, "short_id", None) is not None
     jobs: list[tuple[str, list[Any], Any, str | None]] = [
-        (task_name(cfg), _eval_subset(task.problems(cfg.eval.split), cfg.eval.n), build_verifier(task.verifier), None)
+        (task_name(cfg), _eval_subset(task.problems(cfg.eval.split), cfg.eval.n), task_verifier(task), None)
     ]
     if with_modes:
         jobs += [(f"{task_name(cfg)}[{m}]", jobs[0][1], jobs[0][2], m) for m in ("short", "think")]

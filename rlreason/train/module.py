@@ -219,6 +219,9 @@ class RLModule(pl.LightningModule):
             batch.extras["values"] = self._values(batch)
         advantages = self.algo.advantages(batch, rout)
         metrics.update({f"algo/{k}": float(v) for k, v in getattr(self.algo, "last_advantage_metrics", {}).items()})
+        keep = batch.extras.get("keep")  # dynamic sampling (rlreason/algos/dler.py): rows that train nothing
+        if keep is not None and self._reduce_sum(float(keep.sum())) == 0:  # every rank skips together
+            return {**metrics, "algo/ds_skipped_step": 1.0}
         metrics.update(self._update(batch, advantages))
         metrics["perf/tokens"] = float(batch.response_mask.sum())
         return metrics
@@ -296,6 +299,9 @@ class RLModule(pl.LightningModule):
         mask = batch.response_mask.float()
         if algo.mask_truncated_completions:
             mask = mask * (~batch.truncated).float().unsqueeze(-1)
+        keep = batch.extras.get("keep")  # dynamic sampling: dropped groups leave the loss and its normalisers
+        if keep is not None:
+            mask = mask * keep.float().unsqueeze(-1)
         n = batch.num_samples
         minibatches = _chunks(n, n // cfg.optim.minibatches)
         on_policy = algo.num_iterations == 1 and len(minibatches) == 1
@@ -306,8 +312,10 @@ class RLModule(pl.LightningModule):
             for mb in minibatches:
                 idx = torch.arange(n)[mb]
                 norms = {
-                    "num_seqs": self._global_norm(len(idx)),
-                    "num_tokens": self._global_norm(float(mask[idx].sum())),
+                    "num_seqs": self._global_norm(len(idx) if keep is None else max(float(keep[idx].sum()), 1e-8)),
+                    "num_tokens": self._global_norm(
+                        float(mask[idx].sum()) if keep is None else max(float(mask[idx].sum()), 1e-8)
+                    ),
                     "num_tokens_batch": tokens_batch,
                     "max_new_tokens": cfg.rollout.max_new_tokens,
                     "num_control": self._global_norm(_control_tokens_in_mask(batch.control_pos, mask, idx)),

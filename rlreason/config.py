@@ -54,6 +54,8 @@ class RolloutConfig:
     top_k: int = 0
     batch_size: int = 0  # sequences generated at once; 0 = the whole rollout batch
     stop_on_eos: bool = True
+    sampler: str = "none"  # none | forced_mode | paired: force the first token's mode (rlreason/policy/samplers.py)
+    sampler_share: float = 0.5  # forced_mode: P(<short>) per sample (paired: 0.5)
 
 
 @dataclass
@@ -333,6 +335,8 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
         ("rollout.top_k", r.top_k >= 0, ">= 0 (0 disables)"),
         ("rollout.batch_size", r.batch_size >= 0, ">= 0 (0 = the whole rollout batch)"),
         ("rollout.backend", r.backend in ("hf",), "'hf' (the only backend installed)"),
+        ("rollout.sampler", r.sampler in ("none", "forced_mode", "paired"), "none | forced_mode | paired"),
+        ("rollout.sampler_share", 0 < r.sampler_share < 1, "a share in (0, 1) (P(<short>))"),
         ("optim.steps", o.steps >= 1, "a positive integer"),
         ("optim.lr", o.lr > 0, "> 0"),
         ("optim.optimizer", o.optimizer in ("adamw", "sgd"), "adamw | sgd"),
@@ -380,6 +384,11 @@ def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollou
         raise ConfigError(
             f"{where}: optim.minibatches: {cfg.optim.minibatches} does not divide the rollout batch of "
             f"{n_samples} samples (rollout.group_size x rollout.prompts_per_step)"
+        )
+    if cfg.rollout.sampler == "paired" and (cfg.rollout.group_size % 2 or cfg.rollout.sampler_share != 0.5):
+        raise ConfigError(
+            f"{where}: rollout.sampler: paired gives G/2 samples to each mode and needs an even rollout.group_size "
+            f"and sampler_share 0.5, got {cfg.rollout.group_size} and {cfg.rollout.sampler_share}"
         )
     min_group = getattr(algo_cls, "min_group_size", 1)
     if cfg.rollout.group_size < min_group:

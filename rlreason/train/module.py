@@ -92,6 +92,9 @@ class RLModule(pl.LightningModule):
 
         eos = [tokenizer.eos_token_id] + [t for t in getattr(control, "extra_eos_ids", []) or []]
         self.backend = BACKENDS[cfg.rollout.backend](eos, tokenizer.pad_token_id, cfg.rollout.batch_size)
+        from rlreason.policy.samplers import build_sampler
+
+        self.sampler = build_sampler(cfg.rollout)  # None unless rollout.sampler forces modes
         self.last_batch: RolloutBatch | None = None  # for callbacks (sample text)
         self.last_reward: RewardOutput | None = None
 
@@ -204,6 +207,7 @@ class RLModule(pl.LightningModule):
             step=step,
             control=self.control,
             group_offset=rank * len(problems),
+            sampler=self.sampler,
         )
         t_rollout = time.perf_counter() - t0
         correct, answered = self._verify(batch)
@@ -213,6 +217,7 @@ class RLModule(pl.LightningModule):
         self.last_batch, self.last_reward = batch, rout
         metrics = self._batch_metrics(batch, rout, correct)
         metrics["perf/rollout_time"] = t_rollout
+        metrics.update(batch.extras.get("rollout_metrics", {}))
         if self._reduce_sum(float(not torch.isfinite(rout.rewards).all())) > 0:  # every rank skips together
             return {**metrics, **self._skip_update("reward")}
         if self.value_head is not None:

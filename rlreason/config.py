@@ -455,10 +455,19 @@ def _ensure_components_imported() -> None:
     import rlreason.components  # noqa: F401  (registers built-in components)
 
 
+# Keys added after run directories were first recorded: written only when they differ from the
+# default, so the config.yaml of a run with them off, its `init.resume=auto` match and the stage
+# cache key (`config_hash`) stay exactly what they were before the keys existed.
+OMIT_WHEN_DEFAULT = {("rollout", "sampler"): "none", ("rollout", "sampler_share"): 0.5}
+
+
 def to_yaml(cfg: DictConfig) -> str:
     """The resolved config as YAML, with `init.from` spelled as in files."""
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
+    for (section, key), default in OMIT_WHEN_DEFAULT.items():
+        if isinstance(data.get(section), dict) and data[section].get(key) == default:
+            data[section].pop(key)
     if isinstance(data.get("init"), dict) and "from_" in data["init"]:
         data["init"]["from"] = data["init"].pop("from_")
     return yaml.safe_dump(data, sort_keys=False)

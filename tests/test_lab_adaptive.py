@@ -60,10 +60,10 @@ RECIPES = [
         ["rollout.sampler=forced_mode", "rollout.sampler_share=0.3"],
         ["reward/ada_grpo/alpha_mean", "rollout/forced_short_share"],
     ),
-    ("autothink", [], ["reward/autothink/balance_think", "reward/autothink/think_share"]),
-    ("autothink_stage3", [], ["reward/autothink/mean"]),
-    ("truncation_stage3", [], ["reward/truncation/unfinished_frac"]),
-    ("dler", [], ["reward/truncation/easy_frac", "algo/ds_dropped_groups", "algo/ds_dropped_frac"]),
+    # stage 3 with stage 1's balancing switched back on: both halves of the reward in one run
+    ("autothink_stage3", ["reward.balance_rate=0.5"], ["reward/autothink/balance_think", "reward/autothink/mean"]),
+    # the truncation reward (stage budgets: test_stage_configs_chain_through_init_from) with DLER's options
+    ("dler", [], ["reward/truncation/unfinished_frac", "reward/truncation/easy_frac", "algo/ds_dropped_frac"]),
     ("lc_r1", [], ["reward/terms/1_lc_r1_length/mean"]),
     ("pass_rate_length", [], ["reward/pass_rate_length/penalty_mean"]),
 ]

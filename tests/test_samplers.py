@@ -136,3 +136,13 @@ def test_forced_modes_are_seeded_per_sample_and_shard_invariant(lab):
 def test_sampler_config_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config("experiments/lab/thinkless.yaml", overrides)
+
+
+def test_sampler_keys_off_leave_saved_configs_and_stage_hashes_unchanged():
+    """Off, the new keys are not written: older run directories still match `init.resume=auto`."""
+    from rlreason.config import to_yaml
+
+    off = to_yaml(load_config("experiments/lab/grpo.yaml"))
+    assert "sampler" not in off
+    on = to_yaml(load_config("experiments/lab/grpo.yaml", ["rollout.sampler=forced_mode", "rollout.sampler_share=0.3"]))
+    assert "sampler: forced_mode" in on and "sampler_share: 0.3" in on

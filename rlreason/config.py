@@ -55,6 +55,8 @@ class RolloutConfig:
     top_k: int = 0
     batch_size: int = 0  # sequences generated at once; 0 = the whole rollout batch
     stop_on_eos: bool = True
+    sampler: str = "none"  # none | forced_mode | paired: force the first token's mode (rlreason/policy/samplers.py)
+    sampler_share: float = 0.5  # forced_mode: P(<short>) per sample (paired: 0.5)
 
 
 @dataclass
@@ -422,6 +424,8 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
         ("rollout.top_k", r.top_k >= 0, ">= 0 (0 disables)"),
         ("rollout.batch_size", r.batch_size >= 0, ">= 0 (0 = the whole rollout batch)"),
         ("rollout.backend", r.backend in ("hf",), "'hf' (the only backend installed)"),
+        ("rollout.sampler", r.sampler in ("none", "forced_mode", "paired"), "none | forced_mode | paired"),
+        ("rollout.sampler_share", 0 < r.sampler_share < 1, "a share in (0, 1) (P(<short>))"),
         ("optim.steps", o.steps >= 1, "a positive integer"),
         ("optim.lr", o.lr > 0, "> 0"),
         ("optim.optimizer", o.optimizer in ("adamw", "sgd"), "adamw | sgd"),
@@ -479,6 +483,11 @@ def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollou
         raise ConfigError(
             f"{where}: optim.minibatches: {cfg.optim.minibatches} does not divide the rollout batch of "
             f"{n_samples} samples (rollout.group_size x rollout.prompts_per_step)"
+        )
+    if cfg.rollout.sampler == "paired" and (cfg.rollout.group_size % 2 or cfg.rollout.sampler_share != 0.5):
+        raise ConfigError(
+            f"{where}: rollout.sampler: paired gives G/2 samples to each mode and needs an even rollout.group_size "
+            f"and sampler_share 0.5, got {cfg.rollout.group_size} and {cfg.rollout.sampler_share}"
         )
     min_group = getattr(algo_cls, "min_group_size", 1)
     if cfg.rollout.group_size < min_group:
@@ -589,10 +598,19 @@ def _ensure_components_imported() -> None:
     import rlreason.components  # noqa: F401  (registers built-in components)
 
 
+# Keys added after run directories were first recorded: written only when they differ from the
+# default, so the config.yaml of a run with them off, its `init.resume=auto` match and the stage
+# cache key (`config_hash`) stay exactly what they were before the keys existed.
+OMIT_WHEN_DEFAULT = {("rollout", "sampler"): "none", ("rollout", "sampler_share"): 0.5}
+
+
 def to_yaml(cfg: DictConfig) -> str:
     """The resolved config as YAML, with `init.from` spelled as in files."""
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
+    for (section, key), default in OMIT_WHEN_DEFAULT.items():
+        if isinstance(data.get(section), dict) and data[section].get(key) == default:
+            data[section].pop(key)
     if isinstance(data.get("init"), dict) and "from_" in data["init"]:
         data["init"]["from"] = data["init"].pop("from_")
     return yaml.safe_dump(data, sort_keys=False)

@@ -112,7 +112,7 @@ def test_masked_rows_with_kept_normaliser_equal_the_kept_subset_loss():
     "algo, message",
     [
         ("{name: grpo, dynamic_sampling: resample}", r"algo\.dynamic_sampling: expected one of off, skip"),
-        ("{name: grpo, batch_norm: 3}", r"algo\.batch_norm: expected true or false"),
+        ("{name: grpo, batch_norm: 3}", r"algo\.batch_norm: expected true(/| or )false"),
         ("{name: grpo, baseline: none}", r"algo\.baseline: none uses the reward itself"),
         ("{name: degrpo, baseline: mean}", r"algo\.baseline: expected one of group, none"),
         ("{name: l2t_ppo, advantage: gae, batch_norm: true}", r"algo\.advantage: gae whitens"),

@@ -12,11 +12,17 @@ An ablation file names a base experiment and a grid over any config keys::
       - {reward.name: info_gain, algo.name: degrpo}
     overrides: [optim.steps=30]       # applied to every cell
 
+A grid may also have the key `method`: each value is a bundle of config keys set together (a
+published method is a reward *and* an algorithm *and* perhaps a rollout option), named by its
+`label`: ``method: [{label: arm, reward: {name: ada_grpo}, algo: {name: grpo}}, ...]``.
+
 Every cell is validated before any runs (a bad key or component fails the whole sweep in one
 line), then run as an ordinary `rlreason run` in a subprocess (`--workers N` at a time) into
 `<sweep>/runs/<experiment name>/<cell>`. Finished cells (a results.json) are skipped, so a killed sweep
-continues where it stopped; a failed cell is retried once and reported. `summary.md`, `summary.csv`,
-`pareto.png` and `think_ratio.png` are rebuilt from the run directories alone (`rlreason report`).
+continues where it stopped; a failed cell is retried once and reported. Ctrl-C lets every running cell
+checkpoint (each exits 130), starts no new cell and exits 130: the same command continues the sweep.
+`summary.md`, `summary.csv`, `pareto.png` and `think_ratio.png` are rebuilt from the run directories
+alone (`rlreason report`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,6 +58,23 @@ def _without_label(value: Any) -> Any:
     return {k: v for k, v in value.items() if k != "label"} if isinstance(value, dict) else value
 
 
+METHOD = "method"  # grid key whose values are bundles of config keys (see the module docstring)
+
+
+def _override(key: str, value: Any) -> str:
+    return f"{key}={json.dumps(value) if isinstance(value, (dict, list)) else value}"
+
+
+def _cell_overrides(values: dict[str, Any]) -> list[str]:
+    out = []
+    for k, v in values.items():
+        if k == METHOD:
+            out += [_override(mk, mv) for mk, mv in v.items()]
+        else:
+            out.append(_override(k, v))
+    return out
+
+
 def load_ablation(path: Path) -> tuple[dict[str, Any], list[tuple[str, list[str]]]]:
     """The ablation spec and its cells as (cell name, overrides)."""
     if not path.is_file():
@@ -68,6 +92,9 @@ def load_ablation(path: Path) -> tuple[dict[str, Any], list[tuple[str, list[str]
     grid = spec["grid"]
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError(f"{path}: grid: expected a mapping of config keys to non-empty lists")
+    for i, method in enumerate(grid.get(METHOD) or []):
+        if not isinstance(method, dict) or "label" not in method or len(method) < 2:
+            raise ConfigError(f"{path}: grid.method[{i}]: expected a mapping with a label and config keys")
     spec["base"] = str((path.parent / spec["base"]).resolve()) if not Path(spec["base"]).is_absolute() else spec["base"]
     spec.setdefault("name", path.stem)
     cells = []
@@ -78,7 +105,7 @@ def load_ablation(path: Path) -> tuple[dict[str, Any], list[tuple[str, list[str]
             continue
         name = "-".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in values.items()).replace("/", "_").replace(" ", "")
         values = {k: _without_label(v) for k, v in values.items()}  # a label names the cell, nothing else
-        overrides = [f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in values.items()]
+        overrides = _cell_overrides(values)
         cells.append((name, overrides + list(spec.get("overrides") or [])))
     return spec, cells
 
@@ -122,8 +149,12 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
     (sweep / "ablation.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     init_overrides = _resolve_init_stages(spec["base"], cells, extra or [])
 
+    stop = threading.Event()  # set by a cell stopped with Ctrl-C: start no more cells, retry none
+
     def one(i_cell: tuple[int, tuple[str, list[str]]]) -> tuple[str, str]:
         i, (name, overrides) = i_cell
+        if stop.is_set():
+            return name, "interrupted"
         cfg = load_config(spec["base"], [*overrides, *(extra or [])])
         run_dir = sweep / "runs" / cfg.name / name
         if (run_dir / "results.json").is_file():
@@ -146,6 +177,10 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
                 "logging.progress_bar=false",
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 130:  # Ctrl-C: the cell checkpointed; `ablate` again resumes it
+                stop.set()
+                print(f"[{i + 1}/{len(cells)}] {name}: interrupted (checkpointed)", flush=True)
+                return name, "interrupted"
             if proc.returncode == 0 and (run_dir / "results.json").is_file():
                 print(f"[{i + 1}/{len(cells)}] {name}: ok in {time.time() - t0:.0f}s", flush=True)
                 return name, "ok"
@@ -155,7 +190,16 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
         return name, "failed"
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        statuses = list(pool.map(one, enumerate(cells)))
+        try:
+            statuses = list(pool.map(one, enumerate(cells)))
+        except KeyboardInterrupt:  # the cells got the same SIGINT: let them checkpoint, start no more
+            stop.set()
+            statuses = [(name, "interrupted") for name, _ in cells]
+    if stop.is_set():
+        from rlreason.train.interrupt import RunInterrupted
+
+        again = " ".join(["rlreason ablate", str(path), *(extra or [])])
+        raise RunInterrupted(f"sweep interrupted; finished cells are kept, resume with: {again}")
     write_report(sweep)
     failed = [n for n, s in statuses if s == "failed"]
     if failed:
@@ -171,6 +215,51 @@ def _scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
 
 
+def _grid_keys(sweep: Path) -> list[str]:
+    """The swept keys, from the sweep's saved ablation.yaml (older sweeps: the usual five)."""
+    spec_file = sweep / "ablation.yaml"
+    spec = yaml.safe_load(spec_file.read_text()) if spec_file.is_file() else None
+    if isinstance(spec, dict) and isinstance(spec.get("grid"), dict):
+        return [str(k) for k in spec["grid"]]
+    return ["reward.name", "algo.name", "seed", "optim.lr", "rollout.group_size"]
+
+
+def cell_hparams(cfg: dict[str, Any], grid_keys: list[str]) -> dict[str, Any]:
+    """A cell's HParams entry: the value of every grid key in its resolved config, component sections
+    flattened (`algo.name`, `algo.alpha`, ...), so cells that differ in any swept key differ here."""
+    from rlreason.train.loggers import flat_hparams
+
+    out: dict[str, Any] = {}
+    for key in grid_keys:
+        value: Any = cfg
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out.update(flat_hparams(value, f"{key}.") if isinstance(value, dict) else flat_hparams(value, key))
+    return out
+
+
+def _per_level_think(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean evaluated think ratio per difficulty level over a cell's seeds (`think_<level>`)."""
+    levels = sorted({lv for r in runs for lv in (r.get("per_difficulty") or {})})
+    out: dict[str, float | None] = {}
+    for lv in levels:
+        vals = [r["per_difficulty"][lv].get("think_ratio") for r in runs if lv in (r.get("per_difficulty") or {})]
+        vals = [v for v in vals if v is not None]
+        out[f"think_{lv}"] = statistics.fmean(vals) if vals else None
+    return out
+
+
+def _first_step_above(points: list[tuple[int, float]], threshold: float) -> int | None:
+    """The first step (1-based) at which the mean over seeds exceeds `threshold`; None if never."""
+    by_step: dict[int, list[float]] = {}
+    for step, value in points:
+        by_step.setdefault(step, []).append(value)
+    for step in sorted(by_step):
+        if statistics.fmean(by_step[step]) > threshold:
+            return step + 1
+    return None
+
+
 def write_report(sweep: Path) -> list[dict[str, Any]]:
     """summary.md / summary.csv / pareto.png / think_ratio.png and TensorBoard HParams, from run dirs."""
     import matplotlib
@@ -181,7 +270,12 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
 
     cells: dict[str, list[dict[str, Any]]] = {}
     curves: dict[str, list[tuple[int, float]]] = {}
-    for results_file in sorted(sweep.glob("runs/*/*/results.json")):
+    hard_curves: dict[str, list[tuple[int, float]]] = {}
+    found = sorted(sweep.glob("runs/*/*/results.json")) if sweep.is_dir() else []
+    if not found:
+        raise ConfigError(f"{sweep}: not a sweep directory (no runs/*/*/results.json; `rlreason ablate` makes one)")
+    grid_keys = _grid_keys(sweep)
+    for results_file in found:
         run_dir = results_file.parent
         res = json.loads(results_file.read_text())
         task = next(k for k, v in res.items() if isinstance(v, dict) and "accuracy" in v)
@@ -189,16 +283,10 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
         cell = "-".join(p for p in run_dir.name.split("-") if not p.startswith("seed="))
         cells.setdefault(cell, []).append({**summary, "train_time_s": res.get("train_time_s", 0.0)})
         curves.setdefault(cell, []).extend(_scalars(run_dir, "mode/think_ratio"))
+        hard_curves.setdefault(cell, []).extend(_scalars(run_dir, "mode/think_ratio/hard"))
         hp_dir = run_dir / "hparams"
         if not hp_dir.exists():
-            cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-            hparams = {
-                "reward": cfg["reward"]["name"],
-                "algo": cfg["algo"]["name"],
-                "seed": cfg["seed"],
-                "lr": cfg["optim"]["lr"],
-                "group_size": cfg["rollout"]["group_size"],
-            }
+            hparams = cell_hparams(yaml.safe_load((run_dir / "config.yaml").read_text()), grid_keys)
             with SummaryWriter(str(hp_dir)) as w:
                 w.add_hparams(
                     hparams,
@@ -220,6 +308,8 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
                 "think_ratio": statistics.fmean(think) if think else None,
                 "acc_per_1k_tokens": 1000 * statistics.fmean(acc) / max(statistics.fmean(tok), 1e-9),
                 "wall_time_s": statistics.fmean(r["train_time_s"] for r in runs),
+                **_per_level_think(runs),
+                "steps_to_hard_think": _first_step_above(hard_curves.get(cell, []), 0.5),
             }
         )
     front = {
@@ -234,20 +324,28 @@ def write_report(sweep: Path) -> list[dict[str, Any]]:
         )
     }
     with (sweep / "summary.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*(rows[0] if rows else {"cell": 0}), "pareto"])
+        fields = list(dict.fromkeys(k for r in rows for k in r)) or ["cell"]  # cells may lack a level
+        writer = csv.DictWriter(f, fieldnames=[*fields, "pareto"])
         writer.writeheader()
         for r in rows:
             writer.writerow({**r, "pareto": r["cell"] in front})
     lines = [
-        "| cell | seeds | accuracy | tokens | think ratio | acc / 1k tok | time (s) | Pareto |",
-        "|---|---|---|---|---|---|---|---|",
+        "| cell | seeds | accuracy | tokens | think ratio | think easy / medium / hard | steps to hard think > 0.5 "
+        "| acc / 1k tok | time (s) | Pareto |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.0f}%"
+
     for r in rows:
         think = "-" if r["think_ratio"] is None else f"{100 * r['think_ratio']:.1f}%"
+        levels = " / ".join(pct(r.get(f"think_{lv}")) for lv in ("easy", "medium", "hard"))
+        steps = "-" if r["steps_to_hard_think"] is None else str(r["steps_to_hard_think"])
         lines.append(
             f"| {r['cell']} | {r['seeds']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_std']:.1f} | "
-            f"{r['tokens']:.1f} | {think} | {r['acc_per_1k_tokens']:.1f} | {r['wall_time_s']:.0f} | "
-            f"{'*' if r['cell'] in front else ''} |"
+            f"{r['tokens']:.1f} | {think} | {levels} | {steps} | {r['acc_per_1k_tokens']:.1f} | "
+            f"{r['wall_time_s']:.0f} | {'*' if r['cell'] in front else ''} |"
         )
     (sweep / "summary.md").write_text("\n".join(lines) + "\n")
     # cells that land on the same spot would hide each other's text labels: numbered markers and a

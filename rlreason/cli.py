@@ -2,7 +2,11 @@
 
 User mistakes (bad config, unknown component, malformed data) print one line and exit with status 2;
 a run stopped by repeated non-finite updates prints one line and exits with status 3 (its last good
-state is checkpointed); only bugs show a traceback.
+state is checkpointed); Ctrl-C checkpoints at the next step boundary and exits with status 130 after
+one line that says how to resume; only bugs show a traceback.
+
+Flags and `key=value` overrides may be given in any order (`run X.yaml --resume optim.lr=1e-5`):
+each subcommand is parsed with `argparse`'s intermixed parsing.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.print_config:
+        from rlreason.config import load_config, to_yaml
+
+        print(to_yaml(load_config(args.config, args.overrides)), end="")
+        return 0
     from rlreason.train.run import run_from_cli
 
     overrides = [*args.overrides, "init.resume=auto"] if args.resume else args.overrides
@@ -64,66 +73,82 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from rlreason.ablate import write_report
 
-    if not Path(args.sweep_dir).is_dir():
-        from rlreason.errors import ConfigError
-
-        raise ConfigError(f"{args.sweep_dir}: not a sweep directory")
-    write_report(Path(args.sweep_dir))
+    write_report(Path(args.sweep_dir))  # refuses, in one line, a directory that holds no sweep
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser (`--version`, `--help`, one subparser per command)."""
+    return _parsers()[0]
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    from rlreason import __version__
+
     parser = argparse.ArgumentParser(prog="rlreason", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"rlreason {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    overrides_help = "key=value config overrides (e.g. optim.lr=1e-5), before or after the flags"
 
     p = sub.add_parser("list", help="registered components, their docs and parameters")
-    p.add_argument("kind", nargs="?", choices=["rewards", "algos", "tasks", "verifiers"])
+    p.add_argument("kind", nargs="?", choices=["rewards", "algos", "tasks", "verifiers"], help="only this registry")
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("verify", help="grade a JSONL of predictions against gold answers")
     p.add_argument("predictions", help="JSONL file, one object per line")
-    p.add_argument("--response-field", default="response")
-    p.add_argument("--gold-field", default="gold")
-    p.add_argument("--verifier", default="math")
+    p.add_argument("--response-field", default="response", help="field holding the model response (default: response)")
+    p.add_argument("--gold-field", default="gold", help="field holding the gold answer (default: gold)")
+    p.add_argument("--verifier", default="math", help="registered verifier (see `rlreason list verifiers`)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per core)")
     p.add_argument("--out", default=None, help="per-item results JSONL (default: <predictions>.graded.jsonl)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("run", help="train (and evaluate) an experiment")
-    p.add_argument("config", help="experiment YAML")
-    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument("config", help="experiment YAML (or a run's saved config.yaml)")
+    p.add_argument("overrides", nargs="*", help=overrides_help)
     p.add_argument(
         "--resume", action="store_true", help="continue the newest interrupted run of this config (init.resume=auto)"
     )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit (no run)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint or model on tasks")
     p.add_argument("config", help="experiment YAML (its eval section), or a run directory")
-    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument("overrides", nargs="*", help=overrides_help)
     p.add_argument("--model", default=None, help="model or run directory to evaluate (default: from config)")
-    p.add_argument("--out", default=None, help="results.json path")
+    p.add_argument("--out", default=None, help="results.json path (default: <run dir>/eval/results.json)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("ablate", help="run a grid of experiments and summarise it")
     p.add_argument("ablation", help="ablation YAML (base experiment + grid)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides for every cell")
+    p.add_argument("overrides", nargs="*", help="key=value overrides for every cell, before or after the flags")
     p.add_argument("--workers", type=int, default=1, help="cells run in parallel processes")
     p.set_defaults(func=_cmd_ablate)
 
     p = sub.add_parser("report", help="rebuild a sweep's summary and plots from its run directories")
-    p.add_argument("sweep_dir")
+    p.add_argument("sweep_dir", help="a directory made by `rlreason ablate` (<logging.dir>/<ablation name>)")
     p.set_defaults(func=_cmd_report)
-    return parser
+    return parser, dict(sub.choices)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a command line; a subcommand's flags and positionals may be intermixed."""
+    parser, commands = _parsers()
+    argv = list(argv)
+    if argv and argv[0] in commands:
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)  # --help, --version, or a usage error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
     except RLReasonError as exc:
-        print(f"rlreason: error: {exc}", file=sys.stderr)
+        print(f"{getattr(exc, 'prefix', 'rlreason: error: ')}{exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         print("rlreason: interrupted", file=sys.stderr)

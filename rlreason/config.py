@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ class RolloutConfig:
     top_k: int = 0
     batch_size: int = 0  # sequences generated at once; 0 = the whole rollout batch
     stop_on_eos: bool = True
+    sampler: str = "none"  # none | forced_mode | paired: force the first token's mode (rlreason/policy/samplers.py)
+    sampler_share: float = 0.5  # forced_mode: P(<short>) per sample (paired: 0.5)
 
 
 @dataclass
@@ -89,17 +92,43 @@ class EvalConfig:
     per_mode: bool = False  # also evaluate with <short> and with <think> forced (lab calibration)
 
 
+LOGGERS = ("tensorboard", "wandb", "mlflow", "csv")
+
+
 @dataclass
 class LoggingConfig:
+    # a relative dir is relative to the project of the config file named on the command line (the
+    # nearest folder above it with pyproject.toml or .git, else the file's own folder); given on the
+    # command line it is relative to the working directory. Saved configs hold the absolute path.
     dir: str = "runs"
     version: str | None = None  # default: version_<n>
+    logger: Any = "tensorboard"  # tensorboard | wandb | mlflow | csv, or a list of them
+    project: str | None = None  # W&B project / MLflow experiment (default: the run's name)
+    tracking_uri: str | None = None  # MLflow tracking URI (default: a file store in <logging.dir>/mlruns)
     every_n_steps: int = 1
     samples_every_n_steps: int = 10
     num_samples: int = 4
     progress_bar: bool = True
     histograms: bool = True
-    checkpoint_every_n_steps: int = 0  # 0 = only at the end
+    # null = auto: RL runs every max(1, optim.steps // 10) steps, SFT only at the end; 0 = only at the
+    # end. Ctrl-C always checkpoints at the next step boundary.
+    checkpoint_every_n_steps: int | None = None
     keep_last_n: int = 2
+
+
+def loggers_of(cfg: DictConfig) -> list[str]:
+    """`logging.logger` as a list of names (a single name is allowed)."""
+    value = cfg.logging.logger
+    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+
+def checkpoint_interval(cfg: DictConfig, needs_rollout: bool) -> int:
+    """`logging.checkpoint_every_n_steps`, with null resolved: RL runs keep ~10 checkpoints' worth of
+    progress (a crash or Ctrl-C costs at most a tenth of the run), SFT warm-ups only the final state."""
+    every = cfg.logging.checkpoint_every_n_steps
+    if every is not None:
+        return int(every)
+    return max(1, int(cfg.optim.steps) // 10) if needs_rollout else 0
 
 
 @dataclass
@@ -188,7 +217,7 @@ def _read_yaml(path: Path, *, chain: tuple[Path, ...] = ()) -> list[tuple[Path, 
     if isinstance(init, dict) and isinstance(init.get("from_"), str):
         src = init["from_"]
         if src.endswith((".yaml", ".yml")) and not Path(src).is_absolute():
-            init["from_"] = str(path.parent / src)  # a stage config is relative to the file naming it
+            init["from_"] = str((path.parent / src).resolve())  # a stage config is relative to the file naming it
     out.append((path, data))
     return out
 
@@ -275,11 +304,43 @@ def load_config(
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{where}: {_key_of(exc) or 'config'}: {_omegaconf_msg(exc)}") from None
     validate(cfg, where=where)
+    given = parse_overrides(overrides) if overrides else OmegaConf.create({})
+    _absolute_paths(cfg, Path(path) if path is not None else None, given)
     from rlreason.init_from import check_init
 
     chain = (*_stage_chain, Path(path)) if path is not None and not _stage_chain else _stage_chain
     check_init(cfg, where, explicit_model, chain)
     return cfg
+
+
+def project_root(config_file: Path) -> Path:
+    """The project a config file belongs to: the nearest folder above it with pyproject.toml or .git
+    (so every file under experiments/ shares the repository's runs/), else the file's own folder."""
+    here = config_file.resolve().parent
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file() or (d / ".git").exists():
+            return d
+    return here
+
+
+def _absolute_paths(cfg: DictConfig, path: Path | None, given: DictConfig) -> None:
+    """Make `logging.dir` and a local `init.from` absolute, so that a run started from any working
+    directory finds the same runs and stage cache, and its saved config.yaml can be re-run anywhere.
+
+    A relative `logging.dir` from a file (or the default) is relative to the project of `path`; from
+    the command line, to the working directory. A relative `init.from` that exists as a local path
+    (a run directory or model folder, relative to the working directory) becomes absolute; a hub name
+    is left as it is. (A YAML stage in a file is already resolved against that file.)
+    """
+    log_dir = Path(str(cfg.logging.dir)).expanduser()
+    if not log_dir.is_absolute():
+        from_command_line = OmegaConf.select(given, "logging.dir") is not None
+        anchor = Path.cwd() if from_command_line or path is None else project_root(path)
+        log_dir = anchor / log_dir
+    cfg.logging.dir = os.path.normpath(log_dir)
+    src = cfg.init.from_
+    if src and not Path(src).is_absolute() and Path(src).exists():
+        cfg.init.from_ = str(Path(src).resolve())
 
 
 def validate(cfg: DictConfig, *, where: str = "config") -> None:
@@ -363,6 +424,8 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
         ("rollout.top_k", r.top_k >= 0, ">= 0 (0 disables)"),
         ("rollout.batch_size", r.batch_size >= 0, ">= 0 (0 = the whole rollout batch)"),
         ("rollout.backend", r.backend in ("hf",), "'hf' (the only backend installed)"),
+        ("rollout.sampler", r.sampler in ("none", "forced_mode", "paired"), "none | forced_mode | paired"),
+        ("rollout.sampler_share", 0 < r.sampler_share < 1, "a share in (0, 1) (P(<short>))"),
         ("optim.steps", o.steps >= 1, "a positive integer"),
         ("optim.lr", o.lr > 0, "> 0"),
         ("optim.optimizer", o.optimizer in ("adamw", "sgd"), "adamw | sgd"),
@@ -388,12 +451,22 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
         ("logging.every_n_steps", lg.every_n_steps >= 1, "a positive integer"),
         ("logging.samples_every_n_steps", lg.samples_every_n_steps >= 0, ">= 0 (0 disables)"),
         ("logging.num_samples", lg.num_samples >= 0, ">= 0"),
-        ("logging.checkpoint_every_n_steps", lg.checkpoint_every_n_steps >= 0, ">= 0 (0 = only at the end)"),
+        (
+            "logging.checkpoint_every_n_steps",
+            lg.checkpoint_every_n_steps is None or lg.checkpoint_every_n_steps >= 0,
+            ">= 0 (0 = only at the end) or null (auto)",
+        ),
+        ("logging.logger", _loggers_ok(lg.logger), f"one of {' | '.join(LOGGERS)}, or a non-empty list of them"),
         ("logging.keep_last_n", lg.keep_last_n >= 0, ">= 0 (0 keeps all)"),
     ]
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{where}: {key}: expected {expected}, got {OmegaConf.select(cfg, key)!r}")
+
+
+def _loggers_ok(value: Any) -> bool:
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, ListConfig)) else None
+    return bool(names) and all(n in LOGGERS for n in names) and len(set(names)) == len(names)
 
 
 def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollout: bool, task: Any) -> None:
@@ -411,6 +484,11 @@ def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollou
             f"{where}: optim.minibatches: {cfg.optim.minibatches} does not divide the rollout batch of "
             f"{n_samples} samples (rollout.group_size x rollout.prompts_per_step)"
         )
+    if cfg.rollout.sampler == "paired" and (cfg.rollout.group_size % 2 or cfg.rollout.sampler_share != 0.5):
+        raise ConfigError(
+            f"{where}: rollout.sampler: paired gives G/2 samples to each mode and needs an even rollout.group_size "
+            f"and sampler_share 0.5, got {cfg.rollout.group_size} and {cfg.rollout.sampler_share}"
+        )
     min_group = getattr(algo_cls, "min_group_size", 1)
     if cfg.rollout.group_size < min_group:
         raise ConfigError(
@@ -419,7 +497,18 @@ def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollou
         )
 
 
-TRAINER_RESERVED = ("logger", "callbacks", "max_epochs", "use_distributed_sampler")  # set by rlreason.train.run
+# set by rlreason.train.run; the length of a run has one source of truth, optim.steps (the data, the
+# LR schedule, results.json and the final eval step all read it), so Lightning's own limits are refused
+TRAINER_RESERVED = (
+    "logger",
+    "callbacks",
+    "max_epochs",
+    "use_distributed_sampler",
+    "max_steps",
+    "min_steps",
+    "min_epochs",
+    "limit_train_batches",
+)
 
 
 def _check_trainer(cfg: DictConfig, where: str) -> None:
@@ -431,7 +520,9 @@ def _check_trainer(cfg: DictConfig, where: str) -> None:
         return
     for key in keys:
         if key in TRAINER_RESERVED:
-            raise ConfigError(f"{where}: trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
+            hint = {"logger": "use logging.logger", "callbacks": "use logging.*", "use_distributed_sampler": ""}
+            why = hint.get(key, "the run length is optim.steps=N")
+            raise ConfigError(f"{where}: trainer.{key}: set by rlreason{f' ({why})' if why else ''}, remove it")
     import inspect
     import typing
 
@@ -507,10 +598,19 @@ def _ensure_components_imported() -> None:
     import rlreason.components  # noqa: F401  (registers built-in components)
 
 
+# Keys added after run directories were first recorded: written only when they differ from the
+# default, so the config.yaml of a run with them off, its `init.resume=auto` match and the stage
+# cache key (`config_hash`) stay exactly what they were before the keys existed.
+OMIT_WHEN_DEFAULT = {("rollout", "sampler"): "none", ("rollout", "sampler_share"): 0.5}
+
+
 def to_yaml(cfg: DictConfig) -> str:
     """The resolved config as YAML, with `init.from` spelled as in files."""
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
+    for (section, key), default in OMIT_WHEN_DEFAULT.items():
+        if isinstance(data.get(section), dict) and data[section].get(key) == default:
+            data[section].pop(key)
     if isinstance(data.get("init"), dict) and "from_" in data["init"]:
         data["init"]["from"] = data["init"].pop("from_")
     return yaml.safe_dump(data, sort_keys=False)

@@ -43,3 +43,19 @@ def inf_on_second_call(prompts, completions, **columns):
     _calls["n"] += 1
     bad = _calls["n"] == 2
     return [float("-inf") if bad else float(len(c) % 7) for c in completions]
+
+
+def constant(prompts, completions, **columns):
+    """The same reward for every sample: every group is all-equal (dynamic sampling drops them all)."""
+    return [1.0] * len(completions)
+
+
+RECORDED: list[list[float]] = []
+
+
+def constant_on_even_gold(prompts, completions, gold, **columns):
+    """All-equal groups for problems with an even gold answer, a length reward elsewhere; every call's
+    values are kept in RECORDED (the tests count the all-equal groups from them)."""
+    values = [1.0 if int(g) % 2 == 0 else float(len(c)) for c, g in zip(completions, gold)]
+    RECORDED.append(values)
+    return values

@@ -34,8 +34,9 @@ def write(path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("trainer.max_steps=notanumber", r"trainer\.max_steps: expected an integer, got 'notanumber'"),
-        ("trainer.max_steps=true", r"trainer\.max_steps: expected an integer, got True"),
+        ("trainer.num_nodes=notanumber", r"trainer\.num_nodes: expected an integer, got 'notanumber'"),
+        ("trainer.num_nodes=true", r"trainer\.num_nodes: expected an integer, got True"),
+        ("trainer.max_steps=2", r"trainer\.max_steps: set by rlreason \(the run length is optim\.steps=N\)"),
         ("trainer.precision=bf17", r"trainer\.precision: expected 64, 32, 16, .*'bf16-mixed'.* or null, got 'bf17'"),
         ("trainer.devices=1.5", r"trainer\.devices: expected .*an integer, got 1\.5"),
         ("trainer.devices=[0, x]", r"trainer\.devices\[1\]: expected an integer, got 'x'"),
@@ -56,7 +57,7 @@ def test_good_trainer_values_pass():
     cfg = load_config(
         LAB / "sft.yaml",
         [
-            "trainer.max_steps=3",
+            "trainer.num_nodes=1",
             "trainer.precision=bf16-mixed",
             "trainer.devices=[0, 1]",
             "trainer.max_time={hours: 1}",
@@ -69,13 +70,14 @@ def test_good_trainer_values_pass():
 
 
 def test_bad_trainer_value_fails_before_the_init_stage_trains(tmp_path, capsys, monkeypatch):
-    """The issue's case: a bad trainer value on an RL run whose SFT stage has not run yet."""
+    """The issue's case (a bad trainer value on an RL run whose SFT stage has not run yet); max_steps itself
+    is now refused outright (the run length is optim.steps), so a typed key stands in for it."""
     monkeypatch.setenv("RLREASON_CACHE", str(tmp_path / "cache"))
     write(tmp_path / "stage.yaml", STAGE)
     rl = write(tmp_path / "rl.yaml", "name: rl\ninit: {from: stage.yaml}\nalgo: {name: grpo}\n")
-    assert main(["run", str(rl), "trainer.max_steps=notanumber", f"logging.dir={tmp_path / 'runs'}"]) == 2
+    assert main(["run", str(rl), "trainer.num_nodes=notanumber", f"logging.dir={tmp_path / 'runs'}"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "trainer.max_steps: expected an integer, got 'notanumber'" in err
+    assert err.count("\n") == 1 and "trainer.num_nodes: expected an integer, got 'notanumber'" in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
 
 

@@ -70,7 +70,8 @@ class DeGRPO(GRPO):
     J = E[(1/G) sum_i (alpha l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t})] - beta KL  (paper eq. 4), with
     `normalization: official` the released code's token means instead; control token located by
     `control_pos`, not column 0. `alpha_per_token = c` sets alpha = c / mean response length of the
-    minibatch (a weight that transfers across response scales). Details and deviations in the module docstring.
+    minibatch (a weight that transfers across response scales). `baseline`, `batch_norm`,
+    `dynamic_sampling` as in grpo. Details and deviations in the module docstring.
     """
 
     def __init__(
@@ -85,9 +86,22 @@ class DeGRPO(GRPO):
         mask_truncated_completions: bool = False,
         entropy_coef: float = 0.0,
         alpha_per_token: float | None = None,
+        baseline: str = "group",
+        batch_norm: bool = False,
+        dynamic_sampling: str = "off",
     ) -> None:
         super().__init__(
-            "grpo", scale_rewards, eps_low, eps_high, beta, num_iterations, mask_truncated_completions, entropy_coef
+            "grpo",
+            scale_rewards,
+            eps_low,
+            eps_high,
+            beta,
+            num_iterations,
+            mask_truncated_completions,
+            entropy_coef,
+            baseline=baseline,
+            batch_norm=batch_norm,
+            dynamic_sampling=dynamic_sampling,
         )
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization: expected 'paper' or 'official', got {normalization!r}")

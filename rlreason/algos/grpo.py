@@ -42,6 +42,12 @@ is the sampling policy whose log-probs the rollout recorded, and with one on-pol
 passes `old_logprobs = logprobs.detach()`. TRL's `loss_type` default is `dapo`; ours is `grpo`,
 the paper's, and the lab experiments name it explicitly.
 
+Options beyond TRL: `baseline: none` uses the sequence reward itself as the advantage, A_i = r_i
+(no group baseline; AdaptThink's `adv_estimator=naive`, requires `scale_rewards: none`); DLER's
+`batch_norm` (whiten the group-centred advantage over the batch's tokens) and `dynamic_sampling:
+skip` (drop groups whose rewards are all equal) are described in `rlreason/algos/dler.py`. All off
+by default, and then the advantages are bit for bit those without the options.
+
 The optional entropy bonus subtracts `entropy_coef` times the token-mean entropy of the minibatch
 (TRL's form for `dapo`; for its other loss types TRL averages micro-batch token means, which is the
 same number when micro-batches hold equal token counts).
@@ -55,12 +61,14 @@ from __future__ import annotations
 
 import torch
 
+from rlreason.algos import dler
 from rlreason.algos.base import Algorithm, LossInputs, clipped_surrogate, group_stats, k3_kl
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.registry import ALGOS
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 SCALES = ("group", "batch", "none")
+BASELINES = ("group", "none")
 
 
 def group_advantages(
@@ -124,6 +132,9 @@ class GRPO(Algorithm):
         num_iterations: int = 1,
         mask_truncated_completions: bool = False,
         entropy_coef: float = 0.0,
+        baseline: str = "group",
+        batch_norm: bool = False,
+        dynamic_sampling: str = "off",
     ) -> None:
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type: expected one of {', '.join(LOSS_TYPES)}, got {loss_type!r}")
@@ -136,6 +147,12 @@ class GRPO(Algorithm):
             raise ValueError(f"eps_low: expected < 1 (the ratio's lower clip is 1 - eps_low), got {eps_low}")
         if int(num_iterations) != num_iterations or num_iterations < 1:
             raise ValueError(f"num_iterations: expected an integer >= 1, got {num_iterations}")
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline: expected one of {', '.join(BASELINES)}, got {baseline!r}")
+        if baseline == "none" and scale_rewards != "none":
+            raise ValueError("baseline: none uses the reward itself as the advantage; set scale_rewards: none too")
+        dler.check_options(batch_norm, dynamic_sampling)
+        self.baseline, self.batch_norm, self.dynamic_sampling = baseline, batch_norm, dynamic_sampling
         self.loss_type, self.scale_rewards = loss_type, scale_rewards
         self.eps_low, self.eps_high, self.beta = eps_low, eps_high, beta
         self.num_iterations, self.mask_truncated_completions = num_iterations, mask_truncated_completions
@@ -145,9 +162,16 @@ class GRPO(Algorithm):
 
     def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
         """Per-sample advantages [N] from the sequence rewards; records `zero_std_frac`."""
-        adv = group_advantages(reward.rewards.float(), batch.group_ids, self.scale_rewards)
+        rewards = reward.rewards.float()
+        if self.baseline == "none":
+            adv = rewards.clone()
+        else:
+            adv = group_advantages(rewards, batch.group_ids, self.scale_rewards)
         _, std = group_stats(reward.rewards.double(), batch.group_ids)
         self.last_advantage_metrics = {"zero_std_frac": float((std < 1e-8).double().mean())}
+        if self.batch_norm or self.dynamic_sampling != "off":
+            adv, extra = dler.apply(adv, rewards, batch, self.batch_norm, self.dynamic_sampling)
+            self.last_advantage_metrics.update(extra)
         return adv
 
     def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:

@@ -47,6 +47,9 @@ read in the time available):
   `ratio_abs_max` shows how large the factor got.
 - trimmed mean, guard and ratio are computed over the response tokens (all of them: the episode
   splitter's spans partition the response, and a sequence reward is one episode).
+DLER's `batch_norm` and `dynamic_sampling` (rlreason/algos/dler.py) act on A^_i, the group
+z-score of the group score (a group whose scores are all equal is dropped), before the token
+weights r_{i,t} / r~_i.
 Advantage-time metrics (`guard_frac`, `r_tilde_mean`, `ratio_abs_max`, `zero_std_frac`) are left
 in `last_advantage_metrics`, which the loop logs under `algo/`.
 
@@ -73,6 +76,7 @@ from __future__ import annotations
 
 import torch
 
+from rlreason.algos import dler
 from rlreason.algos.base import LossInputs, group_stats
 from rlreason.algos.grpo import GRPO, group_advantages
 from rlreason.batch import RewardOutput, RolloutBatch
@@ -137,10 +141,23 @@ class L2TPPO(GRPO):
         num_iterations: int = 1,
         mask_truncated_completions: bool = False,
         entropy_coef: float = 0.0,
+        batch_norm: bool = False,
+        dynamic_sampling: str = "off",
     ) -> None:
         super().__init__(
-            loss_type, "group", eps_low, eps_high, beta, num_iterations, mask_truncated_completions, entropy_coef
+            loss_type,
+            "group",
+            eps_low,
+            eps_high,
+            beta,
+            num_iterations,
+            mask_truncated_completions,
+            entropy_coef,
+            batch_norm=batch_norm,
+            dynamic_sampling=dynamic_sampling,
         )
+        if advantage == "gae" and (batch_norm or dynamic_sampling != "off"):
+            raise ValueError("advantage: gae whitens its own advantages; batch_norm and dynamic_sampling need 'grpo'")
         checks = (
             ("trim", trim, 0 <= trim < 0.5, "in [0, 0.5)"),
             ("guard_eps", guard_eps, guard_eps >= 0, ">= 0"),
@@ -190,6 +207,9 @@ class L2TPPO(GRPO):
         score = r_tilde * mask.sum(-1) if self.group_score == "sum" else r_tilde
         a_hat = group_advantages(score, batch.group_ids, "group", eps=1e-8)
         _, std = group_stats(score.double(), batch.group_ids)
+        extra: dict[str, float] = {}
+        if self.batch_norm or self.dynamic_sampling != "off":  # DLER's options on A^_i (rlreason/algos/dler.py)
+            a_hat, extra = dler.apply(a_hat, score, batch, self.batch_norm, self.dynamic_sampling)
         mean_abs = (r_tok.abs() * mask).sum(-1) / mask.sum(-1).clamp(min=1)
         guard = r_tilde.abs() <= self.guard_eps * mean_abs
         safe = torch.where(guard, torch.ones_like(r_tilde), r_tilde)
@@ -200,6 +220,7 @@ class L2TPPO(GRPO):
             "r_tilde_mean": float(r_tilde.mean()),
             # largest |r_{i,t} / r~_i| that got through the guard: how close to unstable the batch was
             "ratio_abs_max": float((scale * mask).abs().max()) if mask.any() else 0.0,
+            **extra,
         }
         return a_hat.unsqueeze(-1) * scale * mask
 

@@ -13,9 +13,11 @@ drawn.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 from rlreason.policy.sampling import sample_tokens, uniforms
 
@@ -101,8 +103,12 @@ class HFRolloutBackend:
             out_mask = torch.zeros((n, t_max), dtype=torch.long, device=device)
             done = torch.zeros(n, dtype=torch.bool, device=device)
             position = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            # our own cache object, updated in place by every forward: nothing is read back from the
+            # outputs' deprecated `past_key_values` field
+            cache = DynamicCache(config=model.config)
+            kw = _cache_kwarg(model)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **{kw: cache})
+            logits = out.logits[:, -1, :]
             next_pos = position[:, -1:] + 1
             rows = torch.arange(n, device=device)  # rows still generating; finished ones leave the batch
             steps = 0
@@ -133,10 +139,10 @@ class HFRolloutBackend:
                     input_ids=tok[:, None],
                     attention_mask=mask,
                     position_ids=next_pos,
-                    past_key_values=cache,
                     use_cache=True,
+                    **{kw: cache},
                 )
-                cache, logits = out.past_key_values, out.logits[:, -1, :]
+                logits = out.logits[:, -1, :]
                 next_pos = next_pos + 1
             truncated = ~done if params.stop_on_eos else torch.ones(n, dtype=torch.bool, device=device)
             return Generation(
@@ -147,6 +153,13 @@ class HFRolloutBackend:
             )
         finally:
             model.train(was_training)
+
+
+def _cache_kwarg(model: torch.nn.Module) -> str:
+    """The forward argument that takes the KV cache: `cache` (transformers >= 5.x, where
+    `past_key_values` is deprecated, to be removed in 5.40) or `past_key_values` (older 5.x)."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 BACKENDS = {"hf": HFRolloutBackend}

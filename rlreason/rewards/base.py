@@ -25,10 +25,14 @@ class RewardContext:
     tokenizer: Any = None
     initial_params: dict[str, torch.Tensor] | None = None  # theta_ref snapshot (needs_initial_params)
     max_new_tokens: int = 0
-    step: int = 0
+    step: int = 0  # 0-based optimisation step (the rollout batch's index)
+    max_steps: int = 0  # total steps of the run (optim.steps); 0 when unknown (schedules need it)
     control_ids: dict[str, int] = field(default_factory=dict)  # "<short>"/"<think>"/... -> token id
     answer_cue: str = ""  # text appended before a forced answer (info-gain's J)
     canonicalize: Any = None  # mapped control-token text -> canonical strings (see ControlTokens)
+    control: Any = None  # the ControlTokens (rewards that generate with a forced mode: adaptthink)
+    verifier: Any = None  # fn(responses, golds) -> list[bool], the run's verifier
+    run_dir: str | None = None  # the run directory (caches kept next to the run)
 
 
 class Reward:

@@ -1,5 +1,9 @@
 """Callbacks: sample completions and histograms in TensorBoard, periodic evaluation, checkpoints.
 
+Completions go to the Text tab inside fenced code blocks (TensorBoard renders Markdown: outside a
+code block `5*7=35 / 7*7=49` turns into emphasis and LaTeX loses its `_` and `\\`); scalars go to
+every configured logger (rlreason/train/loggers.py).
+
 Checkpoints hold the Lightning state (`.ckpt`: optimiser, scheduler, step) and the policy in Hugging
 Face format (`hf/`, loadable with `from_pretrained`). Both are written to a temporary name and
 renamed, so a crash mid-write never leaves a checkpoint that looks complete; only rank zero writes.
@@ -7,7 +11,6 @@ renamed, so a crash mid-write never leaves a checkpoint that looks complete; onl
 
 from __future__ import annotations
 
-import html
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,14 +18,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-
-def _tb(trainer: pl.Trainer) -> Any:
-    logger = trainer.logger
-    return getattr(logger, "experiment", None) if logger is not None else None
+from rlreason.train.loggers import log_hparams, log_scalars, log_text, tensorboard
 
 
 class SampleLogger(pl.Callback):
-    """Response-length histogram every step; a table of sample completions every N steps."""
+    """Response-length histogram every step; sample completions as text every N steps."""
 
     def __init__(self, every_n_steps: int, num_samples: int, histograms: bool = True) -> None:
         self.every, self.num, self.histograms = every_n_steps, num_samples, histograms
@@ -30,26 +30,39 @@ class SampleLogger(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not trainer.is_global_zero or getattr(module, "last_batch", None) is None:
             return
-        tb = _tb(trainer)
-        if tb is None:
-            return
         rb, rout = module.last_batch, module.last_reward
-        if self.histograms:
+        tb = tensorboard(trainer)
+        if self.histograms and tb is not None:
             tb.add_histogram("train/response_length", rb.response_lengths.float(), batch_idx)
             rewards = rout.rewards.float()
             if torch.isfinite(rewards).any():  # a skipped non-finite step logs its finite values only
                 tb.add_histogram("train/reward", rewards[torch.isfinite(rewards)], batch_idx)
         if self.every and batch_idx % self.every == 0:
-            rows = ["| prompt | response | gold | reward |", "|---|---|---|---|"]
             step = max(1, rb.num_samples // max(1, self.num))
-            for i in range(0, rb.num_samples, step)[: self.num]:
-                cells = [rb.prompts[i], rb.completions[i], rb.golds[i], f"{float(rout.rewards[i]):.3f}"]
-                rows.append("| " + " | ".join(_md(c) for c in cells) + " |")
-            tb.add_text("samples", "\n".join(rows), batch_idx)
+            picked = list(range(0, rb.num_samples, step))[: self.num]
+            samples = [(rb.prompts[i], rb.completions[i], rb.golds[i], float(rout.rewards[i])) for i in picked]
+            log_text(trainer, "samples", samples_markdown(samples), batch_idx)
 
 
-def _md(text: str) -> str:
-    return html.escape(text).replace("|", "\\|").replace("\n", "⏎")[:500]
+def code_block(text: str) -> str:
+    """`text` as a fenced Markdown code block, shown verbatim: the fence is longer than any run of
+    backticks inside, so no completion can close it early."""
+    longest, run = 0, 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def samples_markdown(samples: list[tuple[str, str, str, float]]) -> str:
+    """One section per sample: a heading with gold and reward, then prompt + completion verbatim."""
+    parts = []
+    for k, (prompt, completion, gold, reward) in enumerate(samples):
+        gold_line = " ".join(str(gold).split())[:200]
+        parts.append(f"**sample {k}** · reward {reward:.3f} · gold:\n\n{code_block(gold_line)}\n")
+        parts.append(code_block(f"{prompt}{completion}"[:4000]) + "\n")
+    return "\n".join(parts)
 
 
 class PeriodicEval(pl.Callback):
@@ -69,29 +82,67 @@ class PeriodicEval(pl.Callback):
 
     def _run(self, trainer: pl.Trainer, module: Any, step: int) -> None:
         summary = self.evaluate_fn(module)
-        tb = _tb(trainer)
-        if trainer.is_global_zero and tb is not None:
-            for k, v in _flatten(summary).items():
-                tb.add_scalar(f"eval/{k}", v, step)
+        if trainer.is_global_zero:
+            log_scalars(trainer, {f"eval/{k}": v for k, v in _flatten(summary).items()}, step)
 
 
 class FinalEval(pl.Callback):
-    """Evaluates once at the end of training, while the logger and process group are still open
-    (so the final `eval/*` scalars land in the run's one event file)."""
+    """Evaluates once at the end of training, while the loggers and process group are still open
+    (so the final `eval/*` scalars land in the run's one event file, at the last step trained).
 
-    def __init__(self, evaluate_fn: Any, step: int) -> None:
-        self.evaluate_fn, self.step = evaluate_fn, step
+    The first result is the training task (`eval/...`); the others (per-mode rows, `eval.suite`
+    tasks) are logged under `eval/<name>/...`. Skipped when the run was interrupted (Ctrl-C)."""
+
+    def __init__(self, evaluate_fn: Any, interrupt: Any = None, hparams: dict[str, Any] | None = None) -> None:
+        self.evaluate_fn, self.interrupt, self.hparams = evaluate_fn, interrupt, hparams
         self.results: dict[str, Any] = {}
         self.records: list[dict[str, Any]] = []
+        self.step = 0
 
     def on_train_end(self, trainer: pl.Trainer, module: Any) -> None:
+        if self.interrupt is not None and self.interrupt.interrupted:
+            return
+        self.step = int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
         self.results, self.records = self.evaluate_fn(module)
-        tb = _tb(trainer)
-        if trainer.is_global_zero and tb is not None:
-            first = next(iter(self.results.values()))
-            for k, v in _flatten(first).items():
-                tb.add_scalar(f"eval/{k}", v, self.step)
-            tb.flush()
+        if trainer.is_global_zero:
+            scalars: dict[str, float] = {}
+            for i, (name, summary) in enumerate(self.results.items()):
+                prefix = "eval/" if i == 0 else f"eval/{name}/"
+                scalars.update({f"{prefix}{k}": v for k, v in _flatten(summary).items()})
+            log_scalars(trainer, scalars, self.step)
+            if self.hparams is not None:  # the resolved config beside its final metrics (HParams)
+                log_hparams(trainer, self.hparams, hparam_metrics(self.results), self.step)
+            tb = tensorboard(trainer)
+            if tb is not None:
+                tb.flush()
+
+
+def hparam_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """`hparam/accuracy`, `hparam/tokens`, `hparam/think_ratio` of the training task, and
+    `hparam/<task>/accuracy` for every other evaluated entry (per-mode rows, suite tasks)."""
+    out: dict[str, float] = {}
+    for i, (name, s) in enumerate(results.items()):
+        if not isinstance(s, dict) or "accuracy" not in s:
+            continue
+        if i == 0:
+            out["hparam/accuracy"] = float(s["accuracy"])
+            out["hparam/tokens"] = float(s["mean_response_tokens"])
+            if s.get("think_ratio") is not None:
+                out["hparam/think_ratio"] = float(s["think_ratio"])
+        else:
+            out[f"hparam/{name}/accuracy"] = float(s["accuracy"])
+    return out
+
+
+class ConfigLogger(pl.Callback):
+    """The resolved config as text (`config`, a YAML code block) when a run starts afresh."""
+
+    def __init__(self, config_yaml: str) -> None:
+        self.text = config_yaml
+
+    def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
+        if trainer.ckpt_path is None:
+            log_text(trainer, "config", code_block(self.text), 0)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:

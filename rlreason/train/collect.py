@@ -69,11 +69,17 @@ def collect_rollout(
     step: int,
     control: Any = None,
     group_offset: int = 0,
+    sampler: Any = None,
 ) -> RolloutBatch:
     """Sample `group_size` responses for each problem; sample j of problem p is seeded by
-    (seed, step, p.uid, j), so the batch is the same however problems are spread over ranks."""
+    (seed, step, p.uid, j), so the batch is the same however problems are spread over ranks.
+
+    A mode sampler (`rlreason.policy.samplers`) forces each sample's first token; None: plain rollout."""
     prompts, seeds, group_ids, golds, meta, texts = [], [], [], [], [], []
+    forced: list[str] = []
     for g, (problem, ids) in enumerate(zip(problems, prompt_token_ids)):
+        if sampler is not None:
+            forced += sampler.modes(seed, step, problem.uid, group_size)
         for j in range(group_size):
             prompts.append(ids)
             seeds.append(sample_seed(seed, step, problem.uid, j))
@@ -81,12 +87,15 @@ def collect_rollout(
             golds.append(problem.gold)
             texts.append(problem.prompt)
             meta.append({"uid": problem.uid, "difficulty": problem.difficulty, **problem.meta})
-    gen = backend.generate(policy, prompts, params, seeds)
+    if sampler is None:
+        gen = backend.generate(policy, prompts, params, seeds)
+    else:
+        gen = sampler.generate(backend, policy, prompts, params, seeds, forced, control)
     from rlreason.policy.rollout import left_pad
 
     prompt_ids, prompt_mask = left_pad(prompts, backend.pad_id)
     control_pos, control_mode = find_control(gen.response_ids, gen.response_mask, control)
-    return RolloutBatch(
+    batch = RolloutBatch(
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
         response_ids=gen.response_ids,
@@ -101,3 +110,8 @@ def collect_rollout(
         control_pos=control_pos,
         control_mode=control_mode,
     )
+    if sampler is not None:
+        batch.extras["forced_mode"] = forced
+        share = sum(m == "short" for m in forced) / max(1, len(forced))
+        batch.extras["rollout_metrics"] = {"rollout/forced_short_share": share}
+    return batch

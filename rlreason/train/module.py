@@ -92,6 +92,9 @@ class RLModule(pl.LightningModule):
 
         eos = [tokenizer.eos_token_id] + [t for t in getattr(control, "extra_eos_ids", []) or []]
         self.backend = BACKENDS[cfg.rollout.backend](eos, tokenizer.pad_token_id, cfg.rollout.batch_size)
+        from rlreason.policy.samplers import build_sampler
+
+        self.sampler = build_sampler(cfg.rollout)  # None unless rollout.sampler forces modes
         self.last_batch: RolloutBatch | None = None  # for callbacks (sample text)
         self.last_reward: RewardOutput | None = None
 
@@ -204,6 +207,7 @@ class RLModule(pl.LightningModule):
             step=step,
             control=self.control,
             group_offset=rank * len(problems),
+            sampler=self.sampler,
         )
         t_rollout = time.perf_counter() - t0
         correct, answered = self._verify(batch)
@@ -213,12 +217,16 @@ class RLModule(pl.LightningModule):
         self.last_batch, self.last_reward = batch, rout
         metrics = self._batch_metrics(batch, rout, correct)
         metrics["perf/rollout_time"] = t_rollout
+        metrics.update(batch.extras.get("rollout_metrics", {}))
         if self._reduce_sum(float(not torch.isfinite(rout.rewards).all())) > 0:  # every rank skips together
             return {**metrics, **self._skip_update("reward")}
         if self.value_head is not None:
             batch.extras["values"] = self._values(batch)
         advantages = self.algo.advantages(batch, rout)
         metrics.update({f"algo/{k}": float(v) for k, v in getattr(self.algo, "last_advantage_metrics", {}).items()})
+        keep = batch.extras.get("keep")  # dynamic sampling (rlreason/algos/dler.py): rows that train nothing
+        if keep is not None and self._reduce_sum(float(keep.sum())) == 0:  # every rank skips together
+            return {**metrics, "algo/ds_skipped_step": 1.0}
         metrics.update(self._update(batch, advantages))
         metrics["perf/tokens"] = float(batch.response_mask.sum())
         return metrics
@@ -274,6 +282,10 @@ class RLModule(pl.LightningModule):
             initial_params=self._frozen["initial"],
             max_new_tokens=self.cfg.rollout.max_new_tokens,
             step=step,
+            max_steps=self.cfg.optim.steps,
+            control=self.control,
+            verifier=self.verifier,
+            run_dir=getattr(self.trainer, "default_root_dir", None) if self._trainer is not None else None,
             control_ids=getattr(self.control, "ids", {}) if self.control is not None else {},
             answer_cue=self.answer_cue,
             canonicalize=getattr(self.control, "canonicalize", None),
@@ -292,6 +304,9 @@ class RLModule(pl.LightningModule):
         mask = batch.response_mask.float()
         if algo.mask_truncated_completions:
             mask = mask * (~batch.truncated).float().unsqueeze(-1)
+        keep = batch.extras.get("keep")  # dynamic sampling: dropped groups leave the loss and its normalisers
+        if keep is not None:
+            mask = mask * keep.float().unsqueeze(-1)
         n = batch.num_samples
         minibatches = _chunks(n, n // cfg.optim.minibatches)
         on_policy = algo.num_iterations == 1 and len(minibatches) == 1
@@ -302,8 +317,10 @@ class RLModule(pl.LightningModule):
             for mb in minibatches:
                 idx = torch.arange(n)[mb]
                 norms = {
-                    "num_seqs": self._global_norm(len(idx)),
-                    "num_tokens": self._global_norm(float(mask[idx].sum())),
+                    "num_seqs": self._global_norm(len(idx) if keep is None else max(float(keep[idx].sum()), 1e-8)),
+                    "num_tokens": self._global_norm(
+                        float(mask[idx].sum()) if keep is None else max(float(mask[idx].sum()), 1e-8)
+                    ),
                     "num_tokens_batch": tokens_batch,
                     "max_new_tokens": cfg.rollout.max_new_tokens,
                     "num_control": self._global_norm(_control_tokens_in_mask(batch.control_pos, mask, idx)),
@@ -491,16 +508,16 @@ class RLModule(pl.LightningModule):
         return [bool(self.control is not None and getattr(self.control, "short_id", None) is not None)]
 
     def _log_metrics(self, metrics: dict[str, Metric]) -> None:
-        """Reduce over ranks and write to TensorBoard at x = step (see rlreason/train/step_metrics.py)."""
+        """Reduce over ranks and write to every logger at x = step (see rlreason/train/step_metrics.py)."""
         every = max(1, int(self.cfg.logging.every_n_steps))
         if self._step % every:
             return
         reduced = reduce_metrics({k: v for k, v in metrics.items() if v is not None}, self.world_size)
         trainer = self._trainer
-        tb = getattr(self.logger, "experiment", None) if self.logger is not None else None
-        if tb is not None and (trainer is None or trainer.is_global_zero):
-            for k, v in reduced.items():
-                tb.add_scalar(k, v, self._step)
+        if trainer is not None and trainer.is_global_zero:  # every configured logger (loggers.py)
+            from rlreason.train.loggers import log_scalars
+
+            log_scalars(trainer, reduced, self._step)
         prog = ("train/reward_mean", "train/accuracy", "train/loss", "mode/think_ratio")
         for k in prog:  # the progress bar only; already reduced, so no sync
             if k in reduced:

@@ -36,8 +36,10 @@ from rlreason.config import to_yaml
 from rlreason.errors import ConfigError
 
 MANIFEST_SUFFIX = ".json"
-# keys that say how a run is started or shown, not what it computes: they may differ on resume
-_BOOKKEEPING = {"init.resume", "logging.version", "logging.progress_bar"}
+# keys that say how a run is started, shown or logged, not what it computes: they may differ on resume
+# (every `logging.*` key: a run saved before a logging default changed stays resumable)
+_BOOKKEEPING = {"init.resume"}
+_BOOKKEEPING_PREFIXES = ("logging.",)
 
 
 # -- checkpoints ------------------------------------------------------------------------------
@@ -136,7 +138,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 def config_differences(saved_yaml: str, cfg: DictConfig) -> list[str]:
     """`key: saved -> now` for every key that changes what the run computes."""
     old, new = _flat(yaml.safe_load(saved_yaml) or {}), _flat(yaml.safe_load(to_yaml(cfg)) or {})
-    keys = sorted((set(old) | set(new)) - _BOOKKEEPING)
+    keys = sorted(k for k in (set(old) | set(new)) - _BOOKKEEPING if not k.startswith(_BOOKKEEPING_PREFIXES))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 

@@ -5,7 +5,13 @@ The run directory `runs/<name>/<version>/` holds the resolved `config.yaml`, Ten
 format: `from_pretrained` loads it) and `results.json`.
 
 `init.from` may name an experiment YAML: that run (e.g. the SFT warm-up) is executed first, once,
-and reused by every later run whose config resolves to the same warm-up config.
+and reused by every later run whose config resolves to the same warm-up config. Paths in a loaded
+config are absolute (rlreason/config.py), so the stage cache and the run directories are the same
+whichever directory `rlreason run` is started from.
+
+After training the run evaluates its task (and, with `eval.per_mode`, each forced mode) and every
+`eval.suite` task; results.json, the loggers and the HParams entry (the resolved config with the
+final metrics) all get the same numbers.
 """
 
 from __future__ import annotations
@@ -23,13 +29,23 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from rlreason.config import load_config, to_yaml
+from rlreason.config import TRAINER_RESERVED, checkpoint_interval, load_config, loggers_of, to_yaml
 from rlreason.errors import ConfigError
 from rlreason.evaluate import EvalSettings, format_table, generate_records, summarize, write_json
 from rlreason.registry import ALGOS, REWARDS, TASKS
-from rlreason.train.callbacks import Checkpointer, FinalEval, PeriodicEval, SampleLogger, save_hf_policy
+from rlreason.train.callbacks import (
+    Checkpointer,
+    ConfigLogger,
+    FinalEval,
+    PeriodicEval,
+    SampleLogger,
+    save_hf_policy,
+)
 from rlreason.train.data import ProblemDataModule, read_problems
+from rlreason.train.interrupt import GracefulInterrupt, RunInterrupted
+from rlreason.train.loggers import build_loggers, check_installed
 from rlreason.train.module import NonFiniteError, RLModule
+from rlreason.train.progress import StepProgressBar, quiet_third_party, start_line
 from rlreason.train.resume import find_resume_point
 
 
@@ -38,9 +54,12 @@ def cache_dir() -> Path:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """Identity of a stage's result: the resolved config, minus how it was started (`init.resume`)."""
+    """Identity of a stage's result: the resolved config, minus how it was started (`init.resume`) and
+    how it is logged (`logging.*`: where it is written, which loggers, how often it checkpoints),
+    none of which changes the trained policy."""
     data = yaml.safe_load(to_yaml(cfg))
     data.get("init", {}).pop("resume", None)
+    data.pop("logging", None)
     return hashlib.sha256(yaml.safe_dump(data, sort_keys=False).encode()).hexdigest()[:10]
 
 
@@ -85,19 +104,31 @@ def resolve_init(cfg: DictConfig) -> str | None:
     return src
 
 
-def build_verifier(name: str, timeout: float = 5.0) -> Any:
+def task_verifier(task: Any) -> Any:
+    """The verifier a task grades with, under its number format."""
+    return build_verifier(task.verifier, number_format=getattr(task, "number_format", "en"))
+
+
+def build_verifier(name: str, timeout: float = 5.0, number_format: str = "en") -> Any:
     from rlreason.verify import verify_batch
+    from rlreason.verify.numeric import check_format
+
+    check_format(number_format)  # a misconfigured task fails before training, not at the first reward
 
     def verify(responses: list[str], golds: list[str]) -> list[bool]:
-        return verify_batch(responses, golds, verifier=name, timeout=timeout)
+        return verify_batch(responses, golds, verifier=name, timeout=timeout, number_format=number_format)
 
     return verify
 
 
-def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
-    """Train and evaluate one experiment; returns its run directory."""
+def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: str | None = None) -> Path:
+    """Train and evaluate one experiment; returns its run directory.
+
+    `resume_hint` is the command printed if Ctrl-C stops the run (default: re-run the saved config)."""
     from rlreason.policy.load import format_prompt, load_policy
 
+    quiet_third_party()
+    check_installed(loggers_of(cfg))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     resume_dir, resume_ckpt = find_resume_point(cfg)
     if resume_dir is not None and (resume_dir / "results.json").is_file():
@@ -106,6 +137,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
     # the data before any init.from stage runs or model loads: file:line errors, no train split
     train_problems, eval_problems = read_problems(task, cfg.eval.split, cfg.eval.n)
+    suite = _build_suite(cfg)  # the end-of-training benchmarks' data too
     init_path = resolve_init(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if init_path is not None:
@@ -115,11 +147,13 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
     if cfg.model.gradient_checkpointing:
         (getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable)()
-    _check_disk_for_checkpoints(cfg, policy, resume_dir or Path(cfg.logging.dir))
+    every = checkpoint_interval(cfg, algo.needs_rollout)
+    _check_disk_for_checkpoints(cfg, policy, resume_dir or Path(cfg.logging.dir), every)
     # only once every component has loaded; a resumed run keeps its directory and saved config
     run_dir = resume_dir or prepare_run_dir(cfg, version)
+    print(start_line(cfg, run_dir, model_cfg.name_or_path, policy, control, len(train_problems), len(eval_problems)))
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
-    verifier = build_verifier(task.verifier)
+    verifier = task_verifier(task)
     per_rank = cfg.rollout.prompts_per_step if algo.needs_rollout else cfg.optim.batch_size
     datamodule = ProblemDataModule(train_problems, cfg.optim.steps, per_rank, cfg.seed)
 
@@ -149,53 +183,86 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
         if cfg.eval.per_mode and getattr(control, "short_id", None) is not None:
             for mode in ("short", "think"):
                 results[f"{task_name(cfg)}[{mode}]"] = evaluate_sharded(mod, eval_problems, settings, verifier, mode)[0]
+        for key, problems, suite_verifier in suite:  # a fresh prompt cache: uids are unique per task only
+            host = _EvalHost(mod.policy, mod.tokenizer, mod.control, fmt, cfg, trainer=mod._trainer)
+            results[key] = evaluate_sharded(host, problems, settings, suite_verifier)[0]  # type: ignore[arg-type]
         return results, records
 
-    final_eval = FinalEval(final_evaluation, cfg.optim.steps)
-    trainer = _build_trainer(
-        cfg,
-        run_dir,
-        [
-            final_eval,
-            SampleLogger(cfg.logging.samples_every_n_steps, cfg.logging.num_samples, cfg.logging.histograms),
-            PeriodicEval(evaluate_fn, cfg.eval.every_n_steps, cfg.eval.at_start),
-            checkpointer := Checkpointer(run_dir, cfg.logging.checkpoint_every_n_steps, cfg.logging.keep_last_n),
-        ],
-    )
+    checkpointer = Checkpointer(run_dir, every, cfg.logging.keep_last_n)
+    interrupt = GracefulInterrupt(checkpointer)
+    final_eval = FinalEval(final_evaluation, interrupt, hparams=_hparams(cfg))
+    callbacks: list[pl.Callback] = [
+        ConfigLogger(to_yaml(cfg)),
+        final_eval,
+        SampleLogger(cfg.logging.samples_every_n_steps, cfg.logging.num_samples, cfg.logging.histograms),
+        PeriodicEval(evaluate_fn, cfg.eval.every_n_steps, cfg.eval.at_start),
+        checkpointer,
+        interrupt,  # last: a Ctrl-C checkpoint holds everything the step's other callbacks did
+    ]
+    if cfg.logging.progress_bar:
+        callbacks.append(StepProgressBar("RL step" if algo.needs_rollout else "SFT step"))
+    trainer = _build_trainer(cfg, run_dir, callbacks)
     if resume_ckpt is not None:
         print(f"[rlreason] resuming {run_dir} from {resume_ckpt.name}", flush=True)
     t0 = time.time()
-    try:
-        trainer.fit(
-            module,
-            datamodule=datamodule,
-            ckpt_path=str(resume_ckpt) if resume_ckpt else None,
-            weights_only=True,
+    with interrupt:  # SIGINT -> checkpoint at the next step boundary (rlreason/train/interrupt.py)
+        try:
+            trainer.fit(
+                module,
+                datamodule=datamodule,
+                ckpt_path=str(resume_ckpt) if resume_ckpt else None,
+                weights_only=True,
+            )
+        except NonFiniteError as exc:
+            # skipped updates left the parameters at the last good state: keep it, then stop
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            ckpt = checkpointer.save(trainer, module, done, suffix="-stopped")
+            raise NonFiniteError(f"{exc}; last good state saved to {ckpt} (resume with init.resume={ckpt})") from None
+    if interrupt.interrupted:
+        hint = resume_hint or f"rlreason run {run_dir / 'config.yaml'} init.resume={run_dir}"
+        raise RunInterrupted(
+            f"interrupted at step {interrupt.step}/{cfg.optim.steps}; checkpoint {interrupt.checkpoint}; "
+            f"resume with: {hint}"
         )
-    except NonFiniteError as exc:
-        # skipped updates left the parameters at the last good state: keep it, then stop
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        ckpt = checkpointer.save(trainer, module, done, suffix="-stopped")
-        raise NonFiniteError(f"{exc}; last good state saved to {ckpt} (resume with init.resume={ckpt})") from None
     train_time = time.time() - t0
     results, records = final_eval.results, final_eval.records
     if trainer.is_global_zero:
         save_hf_policy(module, run_dir / "policy")
-        results.update({"train_time_s": train_time, "steps": cfg.optim.steps})
+        results.update({"train_time_s": train_time, "steps": final_eval.step})
         write_json(run_dir / "results.json", results)
         _write_jsonl(run_dir / "eval_samples.jsonl", records)
         print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table(results)}", flush=True)
     return run_dir
 
 
-def _check_disk_for_checkpoints(cfg: DictConfig, policy: torch.nn.Module, where: Path) -> None:
+def _build_suite(cfg: DictConfig) -> list[tuple[str, list[Any], Any]]:
+    """(results key, problems, verifier) per `eval.suite` task, loaded before the run starts (a
+    missing data file fails before any training). Keys are task names; a repeated name gets `_<i>`."""
+    out: list[tuple[str, list[Any], Any]] = []
+    taken = {task_name(cfg)}
+    for i, item in enumerate(cfg.eval.suite):
+        tcfg = OmegaConf.to_container(item) if isinstance(item, DictConfig) else dict(item)
+        task = TASKS.build(tcfg, where=f"eval.suite[{i}]")
+        key = str(tcfg["name"])
+        key = f"{key}_{i}" if key in taken else key
+        taken.add(key)
+        verifier = task_verifier(task)
+        out.append((key, _eval_subset(task.problems("test"), cfg.eval.n), verifier))
+    return out
+
+
+def _hparams(cfg: DictConfig) -> dict[str, Any]:
+    from rlreason.train.loggers import flat_hparams
+
+    return flat_hparams(yaml.safe_load(to_yaml(cfg)))
+
+
+def _check_disk_for_checkpoints(cfg: DictConfig, policy: torch.nn.Module, where: Path, every: int) -> None:
     """Refuse to start when the checkpoints this run will keep at once (and its final policy) cannot fit."""
     from rlreason.train.preflight import check_disk_space, checkpoints_on_disk_at_once, estimate_checkpoint_bytes
 
     n = sum(p.numel() for p in policy.parameters())
-    at_once = checkpoints_on_disk_at_once(
-        cfg.logging.keep_last_n, cfg.optim.steps, cfg.logging.checkpoint_every_n_steps
-    )
+    at_once = checkpoints_on_disk_at_once(cfg.logging.keep_last_n, cfg.optim.steps, every)
     check_disk_space(where, estimate_checkpoint_bytes(n, cfg.optim.optimizer) * at_once + 4 * n)
 
 
@@ -248,19 +315,11 @@ def evaluate_sharded(
 
 
 def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
-    from pytorch_lightning.loggers import TensorBoardLogger
-
-    logger = TensorBoardLogger(
-        save_dir=str(run_dir.parent.parent),
-        name=run_dir.parent.name,
-        version=run_dir.name,
-        default_hp_metric=False,
-    )
     kwargs: dict[str, Any] = {
         "accelerator": "auto",
         "devices": 1,
         "max_epochs": 1,
-        "logger": logger,
+        "logger": build_loggers(cfg, run_dir),
         "callbacks": callbacks,
         "enable_checkpointing": False,
         "num_sanity_val_steps": 0,
@@ -272,9 +331,8 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback])
     }
     user = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(user, dict)
-    reserved = {"logger", "callbacks", "max_epochs", "use_distributed_sampler"}
-    for key in user:
-        if key in reserved:
+    for key in user:  # validate() refuses these at load time; a config built in code may skip it
+        if key in TRAINER_RESERVED:
             raise ConfigError(f"trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
     kwargs.update(user)
     try:
@@ -296,46 +354,81 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def run_from_cli(config: str, overrides: list[str]) -> int:
-    run_experiment(load_config(config, overrides))
+    """`rlreason run CONFIG [overrides]`; a Ctrl-C'd run says to repeat the command with --resume."""
+    import shlex
+
+    args = [a for a in overrides if a != "init.resume=auto"]
+    hint = "rlreason run " + shlex.join([config, *args, "--resume"])
+    run_experiment(load_config(config, overrides), resume_hint=hint)
     return 0
 
 
 def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, out: str | None) -> int:
-    """`rlreason eval`: evaluate `model` (or the config's model / init) on the config's task + suite."""
+    """`rlreason eval`: evaluate `model` (or the config's model / init) on the config's task + suite.
+
+    Given a run directory, results go to `<run dir>/eval/` (that version's own folder); given a YAML,
+    to `<logging.dir>/<name>/eval/version_<n>/`; `--out` names the results file. The per-mode rows
+    (`eval.per_mode`) come out as in training, and each task prints a line when it starts and ends."""
     from rlreason.policy.load import format_prompt, load_policy
 
-    cfg_path = Path(config)
+    quiet_third_party()
+    cfg_path, run_dir = Path(config), None
     if cfg_path.is_dir():  # a run directory: its own config and final policy
-        model = model or str(cfg_path / "policy")
-        cfg_path = cfg_path / "config.yaml"
+        run_dir = cfg_path.resolve()
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{config}: not a run directory (no config.yaml)")
+        model = model or str(run_dir / "policy")
+        cfg_path = run_dir / "config.yaml"
     cfg = load_config(cfg_path, overrides)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.name_or_path = model or resolve_init(cfg) or cfg.model.name_or_path
+    if out:
+        out_path = Path(out)
+    elif run_dir is not None:
+        out_path = run_dir / "eval" / "results.json"
+    else:
+        out_path = Path(cfg.logging.dir) / cfg.name / "eval" / _next_version(Path(cfg.logging.dir) / cfg.name / "eval")
+        out_path = out_path / "results.json"
     policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
     settings = _eval_settings(cfg)
+    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
+    with_modes = cfg.eval.per_mode and getattr(control, "short_id", None) is not None
+    jobs: list[tuple[str, list[Any], Any, str | None]] = [
+        (task_name(cfg), _eval_subset(task.problems(cfg.eval.split), cfg.eval.n), task_verifier(task), None)
+    ]
+    if with_modes:
+        jobs += [(f"{task_name(cfg)}[{m}]", jobs[0][1], jobs[0][2], m) for m in ("short", "think")]
+    jobs += [(key, problems, verifier, None) for key, problems, verifier in _build_suite(cfg)]
     results: dict[str, Any] = {}
-    task_cfgs = [OmegaConf.to_container(cfg.task)] + [dict(t) for t in cfg.eval.suite]
-    for i, tcfg in enumerate(task_cfgs):
-        task = TASKS.build(tcfg, where="task" if i == 0 else f"eval.suite[{i - 1}]")
-        verifier = build_verifier(task.verifier)
-        fake = _EvalHost(policy, tokenizer, control, lambda t: format_prompt(tokenizer, t, model_cfg), cfg)
-        problems = _eval_subset(task.problems(cfg.eval.split if i == 0 else "test"), cfg.eval.n)
-        summary, _ = evaluate_sharded(fake, problems, settings, verifier)  # type: ignore[arg-type]
-        results[str(tcfg["name"])] = summary
+    records: list[dict[str, Any]] = []
+    for i, (key, problems, verifier, mode) in enumerate(jobs):
+        host = _EvalHost(policy, tokenizer, control, lambda t: format_prompt(tokenizer, t, model_cfg), cfg)
+        print(f"[rlreason] eval [{i + 1}/{len(jobs)}] {key}: {len(problems)} problems ...", file=sys.stderr, flush=True)
+        t0 = time.time()
+        summary, recs = evaluate_sharded(host, problems, settings, verifier, mode)  # type: ignore[arg-type]
+        print(
+            f"[rlreason] eval [{i + 1}/{len(jobs)}] {key}: accuracy {100 * summary['accuracy']:.1f}% "
+            f"in {time.time() - t0:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+        results[key] = summary
+        records += [{"task": key, **r} for r in recs]
     results["model"] = model_cfg.name_or_path
-    out_path = Path(out) if out else Path(cfg.logging.dir) / cfg.name / "eval" / "results.json"
     write_json(out_path, results)
+    _write_jsonl(out_path.with_name("eval_samples.jsonl"), records)
     print(format_table(results))
     print(f"results: {out_path}", file=sys.stderr)
     return 0
 
 
 class _EvalHost:
-    """The parts of RLModule that evaluation uses, for evaluating outside training."""
+    """The parts of RLModule that evaluation uses, for evaluating outside training (or a suite task
+    during it, with its own prompt cache)."""
 
-    def __init__(self, policy: Any, tokenizer: Any, control: Any, fmt: Any, cfg: DictConfig) -> None:
+    def __init__(self, policy: Any, tokenizer: Any, control: Any, fmt: Any, cfg: DictConfig, trainer: Any = None):
         self.policy, self.tokenizer, self.control, self._fmt, self.cfg = policy, tokenizer, control, fmt, cfg
-        self._trainer = None
+        self._trainer = trainer
         self._cache: dict[str, list[int]] = {}
 
     def prompt_ids(self, problem: Any) -> list[int]:

@@ -8,17 +8,43 @@ otherwise; `symbolic` names the comparison that then runs in a killable worker p
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from typing import ClassVar
 
 from rlreason.registry import VERIFIERS
-from rlreason.verify.numeric import parse_number
+from rlreason.verify.numeric import looks_numeric, parse_number
 from rlreason.verify.symbolic import prm800k_normalize
 
 FLOAT_ROUNDING = 6  # math-verify 0.9's default `float_rounding` in `verify`
 
 
 def _squash(s: str) -> str:
+    """Spacing, surrounding ``$`` and a final period ignored; a space between two digits is kept
+    (``1 000`` is not ``1000`` unless the number format says so)."""
+    s = re.sub(r"(?<=\d)\s+(?=\d)", "\u2423", s.strip())
     return re.sub(r"\s+", "", s).rstrip(".").strip("$")
+
+
+# a multiple-choice answer: a bare letter (``C``, ``(C)``, ``\\text{(C)}``) or a labelled option ("C. x = 42")
+_CHOICE = re.compile(r"(?:\\text(?:bf)?\{)?\(?([A-E])\)?\}?")
+_LABELLED = re.compile(r"\(?([A-E])[.:)]\s+\S.*", re.DOTALL)
+
+
+def _choice(s: str) -> tuple[str, bool] | None:
+    """(letter, labelled) for a multiple-choice answer, else None."""
+    s = s.strip().strip("$").strip()
+    m = _CHOICE.fullmatch(s)
+    if m:
+        return m.group(1), False
+    m = _LABELLED.fullmatch(s)
+    return (m.group(1), True) if m else None
+
+
+def gold_number(gold: str, number_format: str = "en") -> Fraction | None:
+    """A gold answer as a number: in the task's format, else in the canonical ``en`` one (gold answers
+    are trusted data, often stored canonically, e.g. ``2.5`` for a decimal-comma task)."""
+    value = parse_number(gold, number_format)
+    return value if value is not None or number_format == "en" else parse_number(gold, "en")
 
 
 class Verifier:
@@ -31,7 +57,7 @@ class Verifier:
 
     symbolic: ClassVar[str | None] = None
 
-    def fast(self, pred: str, gold: str) -> bool | None:
+    def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
         raise NotImplementedError
 
     def __call__(self, pred: str, gold: str, timeout: float = 5.0) -> bool:
@@ -46,22 +72,34 @@ class Verifier:
 
 @VERIFIERS.register("math")
 class MathVerifier(Verifier):
-    """Exact numeric fast path, then math-verify's LaTeX-to-sympy equivalence (the default)."""
+    """Exact numeric fast path, then math-verify's LaTeX-to-sympy equivalence (the default).
+
+    The fast path decides only what math-verify would decide the same way: identical strings, and
+    plain numbers on *both* sides (exact rationals; near misses within math-verify's 6-decimal
+    rounding are left to it), percentages excepted. A number-shaped answer its format does not allow (``2,5`` under
+    ``en``) against a plain-number gold is wrong here: math-verify would read it as the set {2, 5}
+    or, for ``1\\,000``, as the product 1*000 = 0. Everything else goes to math-verify.
+    """
 
     symbolic = "math"
 
-    def fast(self, pred: str, gold: str) -> bool | None:
-        if _squash(pred) == _squash(gold) or prm800k_normalize(pred) == prm800k_normalize(gold) != "":
+    def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
+        if _squash(pred) == _squash(gold) != "":
             return True
-        g, p = parse_number(gold), parse_number(pred)
+        if "%" in pred or "%" in gold:
+            return None  # math-verify's percent rules (50% is both 50 and 0.5) are its own: let it decide
+        g, p = gold_number(gold, number_format), parse_number(pred, number_format)
         if g is not None and p is not None:
             if g == p:
                 return True
             # math-verify compares numbers rounded to 6 decimals (so 0.666667 == 2/3): defer those
             # near misses to it, so that the fast path never disagrees with the symbolic one
             return None if round(g, FLOAT_ROUNDING) == round(p, FLOAT_ROUNDING) else False
-        if g is not None and re.fullmatch(r"[\d\s.,+\-/]*", pred):
-            return False  # a malformed number against a numeric gold: no symbolic rescue possible
+        if (g is not None and looks_numeric(pred)) or (p is not None and looks_numeric(gold)):
+            return False  # a malformed number against a plain number: no symbolic reading is safe
+        pc, gc = _choice(pred), _choice(gold)
+        if pc is not None and gc is not None and (pc[1] or gc[1]):
+            return pc[0] == gc[0]  # "C" against the option "C. x = 42": the letters decide
         return None
 
 
@@ -71,11 +109,11 @@ class PRM800KVerifier(Verifier):
 
     symbolic = "prm800k"
 
-    def fast(self, pred: str, gold: str) -> bool | None:
+    def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
         p, g = prm800k_normalize(pred), prm800k_normalize(gold)
         if p == g and p:
             return True
-        gn, pn = parse_number(g), parse_number(p)
+        gn, pn = parse_number(g, number_format), parse_number(p, number_format)
         if gn is not None and pn is not None:
             return gn == pn
         return None
@@ -85,5 +123,5 @@ class PRM800KVerifier(Verifier):
 class ExactVerifier(Verifier):
     """Normalised string equality (whitespace, surrounding $ and a final period ignored)."""
 
-    def fast(self, pred: str, gold: str) -> bool | None:
+    def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
         return _squash(pred) == _squash(gold)

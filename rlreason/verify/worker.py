@@ -6,6 +6,7 @@ Run as ``python -m rlreason.verify.worker``; started and killed by `rlreason.ver
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 MEMORY_LIMIT_BYTES = 4 << 30  # a runaway expression fails with MemoryError instead of swapping the host
@@ -24,6 +25,10 @@ def main() -> None:
     from rlreason.verify.symbolic import SLOW
 
     _limit_memory()
+    # Ctrl-C in a terminal reaches the whole process group: the trainer checkpoints and stops at the
+    # next step (rlreason/train/interrupt.py), and needs its workers' verdicts until then (a
+    # KeyboardInterrupt inside a comparison would read as "not equal"). The pool ends workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # load parsers and sympy's lazy caches before reporting ready: timeouts measure comparisons only
         for name in SLOW:
             SLOW[name]("\\frac{\\sqrt{2}}{2}+x^2", "x^{2}+\\frac{1}{\\sqrt{2}}")

@@ -1,0 +1,102 @@
+"""DLER's advantage options, shared by grpo, degrpo and l2t_ppo: batch-wise normalisation and
+dynamic sampling (Liu et al., "DLER: Doing Length pEnalty Right", arXiv 2510.15110).
+
+Checked against the released recipe (NVlabs/DLER @ ea7d4f7): `dler_slurm.sh` runs
+`adv_estimator=reinforce_plus_plus_baseline` with `algorithm.filter_groups.enable=True`,
+`metric=seq_reward`.
+
+- **Batch-wise normalisation** (`batch_norm: true`), verl's `compute_reinforce_plus_plus_baseline_
+  outcome_advantage`: the group-centred advantage is whitened over every response token of the batch,
+
+      A_i = r_i - mean_group(r),    A_i <- (A_i - mu) / sqrt(sigma^2 + 1e-8)
+
+  with mu, sigma^2 the token-weighted mean and unbiased variance (verl's `masked_whiten`: each sample
+  counts once per response token). Here the statistics are over the kept samples of the whole
+  global batch (summed over DDP ranks), so a 2-process run matches a 1-process one.
+- **Dynamic sampling** (`dynamic_sampling: skip`), DAPO's `filter_groups` (recipe/dapo/
+  dapo_ray_trainer.py): a group whose rewards are all equal (std 0; a group of one is kept) has no
+  learning signal and is dropped. DAPO then generates further batches until the batch is full
+  again; we *skip*: the dropped samples stay in the rollout batch for logging but train nothing
+  (`batch.extras["keep"]` = 0 masks their tokens out of the loss and the loss normalisers), and a
+  step whose whole global batch is dropped makes no update. Resampling is not implemented: refilling
+  would draw prompts outside the data module's fixed order. Counted per step in `algo/ds_dropped_groups`
+  and `algo/ds_dropped_frac`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlreason.algos.base import group_stats
+
+DYNAMIC_SAMPLING = ("off", "skip")
+
+
+def check_options(batch_norm: bool, dynamic_sampling: str) -> None:
+    """Constructor checks with one-line errors naming the key."""
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"batch_norm: expected true or false, got {batch_norm!r}")
+    if dynamic_sampling not in DYNAMIC_SAMPLING:
+        raise ValueError(f"dynamic_sampling: expected one of {', '.join(DYNAMIC_SAMPLING)}, got {dynamic_sampling!r}")
+
+
+def informative_groups(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """[N] bool: the sample's group has a reward spread (or a single sample), as DAPO's filter keeps."""
+    uniq, inv = torch.unique(group_ids, return_inverse=True)
+    s = scores.double()
+    hi = torch.full((uniq.numel(),), float("-inf"), dtype=s.dtype).scatter_reduce(0, inv, s, "amax")
+    lo = torch.full((uniq.numel(),), float("inf"), dtype=s.dtype).scatter_reduce(0, inv, s, "amin")
+    size = torch.zeros(uniq.numel(), dtype=torch.long).index_add_(0, inv, torch.ones_like(inv))
+    return ((hi > lo) | (size == 1))[inv]
+
+
+def _all_reduce(t: torch.Tensor) -> torch.Tensor:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
+
+
+def batch_whiten(adv: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Whiten per-sample advantages [N] with token-weighted global batch statistics (verl masked_whiten)."""
+    w = mask.double().sum(-1)
+    if keep is not None:
+        w = w * keep.double()
+    a = adv.double()
+    sums = _all_reduce(torch.stack([w.sum(), (w * a).sum()]))
+    mean = sums[1] / sums[0].clamp(min=1)
+    sq = _all_reduce((w * (a - mean) ** 2).sum().reshape(1))[0]
+    var = sq / (sums[0] - 1).clamp(min=1)  # Bessel's correction over tokens, as verl's masked_var
+    return ((a - mean) / torch.sqrt(var + 1e-8)).to(adv.dtype)
+
+
+def apply(
+    adv: torch.Tensor,
+    scores: torch.Tensor,
+    batch: object,
+    batch_norm: bool,
+    dynamic_sampling: str,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Dynamic sampling, then batch normalisation, of group-centred advantages [N].
+
+    Sets `batch.extras["keep"]` when dynamic sampling is on (the loop masks dropped rows out)."""
+    metrics: dict[str, float] = {}
+    keep = None
+    group_ids = batch.group_ids  # type: ignore[attr-defined]
+    if dynamic_sampling == "skip":
+        keep = informative_groups(scores, group_ids)
+        dropped = torch.unique(group_ids[~keep]).numel()
+        metrics["ds_dropped_groups"] = float(dropped)
+        metrics["ds_dropped_frac"] = float((~keep).double().mean()) if keep.numel() else 0.0
+        batch.extras["keep"] = keep.float()  # type: ignore[attr-defined]
+    if batch_norm:
+        adv = batch_whiten(adv, batch.response_mask, keep)  # type: ignore[attr-defined]
+    if keep is not None:
+        adv = adv * keep.to(adv.dtype)
+    return adv, metrics
+
+
+def zero_spread_frac(scores: torch.Tensor, group_ids: torch.Tensor) -> float:
+    _, std = group_stats(scores.double(), group_ids)
+    return float((std < 1e-8).double().mean())

@@ -1,0 +1,185 @@
+"""`adaptthink`: AdaptThink's reward, correctness against the initial policy's think-mode accuracy.
+
+Zhang et al., "AdaptThink: Reasoning Models Can Learn When to Think", arXiv 2505.13417, checked
+against the released code (THU-KEG/AdaptThink, read from the mirror bojieli/AdaptThink @ c32c616:
+src/adapt_think_reward_manager.py, src/postprocess_ref_results.py, scripts/run_adapt_think_1.5b_*.sh).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.errors import ConfigError, DataError
+from rlreason.registry import REWARDS
+from rlreason.rewards.base import Reward, RewardContext
+
+SOURCES = ("column", "presample")
+
+
+@REWARDS.register("adaptthink")
+class AdaptThink(Reward):
+    """r = correct - mean reference think-accuracy of the problem + delta [short].
+
+    The paper's constrained objective (sec. 3) turned into a per-sample reward, as the released
+    reward manager computes it:
+
+        r_i = 1[correct_i] - ref_acc_think(x) + delta * 1[o_i starts in no-think mode],  delta = 0.05
+
+    (`nothinking_bonus` 0.05 in the released scripts). A sample without a valid control token scores
+    as wrong and gets no bonus (the code's format check gives acc 0). ref_acc_think(x) is the mean
+    accuracy of K samples of the *initial* policy forced to think on problem x (the code pre-samples
+    K = 16 and averages per problem):
+
+    - ``source: column``: a precomputed per-problem value in the task metadata (`column`, default
+      `ref_think_acc`), e.g. from a jsonl task with that field; a missing value is a data error.
+    - ``source: presample``: computed here with the run's initial parameters (restored on resume),
+      K = `samples` responses per problem forced to start with <think> at `temperature`, graded
+      by the run's verifier, the first time a problem is seen; cached in `cache` (`auto`:
+      <run dir>/adaptthink_ref.json) and reloaded from there. Each problem's samples are seeded by
+      its uid, so the cache does not depend on batching, sharding or when the problem first appears.
+      Sampling lazily (per batch, not the whole training set up front) costs K / G times a rollout
+      on a problem's first step and nothing afterwards.
+
+    The authors use this reward directly as the advantage (`algorithm.adv_estimator=naive`: no
+    group baseline): run it with `algo.baseline: none` (grpo / degrpo) to match, or with the usual
+    group baseline, under which the reference accuracy cancels and only the bonus remains.
+    The released trainer also forces half of each group into each mode (the `forced_mode` sampler
+    with share 0.5, `rollout.sampler`).
+    """
+
+    needs_initial_params = False  # set per instance: only the presampling source needs theta_0
+
+    def __init__(
+        self,
+        delta: float = 0.05,
+        source: str = "column",
+        column: str = "ref_think_acc",
+        samples: int = 16,
+        temperature: float = 1.0,
+        max_new_tokens: int = 0,
+        cache: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        if source not in SOURCES:
+            raise ValueError(f"source: expected one of {', '.join(SOURCES)}, got {source!r}")
+        if not delta >= 0:
+            raise ValueError(f"delta: expected a number >= 0, got {delta}")
+        if int(samples) != samples or samples < 1:
+            raise ValueError(f"samples: expected a positive integer, got {samples}")
+        if not temperature >= 0:
+            raise ValueError(f"temperature: expected >= 0 (0 = greedy), got {temperature}")
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens: expected >= 0 (0: rollout.max_new_tokens), got {max_new_tokens}")
+        self.delta, self.source, self.column = float(delta), source, column
+        self.samples, self.temperature, self.max_new_tokens = int(samples), float(temperature), max_new_tokens
+        self.cache, self.seed = cache, seed
+        self.needs_initial_params = source == "presample"  # type: ignore[misc]
+        self._ref: dict[str, float] = {}
+        self._loaded = False
+        self._initial: torch.nn.Module | None = None
+
+    # -- reference accuracies -----------------------------------------------------------------
+    def _cache_path(self, ctx: RewardContext) -> Path | None:
+        if self.cache == "auto":
+            return Path(ctx.run_dir) / "adaptthink_ref.json" if ctx.run_dir else None
+        return Path(self.cache) if self.cache else None
+
+    def _from_column(self, batch: RolloutBatch) -> torch.Tensor:
+        out = []
+        for i in range(batch.num_samples):
+            meta = batch.meta[i] if i < len(batch.meta) else {}
+            value = meta.get(self.column)
+            try:
+                out.append(float(value))
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"sample {i} (uid {meta.get('uid')!r}): meta[{self.column!r}]: adaptthink with source: column "
+                    f"needs the problem's reference think-accuracy, got {value!r}"
+                ) from None
+        return torch.tensor(out)
+
+    def _initial_policy(self, ctx: RewardContext) -> torch.nn.Module:
+        if self._initial is None:
+            if ctx.policy is None or ctx.initial_params is None:
+                raise ConfigError("reward.source: presample needs the policy and its initial parameters")
+            policy = copy.deepcopy(ctx.policy)
+            policy.load_state_dict(ctx.initial_params, strict=False)
+            self._initial = policy.eval().requires_grad_(False)
+        return self._initial
+
+    def _presample(self, batch: RolloutBatch, ctx: RewardContext) -> torch.Tensor:
+        from rlreason.evaluate import EvalSettings, generate_records
+        from rlreason.tasks.base import Problem
+
+        path = self._cache_path(ctx)
+        if not self._loaded:
+            self._loaded = True
+            if path is not None and path.is_file():
+                self._ref.update({str(k): float(v) for k, v in json.loads(path.read_text()).items()})
+        uids = [str(m.get("uid")) for m in batch.meta]
+        todo: dict[str, int] = {}
+        for i, uid in enumerate(uids):
+            if uid not in self._ref and uid not in todo:
+                todo[uid] = i
+        if todo:
+            if ctx.verifier is None or ctx.tokenizer is None:
+                raise ConfigError("reward.source: presample needs the run's tokenizer and verifier")
+            problems, prompts = [], []
+            for uid, i in todo.items():
+                problems.append(Problem(uid=uid, prompt=batch.prompts[i], gold=batch.golds[i]))
+                prompts.append(batch.prompt_ids[i][batch.prompt_mask[i].bool()].tolist())
+            settings = EvalSettings(
+                samples=self.samples,
+                temperature=self.temperature,
+                max_new_tokens=self.max_new_tokens or ctx.max_new_tokens,
+                batch_size=0,
+                seed=self.seed,
+            )
+            records = generate_records(
+                self._initial_policy(ctx),
+                ctx.tokenizer,
+                ctx.control,
+                problems,
+                prompts,
+                ctx.verifier,
+                settings,
+                force_mode="think",
+            )
+            for uid in todo:
+                mine = [r["correct"] for r in records if r["uid"] == uid]
+                self._ref[uid] = sum(mine) / len(mine)
+            if path is not None and _is_rank_zero():
+                from rlreason.evaluate import write_json
+
+                write_json(path, dict(sorted(self._ref.items())))
+        return torch.tensor([self._ref[u] for u in uids])
+
+    # -- the reward ---------------------------------------------------------------------------
+    def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
+        ref = self._from_column(batch) if self.source == "column" else self._presample(batch, ctx)
+        modes = batch.control_mode if batch.control_mode is not None else [None] * batch.num_samples
+        short = torch.tensor([m == "short" for m in modes], dtype=torch.bool)
+        valid = torch.tensor([m is not None for m in modes], dtype=torch.bool)
+        acc = (ctx.correct.bool() & valid).float()
+        r = acc - ref.float() + self.delta * short.float()
+        n = batch.num_samples
+        return RewardOutput(
+            rewards=r,
+            format_ok=valid,
+            metrics={
+                "reward/adaptthink/mean": float(r.mean()) if n else 0.0,
+                "reward/adaptthink/ref_think_acc": float(ref.mean()) if n else 0.0,
+                "reward/adaptthink/short_bonus_frac": float(short.float().mean()) if n else 0.0,
+            },
+        )
+
+
+def _is_rank_zero() -> bool:
+    dist: Any = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

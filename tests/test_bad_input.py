@@ -319,7 +319,7 @@ NO_NETWORK = textwrap.dedent(
     assert main(["list"]) == 0
     required = {
         "rewards": {"callable": {"fn": "reward_fns:length_bonus"}, "sum": {"terms": [{"name": "binary"}]}},
-        "tasks": {"paired-sft": {"path": "pairs.jsonl"}},
+        "tasks": {"paired-sft": {"path": "pairs.jsonl"}, "jsonl": {"path": "mine.jsonl"}},
     }
     built = 0
     for kind, reg in REGISTRIES.items():

@@ -389,16 +389,17 @@ def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, o
     else:
         out_path = Path(cfg.logging.dir) / cfg.name / "eval" / _next_version(Path(cfg.logging.dir) / cfg.name / "eval")
         out_path = out_path / "results.json"
+    # the data first (file:line errors, missing files) so that a bad path fails before the model loads
+    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
+    main_job = (task_name(cfg), _eval_subset(task.problems(cfg.eval.split), cfg.eval.n), task_verifier(task), None)
+    suite = _build_suite(cfg)
     policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
     settings = _eval_settings(cfg)
-    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
     with_modes = cfg.eval.per_mode and getattr(control, "short_id", None) is not None
-    jobs: list[tuple[str, list[Any], Any, str | None]] = [
-        (task_name(cfg), _eval_subset(task.problems(cfg.eval.split), cfg.eval.n), task_verifier(task), None)
-    ]
+    jobs: list[tuple[str, list[Any], Any, str | None]] = [main_job]
     if with_modes:
-        jobs += [(f"{task_name(cfg)}[{m}]", jobs[0][1], jobs[0][2], m) for m in ("short", "think")]
-    jobs += [(key, problems, verifier, None) for key, problems, verifier in _build_suite(cfg)]
+        jobs += [(f"{task_name(cfg)}[{m}]", main_job[1], main_job[2], m) for m in ("short", "think")]
+    jobs += [(key, problems, verifier, None) for key, problems, verifier in suite]
     results: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     for i, (key, problems, verifier, mode) in enumerate(jobs):

@@ -31,9 +31,16 @@ class ModelConfig:
 
     name_or_path: str = "lab-tiny"
     lab: dict[str, Any] = field(default_factory=dict)  # lab-tiny architecture overrides
-    dtype: str = "float32"  # float32 | bfloat16 | float16 (weights as loaded; AMP is trainer.precision)
+    # compute dtype; training keeps float32 master weights and optimiser state whatever this says
+    # (bfloat16 / float16 default trainer.precision to bf16-mixed / 16-mixed; `rlreason eval` loads in it)
+    dtype: str = "float32"  # float32 | bfloat16 | float16
     control_tokens: str = "add"  # add: new special tokens; map: reuse existing tokens (control_token_map)
-    control_token_map: dict[str, str] = field(default_factory=dict)  # e.g. {"<short>": "<|fim_pad|>"}
+    # canonical token -> the vocabulary's token text or id, e.g. {"<short>": 151650} on R1-Distill-Qwen
+    control_token_map: dict[str, Any] = field(default_factory=dict)
+    disable_dropout: bool = True  # dropout off in policy and reference during RL (TRL's disable_dropout)
+    # >0: response log-probs / entropy / scores computed over this many positions at a time (the
+    # [n, T, vocab] fp32 logits are never whole in memory); 0: one pass (bitwise the historical path)
+    logit_chunk_size: int = 0
     chat_template: str | None = None  # a Jinja template overriding the tokenizer's own
     use_chat_template: bool = False
     system_prompt: str | None = None
@@ -325,6 +332,7 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
         ("model.name_or_path", bool(str(cfg.model.name_or_path).strip()), "'lab-tiny', a model directory or hub name"),
         ("model.control_tokens", cfg.model.control_tokens in ("add", "map"), "add | map"),
         ("model.dtype", cfg.model.dtype in ("float32", "bfloat16", "float16"), "float32 | bfloat16 | float16"),
+        ("model.logit_chunk_size", cfg.model.logit_chunk_size >= 0, ">= 0 (0 = no chunking)"),
         ("rollout.group_size", r.group_size >= 1, "a positive integer"),
         ("rollout.prompts_per_step", r.prompts_per_step >= 1, "a positive integer"),
         ("rollout.max_new_tokens", r.max_new_tokens >= 1, "a positive integer"),

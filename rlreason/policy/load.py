@@ -2,6 +2,16 @@
 
 `lab-tiny` is built once per architecture (cached under `cache_dir/lab-tiny-<hash>`) and then loaded
 from that directory like any checkpoint.
+
+Precision: a policy loaded for training keeps float32 master weights whatever `model.dtype` says
+(`model.dtype` is then the compute dtype: `trainer.precision: bf16-mixed` autocasts the forward
+passes). At lr 1e-6 almost every AdamW update of a bf16 weight is below half a bf16 ulp and rounds
+away; verl and TRL keep fp32 master weights with bf16 compute for the same reason.
+
+Start-up checks, each a one-line `ConfigError`: the tokenizer must round-trip a sample with
+spaces, newlines and ``\\boxed{}`` (transformers v5 may rebuild the pre-tokenizer of a
+`LlamaTokenizer`-class config over a ByteLevel `tokenizer.json`, as R1-Distill's is, and silently
+lose spaces), and every control token must be one id; the resolved ids are printed in one line.
 """
 
 from __future__ import annotations
@@ -38,8 +48,15 @@ def lab_tiny_dir(cache_dir: Path, arch: dict[str, Any]) -> Path:
     return path
 
 
-def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, Any, ControlTokens]:
-    """(model, tokenizer, control tokens) for `model_cfg` (the `model` section of an experiment)."""
+ROUND_TRIP_SAMPLE = "Let x = 3.\n\n  Then  \\boxed{x^2 + 1} = 10, so\tthe answer is \\boxed{\\frac{1}{2}}.\n"
+
+
+def load_policy(
+    model_cfg: Any, *, cache_dir: Path, training: bool = False, quiet: bool = False
+) -> tuple[torch.nn.Module, Any, ControlTokens]:
+    """(model, tokenizer, control tokens) for `model_cfg` (the `model` section of an experiment).
+
+    `training`: float32 master weights whatever `model.dtype` says (see the module docstring)."""
     hf_logging.disable_progress_bar()
     name = str(model_cfg.name_or_path)
     lab = dict(model_cfg.lab) if model_cfg.lab else {}
@@ -57,7 +74,7 @@ def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, An
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
             path,
-            dtype=DTYPES[model_cfg.dtype],
+            dtype=torch.float32 if training else DTYPES[model_cfg.dtype],
             **({"attn_implementation": model_cfg.attn_implementation} if model_cfg.attn_implementation else {}),
             **kwargs,
         )
@@ -66,6 +83,7 @@ def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, An
         raise ConfigError(
             f"model.name_or_path: cannot load '{name}': {where} ({str(exc).splitlines()[0][:160]})"
         ) from None
+    check_round_trip(tokenizer, name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model_cfg.chat_template:
@@ -76,7 +94,21 @@ def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, An
         mode=model_cfg.control_tokens,
         mapping=dict(model_cfg.control_token_map or {}),
     )
+    if not quiet:
+        print(f"[rlreason] control tokens: {control.describe()}", flush=True)
     return model, tokenizer, control
+
+
+def check_round_trip(tokenizer: Any, name: str, sample: str = ROUND_TRIP_SAMPLE) -> None:
+    """decode(encode(sample)) must give `sample` back, or the policy trains on text it cannot read."""
+    ids = tokenizer(sample, add_special_tokens=False)["input_ids"]
+    back = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if back != sample:
+        raise ConfigError(
+            f"model.name_or_path: the tokenizer of '{name}' does not round-trip text: {sample!r} decodes to "
+            f"{back!r} ({type(tokenizer).__name__}; a transformers version that swapped its pre-tokenizer? "
+            f"set tokenizer_class to TokenizersBackend / PreTrainedTokenizerFast in tokenizer_config.json)"
+        )
 
 
 def _check_hub_available(name: str, repo_id: str, *, local_files_only: bool) -> None:

@@ -110,7 +110,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
     algo = ALGOS.build(OmegaConf.to_container(cfg.algo), where="algo")
     reward = REWARDS.build(OmegaConf.to_container(cfg.reward), where="reward") if algo.needs_rollout else None
-    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
+    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir(), training=True)
     if cfg.model.gradient_checkpointing:
         (getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable)()
     train_problems = task.problems("train")  # data errors (file:line) before anything is written
@@ -277,6 +277,7 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback])
         if key in reserved:
             raise ConfigError(f"trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
     kwargs.update(user)
+    kwargs.setdefault("precision", {"bfloat16": "bf16-mixed", "float16": "16-mixed"}.get(cfg.model.dtype, "32-true"))
     try:
         return pl.Trainer(**kwargs)
     except TypeError as exc:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fixtures.tokenizers.build import build_tiny_model, build_tokenizer
+
 from rlreason.config import load_config
 from rlreason.errors import ConfigError
 from rlreason.policy.load import check_round_trip, format_prompt, load_policy

@@ -111,7 +111,8 @@ def _mapped_text(tokenizer: Any, vocab: dict[str, int], canon: str, target: str 
 
 def _add_tokens(model: torch.nn.Module, tokenizer: Any, tokens: list[str]) -> None:
     """Add `tokens` as special tokens; every new row (input and output embeddings) starts at the mean
-    of the rows of the tokens the vocabulary had, whether or not the matrix had to grow."""
+    of the rows of the tokens the vocabulary had, whether or not the matrix had to grow. The mean
+    is over the rows below min(old vocabulary size, old rows): padding rows were never trained."""
     before = len(tokenizer)
     tokenizer.add_special_tokens({"additional_special_tokens": tokens}, replace_extra_special_tokens=False)
     new_ids = sorted(tokenizer.convert_tokens_to_ids(t) for t in tokens)
@@ -122,7 +123,8 @@ def _add_tokens(model: torch.nn.Module, tokenizer: Any, tokens: list[str]) -> No
         mean = emb.weight[:trained].mean(0, keepdim=True)
     if len(tokenizer) > old:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    rows = torch.tensor(new_ids)
+    # the new ids, and every row the resize created (a token the vocabulary had without a row gets one)
+    rows = torch.tensor(sorted(set(new_ids) | set(range(old, len(tokenizer)))))
     with torch.no_grad():
         model.get_input_embeddings().weight[rows] = mean.to(emb.weight.dtype)
         out = model.get_output_embeddings()

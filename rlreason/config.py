@@ -275,6 +275,24 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
     _check_ranges(cfg, where)
     _check_cross_fields(cfg, where, algo_cls, needs_rollout, task)
     _check_trainer(cfg, where)
+    _check_sharding(cfg, where, needs_rollout)
+
+
+def _check_sharding(cfg: DictConfig, where: str, needs_rollout: bool) -> None:
+    """`strategy: fsdp` with a reward that reads the parameters whole (info_gain's theta - theta_ref and
+    its JVP over named parameters) would compute the penalty on shards: refused. Lightning runs FSDP
+    on GPUs only, so this path cannot be tested on CPU; DDP is the tested multi-process strategy."""
+    strategy = str(cfg.trainer.get("strategy", "")).lower() if "strategy" in cfg.trainer else ""
+    if "fsdp" not in strategy or not needs_rollout:
+        return
+    from rlreason.registry import REWARDS
+
+    reward = _dry_build(REWARDS, OmegaConf.to_container(cfg.reward), where, "reward")  # a combination decides per term
+    if getattr(reward, "needs_initial_params", False):
+        raise ConfigError(
+            f"{where}: trainer.strategy: '{cfg.trainer.strategy}' shards the parameters, but reward "
+            f"'{cfg.reward.name}' needs them whole (theta - theta_ref and its JVP); use strategy: ddp"
+        )
 
 
 def _check_components(cfg: DictConfig, where: str, needs_rollout: bool) -> Any:

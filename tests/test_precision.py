@@ -125,3 +125,17 @@ def test_parity_jump_rule():
     assert parity_jump([1e-4, 2e-4, 1e-4], 5e-3) == pytest.approx(1e-4)
     assert parity_jump([1e-4, 2e-4, 1e-4], 5e-4) == 0.0  # below the floor
     assert parity_jump([0.02, 0.03], 0.04) == 0.0  # bf16 noise level, no jump
+
+
+@pytest.mark.parametrize(
+    "reward",
+    ["reward.name=info_gain", "reward={name: sum, terms: [{name: binary}, {name: info_gain, weight: 0.5}]}"],
+)
+def test_fsdp_with_info_gain_is_refused_in_one_line(reward):
+    """Lightning runs FSDP on GPUs only (untestable here), and info_gain needs unsharded parameters."""
+    from rlreason.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"trainer.strategy: 'fsdp' shards the parameters.*use strategy: ddp"):
+        load_config("experiments/lab/l2t.yaml", [reward, "trainer.strategy=fsdp"])
+    load_config("experiments/lab/l2t.yaml", [reward, "trainer.strategy=ddp"])  # fine
+    load_config("experiments/lab/grpo.yaml", ["trainer.strategy=fsdp"])  # binary reward: not refused

@@ -99,7 +99,8 @@ def table() -> list[dict]:
                         **estimate(model, tokens, gen, mb, c, ref),
                     }
                 )
-    print(f"{'model':38} {'recipe':20} {'chunk':>5} {'states':>7} {'ref':>5} {'KV':>6} {'act':>5} {'logits':>7} {'GiB':>6}")
+    head = (("chunk", 5), ("states", 7), ("ref", 5), ("KV", 6), ("act", 5), ("logits", 7), ("GiB", 6))
+    print(f"{'model':38} {'recipe':20} " + " ".join(f"{h:>{w}}" for h, w in head))
     for r in rows:
         print(
             f"{r['model']:38} {r['config']:20} {r['logit_chunk']:>5} {r['model_states_gib']:>7.1f} "

@@ -41,6 +41,8 @@ class ModelConfig:
     # >0: response log-probs / entropy / scores computed over this many positions at a time (the
     # [n, T, vocab] fp32 logits are never whole in memory); 0: one pass (bitwise the historical path)
     logit_chunk_size: int = 0
+    # LoRA via PEFT (optional extra `peft`): {r, alpha, dropout, target_modules, merged_export}; {} = off
+    lora: dict[str, Any] = field(default_factory=dict)
     chat_template: str | None = None  # a Jinja template overriding the tokenizer's own
     use_chat_template: bool = False
     system_prompt: str | None = None
@@ -390,6 +392,11 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{where}: {key}: expected {expected}, got {OmegaConf.select(cfg, key)!r}")
+    from rlreason.policy.lora import lora_problem
+
+    problem = lora_problem(OmegaConf.to_container(cfg.model.lora)) if cfg.model.lora else None
+    if problem:
+        raise ConfigError(f"{where}: model.lora.{problem[0]}: {problem[1]}")
 
 
 def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollout: bool, task: Any) -> None:

@@ -28,6 +28,7 @@ from transformers.utils import logging as hf_logging
 from rlreason.errors import ConfigError
 from rlreason.policy.control_tokens import ControlTokens, setup_control_tokens
 from rlreason.policy.lab_tiny import DEFAULT_ARCH, build_lab_tiny
+from rlreason.policy.lora import apply_lora, is_adapter_dir, is_lora, load_adapter_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -56,7 +57,8 @@ def load_policy(
 ) -> tuple[torch.nn.Module, Any, ControlTokens]:
     """(model, tokenizer, control tokens) for `model_cfg` (the `model` section of an experiment).
 
-    `training`: float32 master weights whatever `model.dtype` says (see the module docstring)."""
+    `training`: float32 master weights whatever `model.dtype` says (see the module docstring); with
+    `model.lora` the frozen base stays in `model.dtype` and the float32 adapters are the masters."""
     hf_logging.disable_progress_bar()
     name = str(model_cfg.name_or_path)
     lab = dict(model_cfg.lab) if model_cfg.lab else {}
@@ -66,18 +68,22 @@ def load_policy(
         raise ConfigError(f"model.name_or_path: '{name}' does not exist (expected a model directory or hub name)")
     if not is_local:
         _check_hub_available(name, path, local_files_only=bool(model_cfg.local_files_only))
+    lora = dict(model_cfg.lora) if getattr(model_cfg, "lora", None) else {}
     kwargs: dict[str, Any] = {
         "trust_remote_code": bool(model_cfg.trust_remote_code),
         "local_files_only": bool(model_cfg.local_files_only),
     }
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=torch.float32 if training else DTYPES[model_cfg.dtype],
+        load_kwargs = {
+            "dtype": torch.float32 if training and not lora else DTYPES[model_cfg.dtype],
             **({"attn_implementation": model_cfg.attn_implementation} if model_cfg.attn_implementation else {}),
             **kwargs,
-        )
+        }
+        if is_adapter_dir(path):  # a LoRA run's policy: base + adapter (training continues the adapter)
+            model = load_adapter_model(path, trainable=training, **load_kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, **load_kwargs)
     except OSError as exc:
         where = "a directory without a usable model" if is_local else "not reachable on the Hugging Face Hub (offline?)"
         raise ConfigError(
@@ -94,6 +100,8 @@ def load_policy(
         mode=model_cfg.control_tokens,
         mapping=dict(model_cfg.control_token_map or {}),
     )
+    if lora and training and not is_lora(model):  # after the control tokens: their rows are the frozen base's
+        model = apply_lora(model, lora)
     if not quiet:
         print(f"[rlreason] control tokens: {control.describe()}", flush=True)
     return model, tokenizer, control

@@ -26,6 +26,7 @@ import torch
 from rlreason.algos.base import Algorithm, LossInputs
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.errors import RLReasonError
+from rlreason.policy.lora import adapters_disabled, is_lora
 from rlreason.policy.rollout import SamplingParams, left_pad
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
@@ -250,6 +251,12 @@ class RLModule(pl.LightningModule):
     @torch.no_grad()
     def _ref_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
         ref = self._frozen["ref"]
+        if ref is None and is_lora(self.policy):  # the base under the adapters is the reference
+            with adapters_disabled(self.policy) as base:
+                return self._logprobs_of(base, batch)
+        return self._logprobs_of(ref, batch)
+
+    def _logprobs_of(self, ref: torch.nn.Module, batch: RolloutBatch) -> torch.Tensor:
         out = []
         for sl in _chunks(batch.num_samples, self.cfg.optim.micro_batch_size):
             o = response_logprobs(

@@ -118,7 +118,8 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None) -> Path:
     _check_disk_for_checkpoints(cfg, policy, resume_dir or Path(cfg.logging.dir))
     # only once every component has loaded; a resumed run keeps its directory and saved config
     run_dir = resume_dir or prepare_run_dir(cfg, version)
-    ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
+    # with LoRA the reference is the policy with its adapters disabled: no copy (rlreason/policy/lora.py)
+    ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 and not cfg.model.lora else None
     verifier = build_verifier(task.verifier)
     per_rank = cfg.rollout.prompts_per_step if algo.needs_rollout else cfg.optim.batch_size
     datamodule = ProblemDataModule(train_problems, cfg.optim.steps, per_rank, cfg.seed)

@@ -43,6 +43,7 @@ def shrink(tmp: Path, model: Path) -> list[str]:
         "task.limit=4",
         "rollout.max_new_tokens=6",
         "rollout.prompts_per_step=2",
+        "rollout.group_size=2",
         "rollout.batch_size=0",
         "optim.steps=1",
         "eval.n=2",

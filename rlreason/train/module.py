@@ -414,9 +414,10 @@ class RLModule(pl.LightningModule):
         over ranks; a warning when the mean jumps (stale rollout weights, a wrong temperature, dropout)."""
         total, count = self._reduce_sum(parity.total), self._reduce_sum(parity.count)
         biggest = parity.max
-        if self.trainer is not None and self.trainer.world_size > 1:
+        if self.world_size > 1 and torch.distributed.is_initialized():
             t = torch.tensor(biggest, device=self.device, dtype=torch.float64)
-            biggest = float(self.trainer.strategy.reduce(t, reduce_op="max"))
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            biggest = float(t)
         mean = total / max(count, 1.0)
         jump = parity_jump(self._parity_history, mean)
         if jump and (self.trainer is None or self.trainer.is_global_zero):

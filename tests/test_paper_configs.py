@@ -64,7 +64,7 @@ def run_cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "RLREASON_CACHE": str(tmp / "cache"), "PYTHONWARNINGS": "ignore"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "rlreason.cli", *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800, cwd=REPO)
 
 
 def test_fixture_tables_are_the_real_ones(warmup, r1_distill):

@@ -32,9 +32,18 @@ class ModelConfig:
 
     name_or_path: str = "lab-tiny"
     lab: dict[str, Any] = field(default_factory=dict)  # lab-tiny architecture overrides
-    dtype: str = "float32"  # float32 | bfloat16 | float16 (weights as loaded; AMP is trainer.precision)
+    # compute dtype; training keeps float32 master weights and optimiser state whatever this says
+    # (bfloat16 / float16 default trainer.precision to bf16-mixed / 16-mixed; `rlreason eval` loads in it)
+    dtype: str = "float32"  # float32 | bfloat16 | float16
     control_tokens: str = "add"  # add: new special tokens; map: reuse existing tokens (control_token_map)
-    control_token_map: dict[str, str] = field(default_factory=dict)  # e.g. {"<short>": "<|fim_pad|>"}
+    # canonical token -> the vocabulary's token text or id, e.g. {"<short>": 151650} on R1-Distill-Qwen
+    control_token_map: dict[str, Any] = field(default_factory=dict)
+    disable_dropout: bool = True  # dropout off in policy and reference during RL (TRL's disable_dropout)
+    # >0: response log-probs / entropy / scores computed over this many positions at a time (the
+    # [n, T, vocab] fp32 logits are never whole in memory); 0: one pass (bitwise the historical path)
+    logit_chunk_size: int = 0
+    # LoRA via PEFT (optional extra `peft`): {r, alpha, dropout, target_modules, merged_export}; {} = off
+    lora: dict[str, Any] = field(default_factory=dict)
     chat_template: str | None = None  # a Jinja template overriding the tokenizer's own
     use_chat_template: bool = False
     system_prompt: str | None = None
@@ -358,6 +367,24 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
     _check_ranges(cfg, where)
     _check_cross_fields(cfg, where, algo_cls, needs_rollout, task)
     _check_trainer(cfg, where)
+    _check_sharding(cfg, where, needs_rollout)
+
+
+def _check_sharding(cfg: DictConfig, where: str, needs_rollout: bool) -> None:
+    """`strategy: fsdp` with a reward that reads the parameters whole (info_gain's theta - theta_ref and
+    its JVP over named parameters) would compute the penalty on shards: refused. Lightning runs FSDP
+    on GPUs only, so this path cannot be tested on CPU; DDP is the tested multi-process strategy."""
+    strategy = str(cfg.trainer.get("strategy", "")).lower() if "strategy" in cfg.trainer else ""
+    if "fsdp" not in strategy or not needs_rollout:
+        return
+    from rlreason.registry import REWARDS
+
+    reward = _dry_build(REWARDS, OmegaConf.to_container(cfg.reward), where, "reward")  # a combination decides per term
+    if getattr(reward, "needs_initial_params", False):
+        raise ConfigError(
+            f"{where}: trainer.strategy: '{cfg.trainer.strategy}' shards the parameters, but reward "
+            f"'{cfg.reward.name}' needs them whole (theta - theta_ref and its JVP); use strategy: ddp"
+        )
 
 
 def _check_components(cfg: DictConfig, where: str, needs_rollout: bool) -> Any:
@@ -416,6 +443,7 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
         ("model.name_or_path", bool(str(cfg.model.name_or_path).strip()), "'lab-tiny', a model directory or hub name"),
         ("model.control_tokens", cfg.model.control_tokens in ("add", "map"), "add | map"),
         ("model.dtype", cfg.model.dtype in ("float32", "bfloat16", "float16"), "float32 | bfloat16 | float16"),
+        ("model.logit_chunk_size", cfg.model.logit_chunk_size >= 0, ">= 0 (0 = no chunking)"),
         ("rollout.group_size", r.group_size >= 1, "a positive integer"),
         ("rollout.prompts_per_step", r.prompts_per_step >= 1, "a positive integer"),
         ("rollout.max_new_tokens", r.max_new_tokens >= 1, "a positive integer"),
@@ -462,6 +490,11 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
     for key, ok, expected in checks:
         if not ok:
             raise ConfigError(f"{where}: {key}: expected {expected}, got {OmegaConf.select(cfg, key)!r}")
+    from rlreason.policy.lora import lora_problem
+
+    problem = lora_problem(OmegaConf.to_container(cfg.model.lora)) if cfg.model.lora else None
+    if problem:
+        raise ConfigError(f"{where}: model.lora.{problem[0]}: {problem[1]}")
 
 
 def _loggers_ok(value: Any) -> bool:

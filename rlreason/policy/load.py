@@ -2,6 +2,16 @@
 
 `lab-tiny` is built once per architecture (cached under `cache_dir/lab-tiny-<hash>`) and then loaded
 from that directory like any checkpoint.
+
+Precision: a policy loaded for training keeps float32 master weights whatever `model.dtype` says
+(`model.dtype` is then the compute dtype: `trainer.precision: bf16-mixed` autocasts the forward
+passes). At lr 1e-6 almost every AdamW update of a bf16 weight is below half a bf16 ulp and rounds
+away; verl and TRL keep fp32 master weights with bf16 compute for the same reason.
+
+Start-up checks, each a one-line `ConfigError`: the tokenizer must round-trip a sample with
+spaces, newlines and ``\\boxed{}`` (transformers v5 may rebuild the pre-tokenizer of a
+`LlamaTokenizer`-class config over a ByteLevel `tokenizer.json`, as R1-Distill's is, and silently
+lose spaces), and every control token must be one id; the resolved ids are printed in one line.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from transformers.utils import logging as hf_logging
 from rlreason.errors import ConfigError
 from rlreason.policy.control_tokens import ControlTokens, setup_control_tokens
 from rlreason.policy.lab_tiny import DEFAULT_ARCH, build_lab_tiny
+from rlreason.policy.lora import apply_lora, is_adapter_dir, is_lora, load_adapter_model
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -38,8 +49,16 @@ def lab_tiny_dir(cache_dir: Path, arch: dict[str, Any]) -> Path:
     return path
 
 
-def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, Any, ControlTokens]:
-    """(model, tokenizer, control tokens) for `model_cfg` (the `model` section of an experiment)."""
+ROUND_TRIP_SAMPLE = "Let x = 3.\n\n  Then  \\boxed{x^2 + 1} = 10, so\tthe answer is \\boxed{\\frac{1}{2}}.\n"
+
+
+def load_policy(
+    model_cfg: Any, *, cache_dir: Path, training: bool = False, quiet: bool = False
+) -> tuple[torch.nn.Module, Any, ControlTokens]:
+    """(model, tokenizer, control tokens) for `model_cfg` (the `model` section of an experiment).
+
+    `training`: float32 master weights whatever `model.dtype` says (see the module docstring); with
+    `model.lora` the frozen base stays in `model.dtype` and the float32 adapters are the masters."""
     hf_logging.disable_progress_bar()
     name = str(model_cfg.name_or_path)
     lab = dict(model_cfg.lab) if model_cfg.lab else {}
@@ -49,23 +68,28 @@ def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, An
         raise ConfigError(f"model.name_or_path: '{name}' does not exist (expected a model directory or hub name)")
     if not is_local:
         _check_hub_available(name, path, local_files_only=bool(model_cfg.local_files_only))
+    lora = dict(model_cfg.lora) if getattr(model_cfg, "lora", None) else {}
     kwargs: dict[str, Any] = {
         "trust_remote_code": bool(model_cfg.trust_remote_code),
         "local_files_only": bool(model_cfg.local_files_only),
     }
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=DTYPES[model_cfg.dtype],
+        load_kwargs = {
+            "dtype": torch.float32 if training and not lora else DTYPES[model_cfg.dtype],
             **({"attn_implementation": model_cfg.attn_implementation} if model_cfg.attn_implementation else {}),
             **kwargs,
-        )
+        }
+        if is_adapter_dir(path):  # a LoRA run's policy: base + adapter (training continues the adapter)
+            model = load_adapter_model(path, trainable=training, **load_kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, **load_kwargs)
     except OSError as exc:
         where = "a directory without a usable model" if is_local else "not reachable on the Hugging Face Hub (offline?)"
         raise ConfigError(
             f"model.name_or_path: cannot load '{name}': {where} ({str(exc).splitlines()[0][:160]})"
         ) from None
+    check_round_trip(tokenizer, name)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model_cfg.chat_template:
@@ -76,7 +100,23 @@ def load_policy(model_cfg: Any, *, cache_dir: Path) -> tuple[torch.nn.Module, An
         mode=model_cfg.control_tokens,
         mapping=dict(model_cfg.control_token_map or {}),
     )
+    if lora and training and not is_lora(model):  # after the control tokens: their rows are the frozen base's
+        model = apply_lora(model, lora)
+    if not quiet:
+        print(f"[rlreason] control tokens: {control.describe()}", flush=True)
     return model, tokenizer, control
+
+
+def check_round_trip(tokenizer: Any, name: str, sample: str = ROUND_TRIP_SAMPLE) -> None:
+    """decode(encode(sample)) must give `sample` back, or the policy trains on text it cannot read."""
+    ids = tokenizer(sample, add_special_tokens=False)["input_ids"]
+    back = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if back != sample:
+        raise ConfigError(
+            f"model.name_or_path: the tokenizer of '{name}' does not round-trip text: {sample!r} decodes to "
+            f"{back!r} ({type(tokenizer).__name__}; a transformers version that swapped its pre-tokenizer? "
+            f"set tokenizer_class to TokenizersBackend / PreTrainedTokenizerFast in tokenizer_config.json)"
+        )
 
 
 def _check_hub_available(name: str, repo_id: str, *, local_files_only: bool) -> None:

@@ -137,6 +137,7 @@ def packed_forced_answer_scores(
     n_scored: list[int],
     pad_id: int,
     batch_size: int,
+    chunk_size: int = 0,
 ) -> list[torch.Tensor]:
     """J at every prefix of a sample from ONE forward pass of the sample ("packed prefix scoring").
 
@@ -186,22 +187,59 @@ def packed_forced_answer_scores(
                 for q in range(lengths[r], width):  # padding: a query must see something (itself), or NaN
                     allowed[r, q, q] = True
             mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
-            logits = model(
-                input_ids=ids.to(device), attention_mask=mask[:, None].to(device), position_ids=pos.to(device)
-            ).logits.float()
-            logp = torch.log_softmax(logits, -1)
+            inputs = {
+                "input_ids": ids.to(device),
+                "attention_mask": mask[:, None].to(device),
+                "position_ids": pos.to(device),
+            }
             per_row: dict[int, list[torch.Tensor]] = {}
-            for r, predictors, targets in scored:
-                lp = logp[r, torch.tensor(predictors, device=device), torch.tensor(targets, device=device)]
-                per_row.setdefault(r, []).append(lp.mean().exp().cpu())
+            if chunk_size > 0:  # only the scored positions' logits, chunk_size of them at a time
+                rr = torch.tensor([r for r, pr, _ in scored for _ in pr], dtype=torch.long)
+                cc = torch.tensor([q for _, pr, _ in scored for q in pr], dtype=torch.long)
+                yy = torch.tensor([y for _, _, ys in scored for y in ys], dtype=torch.long)
+                flat = scored_logprobs(model, inputs, rr, cc, yy, chunk_size).split([len(pr) for _, pr, _ in scored])
+                for (r, _, _), lp in zip(scored, flat):
+                    per_row.setdefault(r, []).append(lp.mean().exp().cpu())
+            else:
+                logp = torch.log_softmax(model(**inputs).logits.float(), -1)
+                for r, predictors, targets in scored:
+                    lp = logp[r, torch.tensor(predictors, device=device), torch.tensor(targets, device=device)]
+                    per_row.setdefault(r, []).append(lp.mean().exp().cpu())
             out.extend(torch.stack(per_row[r]) if r in per_row else torch.zeros(0) for r in range(len(rows)))
     finally:
         model.train(was_training)
     return out
 
 
+def scored_logprobs(
+    model: torch.nn.Module,
+    inputs: dict[str, torch.Tensor],
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_size: int,
+) -> torch.Tensor:
+    """log pi(targets[m] | position cols[m] of row rows[m]) without the [rows, width, V] logits: the
+    decoder runs once, the output head only at the scored positions, `chunk_size` of them at a time."""
+    from rlreason.train.forward import decoder_of
+
+    hidden = decoder_of(model)(**inputs, use_cache=False).last_hidden_state
+    device = hidden.device
+    picked = hidden[rows.to(device), cols.to(device)]  # [M, H]
+    head = model.get_output_embeddings()
+    out = []
+    for a in range(0, picked.shape[0], chunk_size):
+        logp = torch.log_softmax(head(picked[a : a + chunk_size]).float(), -1)
+        out.append(logp.gather(-1, targets[a : a + chunk_size].to(device).unsqueeze(-1)).squeeze(-1))
+    return torch.cat(out) if out else torch.zeros(0, device=device)
+
+
 def directional_logprobs(
-    model: torch.nn.Module, batch: RolloutBatch, tangent: dict[str, torch.Tensor], batch_size: int
+    model: torch.nn.Module,
+    batch: RolloutBatch,
+    tangent: dict[str, torch.Tensor],
+    batch_size: int,
+    chunk_size: int = 0,
 ) -> torch.Tensor:
     """[N, T]: d log pi(o_t) / d theta . tangent for every response token, by one JVP per chunk.
 
@@ -230,6 +268,8 @@ def directional_logprobs(
             targets = ids.gather(1, index + 1)  # [n, T] the response tokens (junk past each response's end)
 
             def logprobs(params: dict[str, torch.Tensor], ids=ids, mask=mask, index=index, targets=targets):
+                if chunk_size > 0:
+                    return _chunked_jvp_logprobs(model, params, ids, mask, index, targets, chunk_size)
                 logits = functional_call(model, params, (), {"input_ids": ids, "attention_mask": mask}, strict=False)
                 raw = logits.logits
                 logp = torch.log_softmax(raw.to(torch.promote_types(raw.dtype, torch.float32)), -1)
@@ -240,6 +280,40 @@ def directional_logprobs(
             valid = batch.response_mask[i : i + len(seqs)].to(device).bool()
             out.append(torch.where(valid, d, torch.zeros_like(d)).detach().cpu())
     return torch.cat(out)
+
+
+def _chunked_jvp_logprobs(
+    model: torch.nn.Module,
+    params: dict[str, torch.Tensor],
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    index: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_size: int,
+) -> torch.Tensor:
+    """The response log-probs of `directional_logprobs` with the head applied `chunk_size` response
+    positions at a time: forward-mode AD keeps no graph, so each chunk's [n, c, V] primal and tangent
+    logits are freed before the next chunk is computed."""
+    out = functional_call(
+        model,
+        params,
+        (),
+        {"input_ids": ids, "attention_mask": mask, "output_hidden_states": True, "logits_to_keep": 1},
+        strict=False,
+    )
+    hidden = out.hidden_states[-1]
+    head = model.get_output_embeddings()
+    head_name = next((n for n, p in model.named_parameters() if p is head.weight), None)
+    weight = params.get(head_name, head.weight) if head_name else head.weight
+    bias = getattr(head, "bias", None)
+    parts = []
+    for a in range(0, index.shape[1], chunk_size):
+        at = index[:, a : a + chunk_size]
+        h = hidden.gather(1, at.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        raw = torch.nn.functional.linear(h, weight, bias)
+        logp = torch.log_softmax(raw.to(torch.promote_types(raw.dtype, torch.float32)), -1)
+        parts.append(logp.gather(-1, targets[:, a : a + chunk_size].unsqueeze(-1)).squeeze(-1))
+    return torch.cat(parts, dim=1)
 
 
 def cue_ids(ctx: RewardContext) -> list[int]:
@@ -314,6 +388,7 @@ class InfoGain(Reward):
         damping: float = 0.0,
         batch_size: int = 64,
         scoring: str = "packed",
+        chunk_size: int = 0,
     ) -> None:
         if episodes not in MODES:
             raise ValueError(f"episodes: expected one of {', '.join(MODES)}, got {episodes!r}")
@@ -327,6 +402,9 @@ class InfoGain(Reward):
         for key, value in (("rank", rank), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{key}: expected an integer >= 1, got {value}")
+        if chunk_size < 0:
+            raise ValueError(f"chunk_size: expected >= 0 (0 = whole logits in one pass), got {chunk_size}")
+        self.chunk_size = chunk_size  # > 0: logits of at most this many positions at once (memory)
         self.alpha, self.beta, self.correct, self.wrong = alpha, beta, correct, wrong
         self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
         self.damping, self.batch_size, self.scoring = damping, batch_size, scoring
@@ -356,7 +434,7 @@ class InfoGain(Reward):
             # a packed row is ~K+1 sequences long, so fewer rows per pass keep the pass the same size
             per_pass = max(1, self.batch_size // max(1, max((len(c) for c in context_lengths), default=1)))
             packed = packed_forced_answer_scores(
-                ctx.policy, bases, context_lengths, suffixes, n_scored, tok.pad_token_id, per_pass
+                ctx.policy, bases, context_lengths, suffixes, n_scored, tok.pad_token_id, per_pass, self.chunk_size
             )
             scores = torch.cat(packed) if packed else torch.zeros(0)
         else:
@@ -385,7 +463,7 @@ class InfoGain(Reward):
         if self.beta == 0 or ctx.initial_params is None:
             return [torch.zeros(len(e.spans)) for e in eps]
         tangent, sq_norm = self.tangent(ctx.policy, ctx.initial_params)
-        d = directional_logprobs(ctx.policy, batch, tangent, self.batch_size)
+        d = directional_logprobs(ctx.policy, batch, tangent, self.batch_size, self.chunk_size)
         out = []
         for i, e in enumerate(eps):
             per_ep = torch.stack([d[i, a:b].sum() for a, b in e.spans]) if e.spans else torch.zeros(1)

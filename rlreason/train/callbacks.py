@@ -162,6 +162,9 @@ def save_hf_policy(module: Any, path: Path) -> None:
         shutil.rmtree(tmp)
     module.policy.save_pretrained(tmp, safe_serialization=True)
     module.tokenizer.save_pretrained(tmp)
+    from rlreason.policy.lora import save_extras  # LoRA: the adapter above, a merged copy on request
+
+    save_extras(module.policy, tmp, getattr(getattr(module, "cfg", None), "model", {}).get("lora"))
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)

@@ -26,6 +26,7 @@ import torch
 from rlreason.algos.base import Algorithm, LossInputs
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.errors import RLReasonError
+from rlreason.policy.lora import adapters_disabled, is_lora
 from rlreason.policy.rollout import SamplingParams, left_pad
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
@@ -33,6 +34,8 @@ from rlreason.train import faults
 from rlreason.train.collect import collect_rollout
 from rlreason.train.forward import response_logprobs
 from rlreason.train.optim import build_optimizer, build_scheduler
+from rlreason.train.parity import Parity, parity_jump
+from rlreason.train.precision import compute_dtype, disable_dropout
 from rlreason.train.step_metrics import Metric, Ratio, reduce_metrics
 
 
@@ -95,6 +98,8 @@ class RLModule(pl.LightningModule):
         from rlreason.policy.samplers import build_sampler
 
         self.sampler = build_sampler(cfg.rollout)  # None unless rollout.sampler forces modes
+        self._parity: Parity | None = None  # sampler-vs-trainer log-prob gap of the step (before its first update)
+        self._parity_history: list[float] = []
         self.last_batch: RolloutBatch | None = None  # for callbacks (sample text)
         self.last_reward: RewardOutput | None = None
 
@@ -103,7 +108,12 @@ class RLModule(pl.LightningModule):
         self.policy.train()
         ref = self._frozen["ref"]
         if ref is not None:
-            ref.to(self.device).eval().requires_grad_(False)
+            # frozen: no master-weight concern, so it lives in the compute dtype (half the memory in bf16)
+            ref.to(self.device, dtype=compute_dtype(self.cfg.model.dtype)).eval().requires_grad_(False)
+        if getattr(self.cfg.model, "disable_dropout", True):
+            for model in (self.policy, ref):
+                if model is not None:
+                    disable_dropout(model)
         needs_snapshot = self.reward is not None and getattr(self.reward, "needs_initial_params", False)
         if needs_snapshot and self._frozen["initial"] is None:
             self._frozen["initial"] = {n: p.detach().clone() for n, p in self.policy.named_parameters()}
@@ -118,6 +128,14 @@ class RLModule(pl.LightningModule):
             "nonfinite_total": self.nonfinite_total,
             # info-gain's theta_ref: the parameters at the start of the run, not at the resumed step
             "initial_params": self._frozen["initial"],
+            # what the tensors in this file are: fp32 master weights and optimiser state, whatever
+            # model.dtype (the compute dtype) says
+            "dtypes": {
+                "master_weights": str(next(self.policy.parameters()).dtype).removeprefix("torch."),
+                "optimizer_state": "float32",
+                "compute": str(self.cfg.model.dtype),
+                "precision": str(self.trainer.precision) if self._trainer is not None else None,
+            },
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -241,6 +259,12 @@ class RLModule(pl.LightningModule):
     @torch.no_grad()
     def _ref_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
         ref = self._frozen["ref"]
+        if ref is None and is_lora(self.policy):  # the base under the adapters is the reference
+            with adapters_disabled(self.policy) as base:
+                return self._logprobs_of(base, batch)
+        return self._logprobs_of(ref, batch)
+
+    def _logprobs_of(self, ref: torch.nn.Module, batch: RolloutBatch) -> torch.Tensor:
         out = []
         for sl in _chunks(batch.num_samples, self.cfg.optim.micro_batch_size):
             o = response_logprobs(
@@ -250,6 +274,7 @@ class RLModule(pl.LightningModule):
                 batch.response_ids[sl].to(self.device),
                 batch.response_mask[sl].to(self.device),
                 temperature=self.cfg.rollout.temperature,
+                chunk_size=self.cfg.model.logit_chunk_size,
             )
             out.append(o.logprobs.cpu())
         return torch.cat(out)
@@ -266,6 +291,7 @@ class RLModule(pl.LightningModule):
                 batch.response_ids[sl].to(self.device),
                 batch.response_mask[sl].to(self.device),
                 with_hidden=True,
+                chunk_size=self.cfg.model.logit_chunk_size,
             )
             out.append(self.value_head(o.hidden).squeeze(-1).float().cpu())
         return torch.cat(out) * batch.response_mask
@@ -313,6 +339,7 @@ class RLModule(pl.LightningModule):
         tokens_batch = self._global_norm(float(mask.sum()))
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
+        self._parity, parity_metrics = Parity(), {}
         for _ in range(algo.num_iterations):
             for mb in minibatches:
                 idx = torch.arange(n)[mb]
@@ -338,12 +365,16 @@ class RLModule(pl.LightningModule):
                     for k, v in m.items():
                         sums[k] += float(v)
                     sums["loss"] += float(loss.detach())
+                parity, self._parity = (self._parity, None) if self._parity is not None else (None, None)
                 stats = self._optimizer_step(opt, sched, "loss" if bad_loss else "grad")
                 for k, v in stats.items():
                     sums[k] += v
                     counts[k] += 1
+                if parity is not None:
+                    parity_metrics = self._parity_metrics(parity)
         steps = algo.num_iterations * len(minibatches)
         out = {f"algo/{k}": v / steps for k, v in sums.items() if k not in counts}
+        out.update(parity_metrics)
         # skipped-update counts are totals over the step; everything else is a mean over updates
         out.update({f"optim/{k}": sums[k] if k.startswith("nonfinite_") else sums[k] / counts[k] for k in counts})
         out["optim/lr"] = float(opt.param_groups[0]["lr"])
@@ -370,7 +401,10 @@ class RLModule(pl.LightningModule):
             with_entropy=True,
             entropy_grad=algo.needs_entropy_grad or entropy_coef > 0,
             with_hidden=self.value_head is not None,
+            chunk_size=self.cfg.model.logit_chunk_size,
         )
+        if self._parity is not None:  # before the first optimiser step: sampler and trainer hold the same weights
+            self._parity.add(batch.old_logprobs[sub].to(dev), out.logprobs.detach(), mask[sub].to(dev))
         old = out.logprobs.detach() if on_policy else batch.old_logprobs[sub].to(dev)
         values = returns = old_values = None
         if self.value_head is not None:
@@ -391,6 +425,28 @@ class RLModule(pl.LightningModule):
             **norms,
         )
         return algo.loss(inp)
+
+    def _parity_metrics(self, parity: Parity) -> dict[str, float]:
+        """`parity/logprob_diff_mean|max`: |log pi_sampler - log pi_trainer| of the sampled tokens, reduced
+        over ranks; a warning when the mean jumps (stale rollout weights, a wrong temperature, dropout)."""
+        total, count = self._reduce_sum(parity.total), self._reduce_sum(parity.count)
+        biggest = parity.max
+        if self.world_size > 1 and torch.distributed.is_initialized():
+            t = torch.tensor(biggest, device=self.device, dtype=torch.float64)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            biggest = float(t)
+        mean = total / max(count, 1.0)
+        jump = parity_jump(self._parity_history, mean)
+        if jump and (self.trainer is None or self.trainer.is_global_zero):
+            import warnings
+
+            warnings.warn(
+                f"step {self._step + 1}: sampler/trainer log-prob gap jumped to {mean:.3g} (max {biggest:.3g}; "
+                f"median of the previous steps {jump:.3g}): stale rollout weights, temperature or dropout?",
+                stacklevel=2,
+            )
+        self._parity_history.append(mean)
+        return {"parity/logprob_diff_mean": mean, "parity/logprob_diff_max": biggest}
 
     def _optimizer_step(self, opt: Any, sched: Any, cause: str = "grad") -> dict[str, float]:
         params = [p for g in opt.param_groups for p in g["params"]]
@@ -456,6 +512,7 @@ class RLModule(pl.LightningModule):
                 prompt_mask[micro].to(dev),
                 resp[micro].to(dev),
                 rmask[micro].to(dev),
+                chunk_size=self.cfg.model.logit_chunk_size,
             )
             loss, m = self.algo.loss(LossInputs(logprobs=out.logprobs, mask=rmask[micro].float().to(dev), **norms))
             if faults.active("nan_loss", self._step + 1):

@@ -1,4 +1,9 @@
-"""AdamW (or SGD) with a warm-up then constant / linear / cosine schedule (as in transformers' schedulers)."""
+"""AdamW (or SGD) with a warm-up then constant / linear / cosine schedule (as in transformers' schedulers).
+
+The optimiser only ever sees float32 parameters (master weights), so its state is float32 too: a
+bf16 weight would drop almost every update at RL learning rates (1e-6 is below half a bf16 ulp of
+any weight above ~4e-4 in magnitude). Compute in bf16 comes from autocast (`trainer.precision`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,13 @@ import torch
 def build_optimizer(params: Iterable[torch.nn.Parameter], optim_cfg) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for p in params:
+        if p.requires_grad and p.dtype != torch.float32:
+            from rlreason.errors import RLReasonError
+
+            raise RLReasonError(
+                f"optimizer: a trainable parameter is {str(p.dtype).removeprefix('torch.')}; master weights must be "
+                "float32 (load the policy with load_policy(..., training=True); model.dtype is the compute dtype)"
+            )
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
     groups = [

@@ -144,7 +144,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
         model_cfg.name_or_path = init_path
     algo = ALGOS.build(OmegaConf.to_container(cfg.algo), where="algo")
     reward = REWARDS.build(OmegaConf.to_container(cfg.reward), where="reward") if algo.needs_rollout else None
-    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
+    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir(), training=True)
     if cfg.model.gradient_checkpointing:
         (getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable)()
     every = checkpoint_interval(cfg, algo.needs_rollout)
@@ -152,7 +152,8 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
     # only once every component has loaded; a resumed run keeps its directory and saved config
     run_dir = resume_dir or prepare_run_dir(cfg, version)
     print(start_line(cfg, run_dir, model_cfg.name_or_path, policy, control, len(train_problems), len(eval_problems)))
-    ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 else None
+    # with LoRA the reference is the policy with its adapters disabled: no copy (rlreason/policy/lora.py)
+    ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 and not cfg.model.lora else None
     verifier = task_verifier(task)
     per_rank = cfg.rollout.prompts_per_step if algo.needs_rollout else cfg.optim.batch_size
     datamodule = ProblemDataModule(train_problems, cfg.optim.steps, per_rank, cfg.seed)
@@ -335,6 +336,7 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback])
         if key in TRAINER_RESERVED:
             raise ConfigError(f"trainer.{key}: set by rlreason (use optim.steps / logging.*), remove it")
     kwargs.update(user)
+    kwargs.setdefault("precision", {"bfloat16": "bf16-mixed", "float16": "16-mixed"}.get(cfg.model.dtype, "32-true"))
     try:
         return pl.Trainer(**kwargs)
     except TypeError as exc:

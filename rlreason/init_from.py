@@ -56,6 +56,16 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value) if isinstance(value, DictConfig) else value
 
 
+def _model_defaults() -> dict[str, Any]:
+    """The schema's defaults of the compared `model.*` keys."""
+    from omegaconf import OmegaConf
+
+    from rlreason.config import ModelConfig
+
+    schema = OmegaConf.structured(ModelConfig)
+    return {k: _plain(schema[k]) for k in MODEL_KEYS}
+
+
 def check_init(cfg: DictConfig, where: str, explicit: set[str], chain: tuple[Path, ...]) -> None:
     """Validate the `init.from` stage (recursively) and compare `model.*` with the model it starts from.
 
@@ -90,8 +100,12 @@ def check_init(cfg: DictConfig, where: str, explicit: set[str], chain: tuple[Pat
                 "(its model.* settings still apply)"
             )
         return
+    defaults = _model_defaults()
     for key in MODEL_KEYS:
         ours = _plain(cfg.model[key])
+        # a saved, fully resolved config.yaml writes every key: a default value there is no choice
+        if ours == defaults.get(key):
+            continue
         if key in explicit and key in theirs and ours != theirs[key]:
             raise ConfigError(
                 f"{where}: model.{key}: {ours!r} is not the model this run starts from: init.from is {origin}, "

@@ -104,6 +104,8 @@ def test_run_writes_under_the_project_and_prints_one_start_line(project):
     assert len(start) == 1, proc.stdout
     assert str(project["run"]) in start[0] and "<think>" in start[0] and " train / 6 eval" in start[0]
     assert "model " + str(proj / "runs" / "wf-sft") in start[0]
+    assert "control tokens: <short>=" in start[0]  # the resolved ids are part of the start line ...
+    assert not [line for line in proc.stdout.splitlines() if line.startswith("[rlreason] control tokens")]  # only
 
 
 def test_console_is_quiet_and_the_bar_names_the_rl_step(project):

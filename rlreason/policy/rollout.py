@@ -158,7 +158,8 @@ class HFRolloutBackend:
 def _cache_kwarg(model: torch.nn.Module) -> str:
     """The forward argument that takes the KV cache: `cache` (transformers >= 5.x, where
     `past_key_values` is deprecated, to be removed in 5.40) or `past_key_values` (older 5.x)."""
-    params = inspect.signature(model.forward).parameters
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT forwards **kwargs
+    params = inspect.signature(base.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 

@@ -65,11 +65,9 @@ def start_line(cfg: Any, run_dir: Any, model: str, policy: Any, control: Any, n_
     params = sum(p.numel() for p in policy.parameters())
     size = f"{params / 1e6:.1f}M" if params >= 1e5 else f"{params / 1e3:.0f}k"
     tokens = "none"
-    if control is not None and getattr(control, "ids", None):
-        texts = getattr(control, "texts", {}) or {}
-        shown = [f"{c}={texts[c]}" if texts.get(c, c) != c else c for c in control.ids]  # mapped: which token
-        tokens = " ".join(f"{s}({control.ids[c]})" for s, c in zip(shown, control.ids))
+    if control is not None and hasattr(control, "describe") and getattr(control, "ids", None):
+        tokens = control.describe()  # <short>=151650 <think>=151648 ... (the vocabulary's text where it differs)
     return (
-        f"[rlreason] {cfg.name} -> {run_dir} | model {model} ({size} params) | control tokens {tokens} | "
+        f"[rlreason] {cfg.name} -> {run_dir} | model {model} ({size} params) | control tokens: {tokens} | "
         f"task {cfg.task.name}: {n_train} train / {n_eval} eval | {cfg.optim.steps} steps"
     )

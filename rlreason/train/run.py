@@ -144,7 +144,8 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
         model_cfg.name_or_path = init_path
     algo = ALGOS.build(OmegaConf.to_container(cfg.algo), where="algo")
     reward = REWARDS.build(OmegaConf.to_container(cfg.reward), where="reward") if algo.needs_rollout else None
-    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir(), training=True)
+    # quiet: the control tokens are part of the start line printed below
+    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir(), training=True, quiet=True)
     if cfg.model.gradient_checkpointing:
         (getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable)()
     every = checkpoint_interval(cfg, algo.needs_rollout)

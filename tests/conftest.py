@@ -52,6 +52,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def tiny_sft_policy(tmp_path_factory):
+    """A 3-step SFT warm-up of the tiny lab model (`tests_helpers.TINY_LAB`), built once per test process
+    and shared by the recipe tests that start RL from it."""
+    from tests_helpers import TINY_LAB
+
+    from rlreason.config import load_config
+    from rlreason.train.run import run_experiment
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RLREASON_CACHE", str(tmp_path_factory.mktemp("sft-cache")))
+    overrides = [f"logging.dir={tmp_path_factory.mktemp('sft')}", "optim.steps=3", "optim.batch_size=4"]
+    cfg = load_config("experiments/lab/sft.yaml", [*TINY_LAB, *overrides, "eval.per_mode=false"])
+    yield run_experiment(cfg) / "policy"
+    mp.undo()
+
+
 def make_batch(lengths, groups, modes=None, completions=None, width=None) -> RolloutBatch:
     """A RolloutBatch whose sample i has `lengths[i]` response tokens and group `groups[i]`."""
     n = len(lengths)

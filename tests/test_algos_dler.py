@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests_helpers import TINY_LAB
 
 import rlreason.components  # noqa: F401
 from rlreason.algos.base import LossInputs
@@ -125,36 +126,8 @@ def test_config_errors_name_the_key(algo, message):
 
 
 # -- real lab runs ------------------------------------------------------------------------------------
-TINY = [
-    "model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
-    "intermediate_size: 64}",
-    "task.n_train_per_level=30",
-    "task.n_test_per_level=6",
-    "eval.n=6",
-    "eval.every_n_steps=0",
-    "logging.progress_bar=false",
-    "logging.histograms=false",
-    "logging.samples_every_n_steps=0",
-]
+TINY = TINY_LAB
 RL = ["optim.steps=2", "rollout.prompts_per_step=4", "rollout.group_size=4", "rollout.max_new_tokens=12"]
-
-
-@pytest.fixture(scope="module")
-def sft_policy(tmp_path_factory) -> Path:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RLREASON_CACHE", str(tmp_path_factory.mktemp("cache")))
-    cfg = load_config(
-        "experiments/lab/sft.yaml",
-        [
-            *TINY,
-            f"logging.dir={tmp_path_factory.mktemp('sft')}",
-            "optim.steps=3",
-            "optim.batch_size=4",
-            "eval.per_mode=false",
-        ],
-    )
-    yield run_experiment(cfg) / "policy"
-    mp.undo()
 
 
 def _scalars(run_dir: Path, tag: str) -> list[float]:
@@ -163,17 +136,17 @@ def _scalars(run_dir: Path, tag: str) -> list[float]:
     return [e.value for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
 
 
-def test_dynamic_sampling_never_trains_on_an_all_equal_group(tmp_path, sft_policy):
+def test_dynamic_sampling_never_trains_on_an_all_equal_group(tmp_path, tiny_sft_policy):
     """Every group all-equal: with an entropy bonus the plain run moves the policy (the bonus trains
     even at zero advantage), the dynamic-sampling run leaves it bit for bit as it was."""
     common = [
         *TINY,
         *RL,
-        f"init.from={sft_policy}",
+        f"init.from={tiny_sft_policy}",
         "reward={name: callable, fn: 'reward_fns:constant'}",
         "algo.entropy_coef=0.1",
     ]
-    w0 = load_file(str(sft_policy / "model.safetensors"))
+    w0 = load_file(str(tiny_sft_policy / "model.safetensors"))
     plain = run_experiment(load_config("experiments/lab/grpo.yaml", [*common, f"logging.dir={tmp_path / 'a'}"]))
     skip = run_experiment(
         load_config(
@@ -190,14 +163,14 @@ def test_dynamic_sampling_never_trains_on_an_all_equal_group(tmp_path, sft_polic
     assert _scalars(skip, "algo/ds_dropped_frac") == [1.0, 1.0]
 
 
-def test_dynamic_sampling_counts_the_dropped_groups(tmp_path, sft_policy):
+def test_dynamic_sampling_counts_the_dropped_groups(tmp_path, tiny_sft_policy):
     """Problems with an even gold answer get an all-equal group; exactly those are dropped and logged."""
     cfg = load_config(
         "experiments/lab/grpo.yaml",
         [
             *TINY,
             *RL,
-            f"init.from={sft_policy}",
+            f"init.from={tiny_sft_policy}",
             f"logging.dir={tmp_path}",
             "algo.dynamic_sampling=skip",
             "algo.batch_norm=true",

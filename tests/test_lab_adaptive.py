@@ -8,42 +8,14 @@ from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests_helpers import TINY_LAB
 
 from rlreason.ablate import load_ablation
 from rlreason.cli import main
 from rlreason.config import load_config
-from rlreason.train.run import run_experiment
 
-TINY = [
-    "model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
-    "intermediate_size: 64}",
-    "task.n_train_per_level=30",
-    "task.n_test_per_level=4",
-    "eval.n=4",
-    "eval.every_n_steps=0",
-    "logging.progress_bar=false",
-    "logging.histograms=false",
-    "logging.samples_every_n_steps=0",
-]
+TINY = TINY_LAB
 RL = ["optim.steps=2", "rollout.prompts_per_step=3", "rollout.group_size=4", "rollout.max_new_tokens=16"]
-
-
-@pytest.fixture(scope="module")
-def sft_policy(tmp_path_factory) -> Path:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RLREASON_CACHE", str(tmp_path_factory.mktemp("cache")))
-    cfg = load_config(
-        "experiments/lab/sft.yaml",
-        [
-            *TINY,
-            f"logging.dir={tmp_path_factory.mktemp('sft')}",
-            "optim.steps=3",
-            "optim.batch_size=4",
-            "eval.per_mode=false",
-        ],
-    )
-    yield run_experiment(cfg) / "policy"
-    mp.undo()
 
 
 def scalar_tags(run_dir: Path) -> dict[str, list[float]]:
@@ -70,15 +42,15 @@ RECIPES = [
 
 
 @pytest.mark.parametrize("name, extra, tags", RECIPES, ids=[r[0] for r in RECIPES])
-def test_recipe_runs_two_lab_steps_through_the_cli(tmp_path, sft_policy, name, extra, tags):
+def test_recipe_runs_two_lab_steps_through_the_cli(tmp_path, tiny_sft_policy, name, extra, tags):
     config = f"experiments/lab/{name}.yaml"
-    assert main(["run", config, *TINY, *RL, f"init.from={sft_policy}", f"logging.dir={tmp_path}", *extra]) == 0
+    assert main(["run", config, *TINY, *RL, f"init.from={tiny_sft_policy}", f"logging.dir={tmp_path}", *extra]) == 0
     run_dir = next(tmp_path.glob("*/version_0"))
     logged = scalar_tags(run_dir)
     for tag in tags:
         assert len(logged.get(tag, [])) == 2, tag  # logged at both steps
     results = json.loads((run_dir / "results.json").read_text())["lab-arith"]
-    assert results["n"] == 4 and set(results["per_difficulty"]) == {"easy", "medium", "hard"}
+    assert results["n"] == 6 and set(results["per_difficulty"]) == {"easy", "medium", "hard"}
     if name == "adaptthink":
         # the initial policy's think accuracy per problem, from K = 2 forced-think samples each
         ref = json.loads((run_dir / "adaptthink_ref.json").read_text())

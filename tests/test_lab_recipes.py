@@ -9,31 +9,13 @@ from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests_helpers import TINY_LAB
 
 from rlreason.config import load_config
 from rlreason.train.run import run_experiment
 
-TINY = [
-    "model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
-    "intermediate_size: 64}",
-    "task.n_train_per_level=30",
-    "task.n_test_per_level=6",
-    "eval.n=6",
-    "logging.progress_bar=false",
-    "logging.histograms=false",
-    "logging.samples_every_n_steps=0",
-]
+TINY = TINY_LAB
 RL = ["optim.steps=2", "rollout.prompts_per_step=3", "rollout.group_size=4", "rollout.max_new_tokens=16"]
-
-
-@pytest.fixture(scope="module")
-def sft_policy(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("sft")
-    cfg = load_config(
-        "experiments/lab/sft.yaml",
-        [*TINY, f"logging.dir={tmp}", "optim.steps=3", "optim.batch_size=4", "eval.per_mode=false"],
-    )
-    return run_experiment(cfg) / "policy"
 
 
 def scalar_tags(run_dir: Path) -> set[str]:
@@ -47,9 +29,9 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RLREASON_CACHE", str(tmp_path / "cache"))
 
 
-def test_thinkless_recipe_logs_think_ratio_per_difficulty_and_effective_alpha(tmp_path, sft_policy):
+def test_thinkless_recipe_logs_think_ratio_per_difficulty_and_effective_alpha(tmp_path, tiny_sft_policy):
     cfg = load_config(
-        "experiments/lab/thinkless.yaml", [*TINY, *RL, f"init.from={sft_policy}", f"logging.dir={tmp_path}"]
+        "experiments/lab/thinkless.yaml", [*TINY, *RL, f"init.from={tiny_sft_policy}", f"logging.dir={tmp_path}"]
     )
     assert cfg.algo.alpha_per_token > 0 and "alpha" not in cfg.algo
     run_dir = run_experiment(cfg)
@@ -66,8 +48,10 @@ def test_thinkless_recipe_logs_think_ratio_per_difficulty_and_effective_alpha(tm
     assert set(per) == {"easy", "medium", "hard"} and all("think_ratio" in v for v in per.values())
 
 
-def test_l2t_recipe_logs_info_gain_per_episode_type(tmp_path, sft_policy):
-    cfg = load_config("experiments/lab/l2t.yaml", [*TINY, *RL, f"init.from={sft_policy}", f"logging.dir={tmp_path}"])
+def test_l2t_recipe_logs_info_gain_per_episode_type(tmp_path, tiny_sft_policy):
+    cfg = load_config(
+        "experiments/lab/l2t.yaml", [*TINY, *RL, f"init.from={tiny_sft_policy}", f"logging.dir={tmp_path}"]
+    )
     assert cfg.task.styles == ["think"] and cfg.task.redundant_max == 3
     tags = scalar_tags(run_experiment(cfg))
     # the task's useful steps reach the reward through the rollout batch's metadata

@@ -31,3 +31,17 @@ def rollout_batch(prompts, responses, pad_id, golds, group_ids=None) -> RolloutB
         golds=list(golds),
         meta=[{} for _ in range(n)],
     )
+
+
+# The tiny lab model and a few problems: real runs of a few steps that take seconds.
+TINY_LAB = [
+    "model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "
+    "intermediate_size: 64}",
+    "task.n_train_per_level=30",
+    "task.n_test_per_level=6",
+    "eval.n=6",
+    "eval.every_n_steps=0",
+    "logging.progress_bar=false",
+    "logging.histograms=false",
+    "logging.samples_every_n_steps=0",
+]

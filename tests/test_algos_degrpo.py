@@ -237,7 +237,9 @@ def test_alpha_per_token_scales_with_length_and_is_micro_batch_invariant():
 
 
 def test_alpha_per_token_refuses_a_second_alpha():
-    with pytest.raises(ValueError, match="alpha_per_token"):
-        DeGRPO(alpha=0.1, alpha_per_token=1.0)
+    for alpha in (0.1, 1e-3):  # also the paper's value written out: the two would disagree silently
+        with pytest.raises(ValueError, match="alpha_per_token"):
+            DeGRPO(alpha=alpha, alpha_per_token=1.0)
+    assert DeGRPO().alpha == 1e-3 and DeGRPO(alpha=0.5).alpha == 0.5
     with pytest.raises(ValueError, match="alpha_per_token"):
         DeGRPO(alpha_per_token=-1.0)

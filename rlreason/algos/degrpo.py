@@ -76,7 +76,7 @@ class DeGRPO(GRPO):
 
     def __init__(
         self,
-        alpha: float = 1e-3,
+        alpha: float | None = None,  # 1e-3 (the paper's) unless alpha_per_token is given
         normalization: str = "paper",
         scale_rewards: str = "none",
         eps_low: float = 0.2,
@@ -105,16 +105,17 @@ class DeGRPO(GRPO):
         )
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization: expected 'paper' or 'official', got {normalization!r}")
-        if alpha < 0:
+        if alpha is not None and alpha < 0:
             raise ValueError(f"alpha: expected >= 0, got {alpha}")
         if alpha_per_token is not None:
             if alpha_per_token < 0:
                 raise ValueError(f"alpha_per_token: expected >= 0, got {alpha_per_token}")
-            if alpha != 1e-3:
+            if alpha is not None:
                 raise ValueError(
                     "alpha_per_token: replaces alpha (alpha = alpha_per_token / mean response length); set one of them"
                 )
-        self.alpha, self.normalization, self.alpha_per_token = alpha, normalization, alpha_per_token
+        self.alpha = 1e-3 if alpha is None else alpha
+        self.normalization, self.alpha_per_token = normalization, alpha_per_token
 
     def effective_alpha(self, inp: LossInputs) -> float:
         """alpha, or alpha_per_token / (mean response length of the minibatch, over all its micro-batches)."""

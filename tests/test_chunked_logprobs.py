@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests_helpers import rollout_batch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from tests_helpers import rollout_batch, tiny_qwen_config
+from transformers import Qwen2ForCausalLM
 
 from rlreason.policy.lab_tiny import build_lab_tokenizer
 from rlreason.rewards.base import RewardContext
@@ -23,17 +23,7 @@ def tok():
 
 
 def tiny_qwen(tok, tied: bool) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=64,
-        tie_word_embeddings=tied,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
+    cfg = tiny_qwen_config(tok, tied=tied)
     torch.manual_seed(3)
     model = Qwen2ForCausalLM(cfg).double()
     initial = {n: q.detach().clone() for n, q in model.named_parameters()}

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tests_helpers import rollout_batch
+from tests_helpers import rollout_batch, tiny_qwen_config
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from rlreason.errors import RegistryError, RLReasonError
@@ -92,17 +92,7 @@ def test_fitting_gain_by_hand(tok):
 @pytest.fixture(scope="module")
 def qwen(tok):
     torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=64,
-        tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
+    cfg = tiny_qwen_config(tok, tied=True)
     model = Qwen2ForCausalLM(cfg).double()
     initial = {n: q.detach().clone() for n, q in model.named_parameters()}
     gen = torch.Generator().manual_seed(7)  # not the projection's seed

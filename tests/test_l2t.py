@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from tests_helpers import rollout_batch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from tests_helpers import rollout_batch, tiny_qwen_config
+from transformers import Qwen2ForCausalLM
 
 from rlreason.algos.l2t_ppo import L2TPPO, token_rewards, trimmed_mean
 from rlreason.batch import RewardOutput
@@ -22,17 +22,7 @@ from rlreason.rewards.info_gain import InfoGain, directional_logprobs, forced_an
 def lab():
     tok = build_lab_tokenizer()
     torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=64,
-        tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
+    cfg = tiny_qwen_config(tok, tied=True)
     model = Qwen2ForCausalLM(cfg).double()
     control = setup_control_tokens(model, tok)
     return model, tok, control

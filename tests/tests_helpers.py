@@ -45,3 +45,20 @@ TINY_LAB = [
     "logging.histograms=false",
     "logging.samples_every_n_steps=0",
 ]
+
+
+def tiny_qwen_config(tok, tied: bool = True):
+    """A 2-layer, 32-wide Qwen2 config on `tok`'s vocabulary: the random model of the estimator tests."""
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        tie_word_embeddings=tied,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )

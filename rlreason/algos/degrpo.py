@@ -58,6 +58,7 @@ import torch
 
 from rlreason.algos.base import LossInputs, clipped_surrogate, k3_kl
 from rlreason.algos.grpo import GRPO, aggregate, ppo_metrics
+from rlreason.batch import RolloutBatch
 from rlreason.registry import ALGOS
 
 NORMALIZATIONS = ("paper", "official")
@@ -117,6 +118,10 @@ class DeGRPO(GRPO):
         self.alpha = 1e-3 if alpha is None else alpha
         self.normalization, self.alpha_per_token = normalization, alpha_per_token
 
+    def minibatch_normalisers(self, batch: RolloutBatch, mask: torch.Tensor, rows: torch.Tensor) -> dict[str, float]:
+        """`num_control`: the control tokens the loss actually sees (the `official` normaliser)."""
+        return {"num_control": control_tokens_in_mask(batch.control_pos, mask, rows)}
+
     def effective_alpha(self, inp: LossInputs) -> float:
         """alpha, or alpha_per_token / (mean response length of the minibatch, over all its micro-batches)."""
         if self.alpha_per_token is None:
@@ -162,3 +167,14 @@ class DeGRPO(GRPO):
             # a per-minibatch constant written as a contribution that sums to it over micro-batches
             metrics["alpha_effective"] = torch.tensor(alpha * inp.mask.shape[0] / max(inp.num_seqs, 1.0))
         return loss, metrics
+
+
+def control_tokens_in_mask(control_pos: torch.Tensor | None, mask: torch.Tensor, rows: torch.Tensor) -> float:
+    """Control tokens of `rows` under the loss mask: a truncated sample masked out by
+    mask_truncated_completions keeps its control position but contributes nothing, so it must not
+    enter the normaliser."""
+    if control_pos is None:
+        return 0.0
+    pos = control_pos[rows]
+    active = torch.nonzero(pos >= 0).squeeze(-1)
+    return float(mask[rows][active, pos[active]].sum())

@@ -62,7 +62,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.algos import dler
-from rlreason.algos.base import Algorithm, LossInputs, clipped_surrogate, group_stats, k3_kl
+from rlreason.algos.base import Advantages, Algorithm, LossInputs, clipped_surrogate, group_stats, k3_kl
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.registry import ALGOS
 
@@ -158,24 +158,30 @@ class GRPO(Algorithm):
         self.num_iterations, self.mask_truncated_completions = num_iterations, mask_truncated_completions
         self.entropy_coef = entropy_coef
         self.needs_entropy_grad = entropy_coef != 0  # type: ignore[misc]  # the bonus must backpropagate
-        self.last_advantage_metrics: dict[str, float] = {}
 
-    def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
-        """Per-sample advantages [N] from the sequence rewards; records `zero_std_frac`."""
+    def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> Advantages:
+        """Per-sample advantages [N] (in `tokens`) from the sequence rewards, with `zero_std_frac`."""
         rewards = reward.rewards.float()
         if self.baseline == "none":
             adv = rewards.clone()
         else:
             adv = group_advantages(rewards, batch.group_ids, self.scale_rewards)
         _, std = group_stats(reward.rewards.double(), batch.group_ids)
-        self.last_advantage_metrics = {"zero_std_frac": float((std < 1e-8).double().mean())}
+        metrics = {"zero_std_frac": float((std < 1e-8).double().mean())}
+        keep = None
         if self.batch_norm or self.dynamic_sampling != "off":
-            adv, extra = dler.apply(adv, rewards, batch, self.batch_norm, self.dynamic_sampling)
-            self.last_advantage_metrics.update(extra)
-        return adv
+            adv, extra, keep = dler.apply(
+                adv, rewards, batch.group_ids, batch.response_mask, self.batch_norm, self.dynamic_sampling
+            )
+            metrics.update(extra)
+        return Advantages(adv, metrics, keep=keep)
 
-    def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
-        return self.sequence_advantages(batch, reward).unsqueeze(-1) * batch.response_mask.float()
+    def advantages(
+        self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None
+    ) -> Advantages:
+        seq = self.sequence_advantages(batch, reward)
+        seq.tokens = seq.tokens.unsqueeze(-1) * batch.response_mask.float()
+        return seq
 
     def per_token_loss(self, inp: LossInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(l_{i,t} + beta KL3_{i,t}, clip indicator, KL3 or None) before aggregation."""

@@ -77,7 +77,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.algos import dler
-from rlreason.algos.base import LossInputs, group_stats
+from rlreason.algos.base import Advantages, LossInputs, group_stats
 from rlreason.algos.grpo import GRPO, group_advantages
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.registry import ALGOS
@@ -195,11 +195,13 @@ class L2TPPO(GRPO):
         ep_rewards = [r.reshape(1) for r in reward.rewards.float()]
         return ep_rewards, [[(0, int(n))] for n in batch.response_lengths.tolist()]
 
-    def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
+    def advantages(
+        self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None
+    ) -> Advantages:
         mask = batch.response_mask.float()
         ep_rewards, spans = self.episodes_of(batch, reward)
         if self.advantage == "gae":
-            return self.critic_advantages(batch, ep_rewards, spans)
+            return self.critic_advantages(batch, ep_rewards, spans, values)
         r_tok = token_rewards(ep_rewards, spans, batch.old_logprobs, mask)
         r_tilde = torch.stack(
             [trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)]
@@ -208,13 +210,16 @@ class L2TPPO(GRPO):
         a_hat = group_advantages(score, batch.group_ids, "group", eps=1e-8)
         _, std = group_stats(score.double(), batch.group_ids)
         extra: dict[str, float] = {}
+        keep = None
         if self.batch_norm or self.dynamic_sampling != "off":  # DLER's options on A^_i (rlreason/algos/dler.py)
-            a_hat, extra = dler.apply(a_hat, score, batch, self.batch_norm, self.dynamic_sampling)
+            a_hat, extra, keep = dler.apply(
+                a_hat, score, batch.group_ids, batch.response_mask, self.batch_norm, self.dynamic_sampling
+            )
         mean_abs = (r_tok.abs() * mask).sum(-1) / mask.sum(-1).clamp(min=1)
         guard = r_tilde.abs() <= self.guard_eps * mean_abs
         safe = torch.where(guard, torch.ones_like(r_tilde), r_tilde)
         scale = torch.where(guard.unsqueeze(-1), torch.ones_like(r_tok), r_tok / safe.unsqueeze(-1))
-        self.last_advantage_metrics = {
+        metrics = {
             "zero_std_frac": float((std < 1e-12).double().mean()),
             "guard_frac": float(guard.float().mean()),
             "r_tilde_mean": float(r_tilde.mean()),
@@ -222,34 +227,31 @@ class L2TPPO(GRPO):
             "ratio_abs_max": float((scale * mask).abs().max()) if mask.any() else 0.0,
             **extra,
         }
-        return a_hat.unsqueeze(-1) * scale * mask
-
-    @staticmethod
-    def gae_advantages(
-        rewards_tokens: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
-    ) -> torch.Tensor:
-        """Raw (unwhitened) GAE advantages [N, T]; the value targets are this plus `values`."""
-        return gae(rewards_tokens, values, mask, gamma, lam)
+        return Advantages(a_hat.unsqueeze(-1) * scale * mask, metrics, keep=keep)
 
     def critic_advantages(
-        self, batch: RolloutBatch, ep_rewards: list[torch.Tensor], spans: list[list[tuple[int, int]]]
-    ) -> torch.Tensor:
-        """GAE over each response with episode rewards on episode-final tokens; stores the returns."""
+        self,
+        batch: RolloutBatch,
+        ep_rewards: list[torch.Tensor],
+        spans: list[list[tuple[int, int]]],
+        values: torch.Tensor | None,
+    ) -> Advantages:
+        """GAE over each response with episode rewards on episode-final tokens, and the value targets."""
         mask = batch.response_mask.float()
-        if "values" not in batch.extras:
-            raise ValueError("l2t_ppo with advantage: gae needs batch.extras['values'] from the value head")
-        values = batch.extras["values"].float() * mask
+        if values is None:
+            raise ValueError("l2t_ppo with advantage: gae needs the value head's rollout-time values")
+        values = values.float() * mask
         rewards = torch.zeros_like(values)
         for i, (rs, sp) in enumerate(zip(ep_rewards, spans)):
             for r, (a, b) in zip(rs.tolist(), sp):
                 if b > a:
                     rewards[i, b - 1] += r
-        adv = self.gae_advantages(rewards, values, mask, self.gamma, self.gae_lambda)
-        batch.extras["returns"] = adv + values
+        adv = gae(rewards, values, mask, self.gamma, self.gae_lambda)
+        returns = adv + values
         mean = (adv * mask).sum() / mask.sum().clamp(min=1)
         var = (((adv - mean) * mask) ** 2).sum() / mask.sum().clamp(min=1)
-        self.last_advantage_metrics = {"value_mean": float((values * mask).sum() / mask.sum().clamp(min=1))}
-        return (adv - mean) / (var.sqrt() + 1e-8) * mask
+        metrics = {"value_mean": float((values * mask).sum() / mask.sum().clamp(min=1))}
+        return Advantages((adv - mean) / (var.sqrt() + 1e-8) * mask, metrics, returns=returns)
 
     def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """GRPO's clipped surrogate (+ KL); with `advantage: gae`, plus vf_coef times the clipped value loss."""

@@ -92,7 +92,7 @@ class WeightedSum(Reward):
             total = total + w * out.rewards.float()
             if out.episode_rewards is not None and episode is None:
                 episode = [w * e.float() for e in out.episode_rewards]
-                spans = out.episode_spans or batch.episode_spans
+                spans = out.episode_spans
             prefix = f"reward/terms/{k}_{name}"
             metrics[f"{prefix}/mean"] = float(out.rewards.float().mean()) if out.rewards.numel() else 0.0
             own = f"reward/{name}/"

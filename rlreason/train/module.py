@@ -185,7 +185,7 @@ class RLModule(pl.LightningModule):
         result = step(self.learner, handles, problems)
         if result.batch is not None:
             self.last_batch, self.last_reward = result.batch, result.reward
-        metrics = result.metrics
+        metrics = {**result.metrics, **handles.timer.metrics()}
         metrics["perf/step_time"] = time.perf_counter() - t0
         if "perf/tokens" in metrics:
             metrics["perf/tokens_per_sec"] = metrics.pop("perf/tokens") / metrics["perf/step_time"]

@@ -15,10 +15,9 @@ only adapts Lightning's hooks to these two.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,6 +36,7 @@ from rlreason.train.passes import critic_values, micro_slices, sequence_logprobs
 from rlreason.train.ranks import RankReducer
 from rlreason.train.rollout_metrics import rollout_metrics
 from rlreason.train.step_metrics import Metric
+from rlreason.train.timing import PhaseTimer
 from rlreason.train.update import NonFiniteGuard, accumulate_and_step
 
 
@@ -74,6 +74,7 @@ class StepHandles:
     parity: ParityMonitor
     run_dir: str | None = None
     is_global_zero: bool = True
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
 
 
 @dataclass
@@ -87,29 +88,33 @@ class StepResult:
 
 
 def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepResult:
-    t0 = time.perf_counter()
-    batch = rollout(learner, h, problems)
-    t_rollout = time.perf_counter() - t0
-    correct, answered = verify(learner.verifier, batch)
+    timed = h.timer
+    with timed("rollout"):
+        batch = rollout(learner, h, problems)
+    with timed("verify"):
+        correct, answered = verify(learner.verifier, batch)
     if learner.algo.beta > 0:
-        batch.ref_logprobs = reference_logprobs(learner, h, batch)
-    reward = score(learner, h, batch, correct, answered)
+        with timed("reference"):
+            batch.ref_logprobs = reference_logprobs(learner, h, batch)
+    with timed("reward"):
+        reward = score(learner, h, batch, correct, answered)
     metrics = rollout_metrics(batch, reward, correct, learner.control)
-    metrics["perf/rollout_time"] = t_rollout
     metrics.update(batch.extras.get("rollout_metrics", {}))
     if h.ranks.sum(float(not torch.isfinite(reward.rewards).all())) > 0:  # every rank skips together
         return StepResult({**metrics, **h.guard.skip("reward")}, batch, reward)
     values = None
     if learner.value_head is not None:
-        values = critic_values(
-            learner.policy,
-            learner.value_head,
-            batch,
-            micro_batch_size=learner.cfg.optim.micro_batch_size,
-            chunk_size=learner.cfg.model.logit_chunk_size,
-            device=h.device,
-        )
-    advantages = learner.algo.advantages(batch, reward, values)
+        with timed("values"):
+            values = critic_values(
+                learner.policy,
+                learner.value_head,
+                batch,
+                micro_batch_size=learner.cfg.optim.micro_batch_size,
+                chunk_size=learner.cfg.model.logit_chunk_size,
+                device=h.device,
+            )
+    with timed("advantages"):
+        advantages = learner.algo.advantages(batch, reward, values)
     metrics.update({f"algo/{k}": float(v) for k, v in advantages.metrics.items()})
     keep = advantages.keep  # dynamic sampling (rlreason/algos/dler.py): rows that train nothing
     if keep is not None and h.ranks.sum(float(keep.sum())) == 0:  # every rank skips together
@@ -220,6 +225,7 @@ def update(
                 guard=h.guard,
                 step=h.step,
                 sums=sums,
+                timer=h.timer,
             )
             for k, v in stats.items():
                 sums[k] += v
@@ -358,6 +364,7 @@ def sft_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepR
         guard=h.guard,
         step=h.step,
         sums=sums,
+        timer=h.timer,
     )
     out: dict[str, Metric] = {"train/loss": sums.pop("loss"), **{f"algo/{k}": v for k, v in sums.items()}}
     out.update({f"optim/{k}": v for k, v in stats.items()})

@@ -15,6 +15,7 @@ import torch
 
 from rlreason.errors import RLReasonError
 from rlreason.train import faults
+from rlreason.train.timing import PhaseTimer
 
 
 class NonFiniteError(RLReasonError):
@@ -74,21 +75,25 @@ def accumulate_and_step(
     guard: NonFiniteGuard,
     step: int,
     sums: dict[str, float],
+    timer: PhaseTimer | None = None,
 ) -> dict[str, float]:
     """Backward every micro-batch loss (gradients accumulate), then one optimiser step.
 
     Adds each micro-batch's metrics and its loss (key "loss") into `sums` in place, so a step with
     several updates keeps one running sum; returns the optimiser step's statistics."""
+    timer = timer or PhaseTimer()
     bad_loss = False
-    for loss, metrics in micro_losses:
-        if faults.active("nan_loss", step + 1):
-            loss = loss * float("nan")
-        bad_loss |= not bool(torch.isfinite(loss.detach()))
-        backward(loss)
-        for k, v in metrics.items():
-            sums[k] += float(v)
-        sums["loss"] += float(loss.detach())
-    return optimizer_step(optimizer, scheduler, max_grad_norm, guard, "loss" if bad_loss else "grad")
+    with timer("forward_backward"):
+        for loss, metrics in micro_losses:
+            if faults.active("nan_loss", step + 1):
+                loss = loss * float("nan")
+            bad_loss |= not bool(torch.isfinite(loss.detach()))
+            backward(loss)
+            for k, v in metrics.items():
+                sums[k] += float(v)
+            sums["loss"] += float(loss.detach())
+    with timer("optimizer"):
+        return optimizer_step(optimizer, scheduler, max_grad_norm, guard, "loss" if bad_loss else "grad")
 
 
 def fault_metrics(metrics: dict[str, Any], guard: NonFiniteGuard) -> dict[str, Any]:

@@ -1,44 +1,19 @@
 """`info_gain`: L2T's dense information-gain process reward (Wang et al., arXiv 2505.10425).
 
-A response is a sequence of episodes z_1..z_K (see `rlreason.policy.episodes`); with the state
-s_k = (x, z_1..z_{k-1}), episode k earns (paper eq. 5-7, Algorithm 1)
+Episode k of a response z_1..z_K, with state s_k = (x, z_1..z_{k-1}), earns (eq. 5-7, Algorithm 1)
 
     r_k = DeltaI_k - beta * C_k,            R_k = r_out / K + alpha * r_k
+    DeltaI_k = J(s_{k+1}) - J(s_k)          (J: `rlreason.rewards.forced_answer`)
+    C_k = (g_k . Delta_theta)^2 + damping * ||Delta_theta||^2,   g_k = grad_theta log pi(z_k | s_k)
 
-with r_out the outcome reward (`correct` / `wrong`), alpha = 0.8 and beta = 0.6 as in the paper.
+with r_out the outcome reward, J(s) the policy's geometric-mean probability of the gold answer
+forced after s, Delta_theta = theta - theta_ref on `params` (`rlreason.policy.tangent`) and
+g_k . Delta_theta from one forward-mode JVP (`rlreason.policy.jvp`).
 
-*Fitting gain* DeltaI_k = J(s_{k+1}) - J(s_k): how much episode k moved the policy toward the gold
-answer. J(s) is the policy's own geometric-mean token probability of the gold answer (followed by
-EOS) when forced to answer right after prefix s (the task's answer cue, e.g. ``</think>``, is
-appended, then the gold tokens are teacher-forced). `scoring: packed` (default) scores all K+1
-prefixes of a sample in one no-grad pass: the row is prompt + response followed by K+1 blocks of
-cue + gold, and a custom 4D attention mask with matching position ids lets block k see exactly its
-prefix (see `packed_forced_answer_scores`); `separate` runs K+1 sequences, for models whose
-attention rejects custom 4D masks.
+Defaults: alpha 0.8, beta 0.6 (the paper's), correct 1.0, wrong 0.0, episodes lab, params
+last_block, rank 8, seed 0, damping 0, batch_size 64, scoring packed, chunk_size 0.
 
-*Compression penalty* C_k = (g_k . Delta_theta)^2 + damping * ||Delta_theta||^2 with
-g_k = grad_theta log pi(z_k | s_k) over a parameter subset (`params`) and
-Delta_theta = theta - theta_ref (current minus initial policy): the rank-1 Fisher quadratic form
-Delta_theta^T (g_k g_k^T + damping I) Delta_theta. It needs no matrix and no backward pass: one
-forward-mode JVP (`torch.func.jvp`) with tangent Delta_theta gives every token's directional
-derivative d log pi(o_t) / d theta . Delta_theta, summed per episode, then squared.
-
-Deviations, on purpose:
-- The paper leaves J unspecified; ours is the policy's own forced-answer likelihood, which needs no
-  annotation and no second model.
-- The paper approximates the Fisher term with an SVD-based proxy; ours is the exact rank-1 form on
-  the chosen subset (`last_block`, `lm_head` (with tied embeddings: the shared embedding matrix),
-  `all`) or on a seeded random projection of Delta_theta (`random_projection`: the orthogonal
-  projection onto `rank` Gaussian directions over all parameters).
-- A response without a reasoning region (a ``<short>`` answer) or with broken markup is one episode
-  with zero gain; it still gets r_out and the penalty.
-
-The released code (github.com/ML-TASA/L2T, commit 5fc0f58, read for this note) differs more: its
-gain is the difference of consecutive episode scores from an external PRM (Qwen2.5-Math-PRM-7B);
-the outcome reward sits on the last token undivided by K; broken episode markup costs 0.01; its
-penalty is per *sequence* (a central finite difference of the sequence NLL along Delta_theta on the
-parameters named "35", i.e. the last block, times beta = 1e-2), computed and passed to the reward
-manager but never added to the reward. beta = 0 here reproduces "no penalty".
+Deviations from the paper and the released code: docs/algorithms.md#info_gain
 """
 
 from __future__ import annotations
@@ -111,7 +86,10 @@ def per_type_metrics(
 
 @REWARDS.register("info_gain")
 class InfoGain(Reward):
-    """L2T information-gain process reward: per-episode fitting gain minus a Fisher compression penalty."""
+    """L2T information-gain process reward: per-episode fitting gain minus a Fisher compression penalty.
+
+    Deviations from the paper and the released code: docs/algorithms.md#info_gain
+    """
 
     needs_policy = True
     needs_initial_params = True

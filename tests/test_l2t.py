@@ -13,9 +13,12 @@ from rlreason.algos.l2t_ppo import L2TPPO, token_rewards, trimmed_mean
 from rlreason.batch import RewardOutput
 from rlreason.policy.control_tokens import setup_control_tokens
 from rlreason.policy.episodes import segment
+from rlreason.policy.jvp import directional_logprobs
 from rlreason.policy.lab_tiny import build_lab_tokenizer
+from rlreason.policy.tangent import subset_names
 from rlreason.rewards.base import RewardContext
-from rlreason.rewards.info_gain import InfoGain, directional_logprobs, forced_answer_scores, subset_names
+from rlreason.rewards.forced_answer import forced_answer_scores
+from rlreason.rewards.info_gain import InfoGain
 
 
 @pytest.fixture(scope="module")

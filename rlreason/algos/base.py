@@ -6,6 +6,8 @@ log-probabilities into a scalar loss (`loss`). It never knows which reward produ
 Normalisers in `LossInputs` are *global* for the minibatch (summed over micro-batches and, under
 DDP, over ranks, then divided by the world size) so that accumulating micro-batch gradients and
 averaging across ranks reproduces exactly the loss of one big batch.
+
+Every algorithm's equation, options and deviations: docs/algorithms.md#algorithm-interface
 """
 
 from __future__ import annotations

@@ -1,26 +1,13 @@
 """DLER's advantage options, shared by grpo, degrpo and l2t_ppo: batch-wise normalisation and
 dynamic sampling (Liu et al., "DLER: Doing Length pEnalty Right", arXiv 2510.15110).
 
-Checked against the released recipe (NVlabs/DLER @ ea7d4f7): `dler_slurm.sh` runs
-`adv_estimator=reinforce_plus_plus_baseline` with `algorithm.filter_groups.enable=True`,
-`metric=seq_reward`.
+    batch_norm: true          A_i = r_i - mean_group(r),   A_i <- (A_i - mu) / sqrt(sigma^2 + 1e-8)
+                              (mu, sigma^2: token-weighted over the global batch, verl's masked_whiten)
+    dynamic_sampling: skip    a group whose rewards are all equal trains nothing (DAPO's filter_groups)
 
-- **Batch-wise normalisation** (`batch_norm: true`), verl's `compute_reinforce_plus_plus_baseline_
-  outcome_advantage`: the group-centred advantage is whitened over every response token of the batch,
+Defaults: batch_norm false, dynamic_sampling off.
 
-      A_i = r_i - mean_group(r),    A_i <- (A_i - mu) / sqrt(sigma^2 + 1e-8)
-
-  with mu, sigma^2 the token-weighted mean and unbiased variance (verl's `masked_whiten`: each sample
-  counts once per response token). Here the statistics are over the kept samples of the whole
-  global batch (summed over DDP ranks), so a 2-process run matches a 1-process one.
-- **Dynamic sampling** (`dynamic_sampling: skip`), DAPO's `filter_groups` (recipe/dapo/
-  dapo_ray_trainer.py): a group whose rewards are all equal (std 0; a group of one is kept) has no
-  learning signal and is dropped. DAPO then generates further batches until the batch is full
-  again; we *skip*: the dropped samples stay in the rollout batch for logging but train nothing
-  (`Advantages.keep` = 0 masks their tokens out of the loss and the loss normalisers), and a
-  step whose whole global batch is dropped makes no update. Resampling is not implemented: refilling
-  would draw prompts outside the data module's fixed order. Counted per step in `algo/ds_dropped_groups`
-  and `algo/ds_dropped_frac`.
+Deviations from the paper and the released code: docs/algorithms.md#dler
 """
 
 from __future__ import annotations

@@ -1,60 +1,24 @@
-"""`grpo`: Group Relative Policy Optimization (Shao et al., DeepSeekMath, arXiv 2402.03300).
+"""`grpo`: Group Relative Policy Optimization (Shao et al., DeepSeekMath, arXiv 2402.03300), with TRL's options.
 
-Options follow TRL's `GRPOConfig` so a run can match either code base. Sample i of a group of G
-answers to one prompt gets the advantage (eq. in section 4.1.2 of the paper, outcome supervision)
+Sample i of a group of G answers to one prompt (sec. 4.1.2, outcome supervision), every token of its
+response sharing A_i, with rho_{i,t} = pi_theta(o_{i,t}) / pi_old(o_{i,t}):
 
     A_i = (r_i - mean_group(r)) / (std_group(r) + 1e-4)          scale_rewards: group   (TRL default)
     A_i = (r_i - mean_group(r)) / (std_batch(r) + 1e-4)          scale_rewards: batch
     A_i =  r_i - mean_group(r)                                   scale_rewards: none    (Dr. GRPO)
-
-(std is torch.std, i.e. unbiased, as in TRL), every token of the response shares A_i, and with
-rho_{i,t} = pi_theta(o_{i,t}) / pi_old(o_{i,t}) the per-token loss is the clipped surrogate plus
-the k3 KL estimate to the frozen reference
-
     l_{i,t} = -min(rho A_i, clip(rho, 1 - eps_low, 1 + eps_high) A_i) + beta * KL3_{i,t}
 
 aggregated by `loss_type` over the optimiser step's minibatch (N sequences, T_i tokens each):
 
-    grpo     mean_i( sum_t l_{i,t} / T_i )                  (the paper; length-biased)
-    bnpo     sum l / sum mask, per micro-batch, averaged over micro-batches (as TRL: depends on
-             the micro-batch size, which is why DAPO's form exists)
-    dr_grpo  sum l / (N * max_new_tokens)                   (Liu et al., Dr. GRPO)
-    dapo     sum l / active tokens of the whole optimiser batch, all ranks  (Yu et al., DAPO; TRL default)
+    grpo     mean_i( sum_t l_{i,t} / T_i )                  (the paper)
+    bnpo     sum l / sum mask, per micro-batch, averaged over micro-batches (as TRL)
+    dr_grpo  sum l / (N * max_new_tokens)                   (Dr. GRPO)
+    dapo     sum l / active tokens of the whole optimiser batch, all ranks  (DAPO)
 
-Every form is written as sum-over-the-micro-batch / a minibatch normaliser from `LossInputs`, so
-gradients accumulated over micro-batches (and averaged over DDP ranks) equal one big batch's; for
-`grpo` and `dr_grpo` this equals TRL's per-micro-batch mean divided by the accumulation steps when
-micro-batches have equal sizes. `dapo` divides by the active tokens of the optimiser step's
-minibatch (all micro-batches, all ranks: DAPO's token mean, verl's per-mini-batch `token-mean`).
-TRL's `num_items_in_batch` counts the tokens of its whole *generation* batch; that is the same
-number when one rollout batch feeds one optimiser step (TRL's default `steps_per_generation =
-gradient_accumulation_steps`, our `optim.minibatches: 1`); with k minibatches per rollout TRL's
-loss is k times smaller per step (invisible to Adam's update direction, visible to gradient
-clipping), and we keep the per-step token mean. `bnpo` is kept micro-batch dependent on purpose,
-exactly as TRL.
+Defaults: loss_type grpo, scale_rewards group, eps_low = eps_high = 0.2, beta 0 (no reference
+model), num_iterations 1, entropy_coef 0, baseline group, batch_norm false, dynamic_sampling off.
 
-Checked against TRL's `GRPOTrainer` (main @ f2cd577, `_generate_and_score_completions`, `_compute_loss`): std is
-unbiased (`torch.std`), epsilon 1e-4 added to the std, the KL is the k3 estimate added per token
-before aggregation. Deviations: with `scale_rewards: batch` the std is over this process's rollout
-batch (TRL gathers all processes first); a group of one sample has std 0 (TRL's behaviour; verl
-uses mean 0, std 1). `num_iterations > 1` reuses a rollout batch (mu in the paper); the old policy
-is the sampling policy whose log-probs the rollout recorded, and with one on-policy pass the loop
-passes `old_logprobs = logprobs.detach()`. TRL's `loss_type` default is `dapo`; ours is `grpo`,
-the paper's, and the lab experiments name it explicitly.
-
-Options beyond TRL: `baseline: none` uses the sequence reward itself as the advantage, A_i = r_i
-(no group baseline; AdaptThink's `adv_estimator=naive`, requires `scale_rewards: none`); DLER's
-`batch_norm` (whiten the group-centred advantage over the batch's tokens) and `dynamic_sampling:
-skip` (drop groups whose rewards are all equal) are described in `rlreason/algos/dler.py`. All off
-by default, and then the advantages are bit for bit those without the options.
-
-The optional entropy bonus subtracts `entropy_coef` times the token-mean entropy of the minibatch
-(TRL's form for `dapo`; for its other loss types TRL averages micro-batch token means, which is the
-same number when micro-batches hold equal token counts).
-
-Advantage-time metrics have no loss-time channel: `advantages()` leaves them in
-`self.last_advantage_metrics` (here `zero_std_frac`, the share of samples whose group has zero
-reward spread, i.e. no learning signal), which the loop logs under `algo/`.
+Deviations from the paper and the released code: docs/algorithms.md#grpo
 """
 
 from __future__ import annotations
@@ -118,8 +82,8 @@ class GRPO(Algorithm):
     """Group Relative Policy Optimization with TRL's options (loss types, reward scaling, KL, clipping).
 
     A_i = (r_i - mean_group(r)) / (std_group(r) + 1e-4);  l_{i,t} = -min(rho A_i, clip(rho) A_i) + beta KL3,
-    aggregated by `loss_type` (grpo | bnpo | dr_grpo | dapo). Conventions checked against TRL and
-    the deviations are listed in the module docstring.
+    aggregated by `loss_type` (grpo | bnpo | dr_grpo | dapo).
+    Deviations from the paper and the released code: docs/algorithms.md#grpo
     """
 
     def __init__(

@@ -25,8 +25,9 @@ import torch
 from rlreason.algos.base import Advantages, Algorithm, LossInputs
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.policy.lora import adapters_disabled, is_lora
+from rlreason.policy.padding import left_pad, right_pad
 from rlreason.policy.prompt_encoder import PromptEncoder
-from rlreason.policy.rollout import SamplingParams, left_pad
+from rlreason.policy.rollout import SamplingParams
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
@@ -387,10 +388,5 @@ def sft_batch(learner: Learner, problems: list[Problem]) -> tuple[torch.Tensor, 
     if not targets:
         raise ValueError("SFT needs problems with targets; the task gave none")
     prompt_ids, prompt_mask = left_pad(prompts, tok.pad_token_id)
-    width = max(len(t) for t in targets)
-    resp = torch.full((len(targets), width), tok.pad_token_id, dtype=torch.long)
-    rmask = torch.zeros((len(targets), width), dtype=torch.long)
-    for i, t in enumerate(targets):
-        resp[i, : len(t)] = torch.tensor(t)
-        rmask[i, : len(t)] = 1
+    resp, rmask = right_pad(targets, tok.pad_token_id)
     return prompt_ids, prompt_mask, resp, rmask

@@ -63,6 +63,4 @@ class RewardOutput:
     rewards: torch.Tensor  # [N] float
     episode_rewards: list[torch.Tensor] | None = None
     episode_spans: list[list[tuple[int, int]]] | None = None
-    token_rewards: torch.Tensor | None = None  # [N, T]
-    format_ok: torch.Tensor | None = None  # [N] bool
     metrics: dict[str, float] = field(default_factory=dict)

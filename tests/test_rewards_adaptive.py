@@ -139,7 +139,6 @@ def test_autothink_base_reward(batch_factory):
     # no-think correct 2; think correct 1; think wrong 0; format failure 0 (even with a right answer)
     out = run({"name": "autothink"}, batch_factory, modes=AT_MODES)
     close(out, [2, 1, 0, 0, 1, 0])
-    assert out.format_ok.tolist() == [True] * 5 + [False]
 
 
 def test_autothink_stage1_batch_balancing(batch_factory):

@@ -152,7 +152,6 @@ class AdaptThink(Reward):
         n = batch.num_samples
         return RewardOutput(
             rewards=r,
-            format_ok=valid,
             metrics={
                 "reward/adaptthink/mean": float(r.mean()) if n else 0.0,
                 "reward/adaptthink/ref_think_acc": float(ref.mean()) if n else 0.0,

@@ -1,8 +1,8 @@
 """What every reward model implements, and the context the training loop hands it.
 
 A reward never knows the algorithm: it maps a `RolloutBatch` plus per-sample correctness to a
-`RewardOutput`. Rewards that need the policy itself (L2T's information gain) say so with
-`needs_policy`; those that need the initial parameters set `needs_initial_params`.
+`RewardOutput`. The context carries the policy for rewards that score with it (L2T's information
+gain); those that need the initial parameters as well set `needs_initial_params`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class RewardContext:
 class Reward:
     """Base class. Subclasses implement `__call__(batch, ctx) -> RewardOutput`."""
 
-    needs_policy: ClassVar[bool] = False
     needs_initial_params: ClassVar[bool] = False
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:  # pragma: no cover

@@ -41,7 +41,6 @@ class Binary(Reward):
         r = torch.where(ctx.correct, torch.full_like(wrong, self.correct), wrong).float()
         return RewardOutput(
             rewards=r,
-            format_ok=ctx.answered.clone(),
             metrics={
                 "reward/binary/mean": float(r.mean()),
                 "reward/binary/no_answer_frac": float((~ctx.answered).float().mean()),

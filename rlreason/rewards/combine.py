@@ -52,7 +52,7 @@ class WeightedSum(Reward):
     defaults to 1.0. A process reward among the terms keeps its per-episode rewards; the other terms'
     are added to each sample's last episode.
 
-    Details (episodes, metrics, format_ok): docs/algorithms.md#sum
+    Details (episodes, metrics): docs/algorithms.md#sum
     """
 
     def __init__(self, terms: list[dict[str, Any]]) -> None:
@@ -66,7 +66,6 @@ class WeightedSum(Reward):
             params = dict(term)
             weight = float(params.pop("weight", 1.0))
             self.terms.append((weight, REWARDS.build(params, where=f"reward.terms[{k}]"), str(term["name"])))
-        self.needs_policy = any(t.needs_policy for _, t, _ in self.terms)  # type: ignore[misc]
         self.needs_initial_params = any(t.needs_initial_params for _, t, _ in self.terms)  # type: ignore[misc]
 
     @staticmethod
@@ -83,7 +82,6 @@ class WeightedSum(Reward):
         episode: list[torch.Tensor] | None = None
         spans: list[list[tuple[int, int]]] | None = None
         metrics: dict[str, float] = {}
-        fmt: torch.Tensor | None = None
         for k, (w, term, name) in enumerate(self.terms):
             out = term(batch, ctx)
             total = total + w * out.rewards.float()
@@ -98,12 +96,10 @@ class WeightedSum(Reward):
                     metrics[f"{prefix}/{m[len(own) :]}"] = v
                 else:
                     metrics[m if m not in metrics else f"{prefix}/{m}"] = v
-            if out.format_ok is not None:
-                fmt = out.format_ok.bool() if fmt is None else fmt & out.format_ok.bool()
         if episode is not None:
             episode, spans = _fold_into_last_episode(episode, spans, total, batch)
         metrics["reward/sum/mean"] = float(total.mean()) if total.numel() else 0.0
-        return RewardOutput(rewards=total, episode_rewards=episode, episode_spans=spans, format_ok=fmt, metrics=metrics)
+        return RewardOutput(rewards=total, episode_rewards=episode, episode_spans=spans, metrics=metrics)
 
 
 def _fold_into_last_episode(

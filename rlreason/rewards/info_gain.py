@@ -91,7 +91,6 @@ class InfoGain(Reward):
     Deviations from the paper and the released code: docs/algorithms.md#info_gain
     """
 
-    needs_policy = True
     needs_initial_params = True
 
     def __init__(

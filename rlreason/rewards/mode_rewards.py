@@ -54,7 +54,6 @@ class AdaGRPO(Reward):
         self.base = REWARDS.build(base_cfg, where="reward.base")
         self.base_name = str(base_cfg["name"])
         self.total_steps = total_steps
-        self.needs_policy = getattr(self.base, "needs_policy", False)  # type: ignore[misc]
         self.needs_initial_params = getattr(self.base, "needs_initial_params", False)  # type: ignore[misc]
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
@@ -74,7 +73,7 @@ class AdaGRPO(Reward):
         metrics["reward/ada_grpo/mean"] = float(r.mean()) if r.numel() else 0.0
         metrics["reward/ada_grpo/alpha_mean"] = float(alpha.mean()) if r.numel() else 0.0
         metrics["reward/ada_grpo/alpha_max"] = float(alpha.max()) if r.numel() else 0.0
-        return RewardOutput(rewards=r, format_ok=inner.format_ok, metrics=metrics)
+        return RewardOutput(rewards=r, metrics=metrics)
 
 
 @REWARDS.register("autothink")
@@ -158,4 +157,4 @@ class AutoThink(Reward):
             "reward/autothink/balance_think": lam_think,
             "reward/autothink/balance_short": lam_short,
         }
-        return RewardOutput(rewards=r, format_ok=valid, metrics=metrics)
+        return RewardOutput(rewards=r, metrics=metrics)

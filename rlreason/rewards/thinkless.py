@@ -56,4 +56,4 @@ class ThinklessReward(Reward):
             metrics["mode/acc_think"] = float(ctx.correct[think].float().mean())
         if short.any():
             metrics["mode/acc_short"] = float(ctx.correct[short].float().mean())
-        return RewardOutput(rewards=r, format_ok=valid, metrics=metrics)
+        return RewardOutput(rewards=r, metrics=metrics)

@@ -169,9 +169,7 @@ class LoggingConfig:
         ),
     )
     version: str | None = field(default=None, metadata=doc("run directory name (default: version_<n>)"))
-    logger: Any = field(
-        default="tensorboard", metadata=doc(f"{' | '.join(LOGGERS)}, or a list of them", choices=LOGGERS)
-    )
+    logger: Any = field(default="tensorboard", metadata=doc("a logger, or a list of them", choices=LOGGERS))
     project: str | None = field(default=None, metadata=doc("W&B project / MLflow experiment (default: the run's name)"))
     tracking_uri: str | None = field(
         default=None, metadata=doc("MLflow tracking URI (default: a file store in <logging.dir>/mlruns)")
@@ -180,7 +178,7 @@ class LoggingConfig:
     samples_every_n_steps: int = field(default=10, metadata=doc("log sample responses every n steps (0 disables)"))
     num_samples: int = field(default=4, metadata=doc("sample responses logged each time"))
     progress_bar: bool = field(default=True, metadata=doc("show Lightning's progress bar"))
-    histograms: bool = field(default=True, metadata=doc("log reward / length histograms"))
+    histograms: bool = field(default=True, metadata=doc("a response-length histogram in TensorBoard every step"))
     checkpoint_every_n_steps: int | None = field(
         default=None,
         metadata=doc(
@@ -216,7 +214,7 @@ class ExperimentConfig:
     """An experiment: the top-level keys of a config file."""
 
     name: str = field(default="experiment", metadata=doc("the run's name (its directory under logging.dir)"))
-    seed: int = field(default=0, metadata=doc("seed of every random draw (data order, sampling, initialisation)"))
+    seed: int = field(default=0, metadata=doc("the run's seed (seed_everything, data order, rollout sampling)"))
     model: ModelConfig = field(default_factory=ModelConfig, metadata=doc(ModelConfig.__doc__ or ""))
     task: dict[str, Any] = field(
         default_factory=lambda: {"name": "lab-arith"},

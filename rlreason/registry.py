@@ -153,7 +153,7 @@ class Registry:
         if bad:
             hint = difflib.get_close_matches(bad[0], known, n=1, cutoff=0.6)
             did = f"; did you mean '{hint[0]}'?" if hint else ""
-            valid = ", ".join(known) or "none"
+            valid = ", ".join(sorted(known)) or "none"
             raise RegistryError(
                 f"{_key(where, bad[0])}: unknown parameter of {self.kind} '{name}'{did} (valid: {valid})"
             )
@@ -265,7 +265,8 @@ REGISTRIES: dict[str, Registry] = {r.name: r for r in (REWARDS, ALGOS, TASKS, VE
 """The component registries: a config section `{name: ..., **params}` is built from one of them."""
 
 OPTIMIZERS = Registry("optimizers")
-"""`optim.optimizer`: factories `(param_groups, optim_cfg) -> torch.optim.Optimizer` (rlreason/train/optim.py)."""
+"""`optim.optimizer`: factories `(param_groups, optim_cfg) -> torch.optim.Optimizer` (rlreason/train/optim.py),
+each with `state_bytes_per_param`, the fp32 state it keeps (for the checkpoint size estimate)."""
 SCHEDULES = Registry("schedules")
 """`optim.schedule`: the learning-rate multiplier after warm-up, `(progress in [0, 1]) -> float`."""
 ROLLOUT_BACKENDS = Registry("rollout_backends")

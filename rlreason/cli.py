@@ -19,19 +19,45 @@ from rlreason.errors import RLReasonError
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.kind == "config":
+        return _list_config()
     import inspect
 
     import rlreason.components  # noqa: F401
-    from rlreason.registry import REGISTRIES
+    from rlreason.registry import CHOICE_REGISTRIES, REGISTRIES
 
-    kinds = [args.kind] if args.kind else list(REGISTRIES)
-    for kind in kinds:
+    listed = {**REGISTRIES, **CHOICE_REGISTRIES}
+    for kind in [args.kind] if args.kind else list(listed):
         print(f"{kind}:")
-        for name, doc, params in REGISTRIES[kind].describe():
+        for name, doc, params in listed[kind].describe():
             print(f"  {name:<16} {doc}")
+            if kind not in REGISTRIES:
+                continue  # an optimiser / schedule / backend takes framework arguments, not config keys
             for p in params:
                 default = "(required)" if p.default is inspect.Parameter.empty else f"= {p.default!r}"
                 print(f"      {p.name} {default}")
+    return 0
+
+
+def _list_config() -> int:
+    """Every config key, section by section: `key: type = default  doc`, defaults written as in YAML."""
+    import json
+
+    import rlreason.components  # noqa: F401  (the registries' names are part of the docs)
+    from rlreason.config import field_docs
+    from rlreason.registry import CHOICE_REGISTRIES
+
+    for section, doc, keys in field_docs():
+        print(f"{section}: {doc.strip().splitlines()[0] if doc.strip() else ''}".rstrip())
+        for k in keys:
+            if k.registry in CHOICE_REGISTRIES:
+                names = " | ".join(CHOICE_REGISTRIES[k.registry].names())
+                extra = f" (one of: {names}; `rlreason list {k.registry}`)"
+            elif k.registry:
+                extra = f" (`rlreason list {k.registry}`)"
+            else:
+                extra = f" (one of: {' | '.join(k.choices)})" if k.choices else ""
+            print(f"  {k.key}: {k.type} = {json.dumps(k.default)}  {k.doc}{extra}")
     return 0
 
 
@@ -90,8 +116,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     overrides_help = "key=value config overrides (e.g. optim.lr=1e-5), before or after the flags"
 
-    p = sub.add_parser("list", help="registered components, their docs and parameters")
-    p.add_argument("kind", nargs="?", choices=["rewards", "algos", "tasks", "verifiers"], help="only this registry")
+    from rlreason.registry import CHOICE_REGISTRIES, REGISTRIES
+
+    p = sub.add_parser("list", help="registered components and their parameters, or (`list config`) every config key")
+    kinds = ["config", *REGISTRIES, *CHOICE_REGISTRIES]
+    p.add_argument(
+        "kind", nargs="?", choices=kinds, help="only this registry, or config: every key, type, default, doc"
+    )
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("verify", help="grade a JSONL of predictions against gold answers")

@@ -94,8 +94,59 @@ def test_entry_point_plugin_is_discovered(tmp_path, monkeypatch):
     sys.modules.pop("myplugin", None)
 
 
-def test_builtin_registries_are_importable_from_package():
+def test_package_exports_the_registries_components_register_into():
     import rlreason
+    import rlreason.components
+    from rlreason import registry
 
-    for reg in (rlreason.REWARDS, rlreason.ALGOS, rlreason.TASKS, rlreason.VERIFIERS):
-        assert isinstance(reg, Registry)
+    assert rlreason.REWARDS is registry.REWARDS and rlreason.ALGOS is registry.ALGOS
+    assert {"binary", "sum"} <= set(rlreason.REWARDS) and {"grpo", "sft"} <= set(rlreason.ALGOS)
+    assert "lab-arith" in rlreason.TASKS and "math" in rlreason.VERIFIERS
+
+
+def test_check_judges_a_spec_without_building_it():
+    built = []
+    reg = Registry("widgets")
+
+    @reg.register("counted")
+    class Counted:
+        def __init__(self, size: int, label: str = "x") -> None:
+            built.append(size)
+
+    assert reg.check({"label": "y", "name": "counted", "size": 3}) == {"name": "counted", "label": "y", "size": 3}
+    assert reg.check("counted", provided=["size"]) == {"name": "counted"}  # a framework-provided argument
+    assert built == []
+    with pytest.raises(RegistryError, match=r"^task\.size: required by widget 'counted'$"):
+        reg.check({"name": "counted"}, where="task")
+    with pytest.raises(RegistryError, match=r"^task\.name: missing \(one of: counted\)$"):
+        reg.check({"size": 1}, where="task")
+    with pytest.raises(RegistryError, match=r"^task: expected a mapping with 'name' \(one of: counted\), got list$"):
+        reg.check([1], where="task")  # type: ignore[arg-type]
+
+
+def test_build_checks_parameter_types_by_annotation():
+    reg = make_registry()
+    with pytest.raises(RegistryError, match=r"^algo\.offset: expected an integer, got 1\.5$"):
+        reg.build({"name": "scaled", "offset": 1.5}, where="algo")
+    with pytest.raises(RegistryError, match=r"^factor: expected a number, got 'big'$"):
+        reg.build({"name": "scaled", "factor": "big"})
+
+
+def test_constructor_errors_are_named_by_their_full_key():
+    reg = Registry("widgets")
+
+    @reg.register("leaf")
+    class Leaf:
+        def __init__(self, pool: str = "all") -> None:
+            if pool != "all":
+                raise ValueError(f"pool: expected 'all', got {pool!r}")
+
+    @reg.register("pair")
+    class Pair:
+        def __init__(self, parts: list) -> None:
+            self.parts = [reg.build(p, where=f"parts[{i}]") for i, p in enumerate(parts)]
+
+    with pytest.raises(RegistryError, match=r"^task\.parts\[1\]\.pool: expected 'all', got 'x'$"):
+        reg.build({"name": "pair", "parts": ["leaf", {"name": "leaf", "pool": "x"}]}, where="task")
+    with pytest.raises(RegistryError, match=r"^task\.parts\[0\]\.name: unknown widget 'lef'; did you mean 'leaf'"):
+        reg.build({"name": "pair", "parts": ["lef"]}, where="task")

@@ -13,7 +13,7 @@ import torch
 
 import rlreason.components  # noqa: F401  (registers the rewards)
 from rlreason.batch import RewardOutput, RolloutBatch
-from rlreason.config import check_component
+from rlreason.config.validation import build_section
 from rlreason.errors import ConfigError, DataError, RegistryError, RLReasonError
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
@@ -291,7 +291,7 @@ def test_sum_term_errors_at_build_and_config_load(terms, message):
         REWARDS.build({"name": "sum", "terms": terms}, where="reward")
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match=message.replace("reward", "config: reward", 1)):
-        check_component(REWARDS, {"name": "sum", "terms": terms}, "config: reward")
+        build_section(REWARDS, {"name": "sum", "terms": terms}, "config", "reward")
 
 
 # -- callable -------------------------------------------------------------------------------------
@@ -327,4 +327,4 @@ def test_callable_errors(batch_factory):
     with pytest.raises(RegistryError, match="'reward_fns:NOT_CALLABLE' is not callable"):
         REWARDS.build({"name": "callable", "fn": "reward_fns:NOT_CALLABLE"})
     with pytest.raises(ConfigError, match=r"config: reward.fn: cannot import 'no_such_module:f' \(ModuleNotFoundError"):
-        check_component(REWARDS, {"name": "callable", "fn": "no_such_module:f"}, "config: reward")
+        build_section(REWARDS, {"name": "callable", "fn": "no_such_module:f"}, "config", "reward")

@@ -4,7 +4,8 @@ The `hf` backend drives any `transformers` causal LM with its own decoding loop 
 `model.generate`, for two reasons: it records each sampled token's log-probability under the
 temperature-scaled policy at no extra cost (so an on-policy update needs no second forward pass),
 and it draws randomness per sequence (`rlreason.policy.sampling`), so a rollout does not depend on
-how samples are batched or sharded. A vLLM backend would implement the same `RolloutBackend.generate`.
+how samples are batched or sharded. A vLLM backend would implement the same `generate` and register
+itself in `ROLLOUT_BACKENDS` (`rollout.backend: <name>`).
 
 Log-probabilities are those of softmax(logits / temperature) over the full vocabulary, the
 distribution the training loss also uses (as TRL does); top-k / top-p only restrict which token is
@@ -17,10 +18,10 @@ import inspect
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
 
 from rlreason.policy.padding import left_pad
 from rlreason.policy.sampling import sample_tokens, uniforms
+from rlreason.registry import ROLLOUT_BACKENDS
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Generation:
     truncated: torch.Tensor  # [N] bool
 
 
+@ROLLOUT_BACKENDS.register("hf")
 class HFRolloutBackend:
     """Batched sampling with the model's own KV cache (`rollout.backend: hf`)."""
 
@@ -78,6 +80,8 @@ class HFRolloutBackend:
     def _generate_chunk(
         self, model: torch.nn.Module, prompts: list[list[int]], params: SamplingParams, seeds: list[int]
     ) -> Generation:
+        from transformers import DynamicCache  # here, not at import: config validation imports this registry
+
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
@@ -152,4 +156,3 @@ def _cache_kwarg(model: torch.nn.Module) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-BACKENDS = {"hf": HFRolloutBackend}

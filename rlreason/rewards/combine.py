@@ -14,34 +14,9 @@ from typing import Any
 import torch
 
 from rlreason.batch import RewardOutput, RolloutBatch
-from rlreason.errors import RegistryError, RLReasonError
+from rlreason.errors import RLReasonError
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
-
-
-def _term_problem(term: Any, key: str) -> tuple[str, str] | None:
-    """The first (key, message) wrong with one `terms` entry, or None; used at config load and build."""
-    if not isinstance(term, Mapping):
-        return key, f"expected a mapping {{name: ..., weight: ...}}, got {type(term).__name__}"
-    if "name" not in term:
-        return f"{key}.name", f"missing (one of: {', '.join(REWARDS.names())})"
-    try:
-        obj = REWARDS.get(term["name"])
-    except RegistryError as exc:
-        return f"{key}.name", str(exc)
-    weight = term.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
-        return f"{key}.weight", f"expected a finite number, got {weight!r}"
-    valid = {p.name for p in REWARDS.params(term["name"])}
-    for k in term:
-        if k not in ("name", "weight") and k not in valid:
-            return (
-                f"{key}.{k}",
-                f"unknown parameter of reward '{term['name']}' (valid: {', '.join(sorted(valid))})",
-            )
-    for sub_key, message in getattr(obj, "config_checks", lambda c: [])(dict(term)) or []:
-        return f"{key}.{sub_key}", message
-    return None
 
 
 @REWARDS.register("sum")
@@ -57,25 +32,21 @@ class WeightedSum(Reward):
 
     def __init__(self, terms: list[dict[str, Any]]) -> None:
         if not isinstance(terms, (list, tuple)) or not terms:
-            raise RegistryError("reward.terms: expected a non-empty list of {name: ..., weight: ...}")
+            raise ValueError("terms: expected a non-empty list of {name: ..., weight: ...}")
         self.terms: list[tuple[float, Reward, str]] = []
         for k, term in enumerate(terms):
-            problem = _term_problem(term, f"terms[{k}]")
-            if problem:
-                raise RegistryError(f"reward.{problem[0]}: {problem[1]}")
+            if not isinstance(term, Mapping):
+                raise ValueError(
+                    f"terms[{k}]: expected a mapping {{name: ..., weight: ...}}, got {type(term).__name__}"
+                )
             params = dict(term)
-            weight = float(params.pop("weight", 1.0))
-            self.terms.append((weight, REWARDS.build(params, where=f"reward.terms[{k}]"), str(term["name"])))
+            weight = params.pop("weight", 1.0)
+            if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
+                raise ValueError(f"terms[{k}].weight: expected a finite number, got {weight!r}")
+            # built through Registry.check like any component; an error names `terms[k].<key>`, which
+            # the build of this sum prefixes with its own key (`reward.terms[1].name`)
+            self.terms.append((float(weight), REWARDS.build(params, where=f"terms[{k}]"), str(term["name"])))
         self.needs_initial_params = any(t.needs_initial_params for _, t, _ in self.terms)  # type: ignore[misc]
-
-    @staticmethod
-    def config_checks(comp: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """Checks `terms` at config load (config validation does not build components)."""
-        terms = comp.get("terms")
-        if not isinstance(terms, (list, tuple)) or not terms:
-            return [("terms", "expected a non-empty list of {name: ..., weight: ...}")]
-        problems = [_term_problem(t, f"terms[{k}]") for k, t in enumerate(terms)]
-        return [p for p in problems if p][:1]
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         total = torch.zeros(batch.num_samples)
@@ -150,15 +121,6 @@ class CallableReward(Reward):
     def __init__(self, fn: str, weight: float = 1.0) -> None:
         self.path, self.weight = fn, float(weight)
         self.fn = _import(fn)
-
-    @staticmethod
-    def config_checks(comp: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """An unimportable `fn` is reported at config load."""
-        try:
-            _import(str(comp.get("fn", "")))
-        except ValueError as exc:
-            return [("fn", str(exc).removeprefix("fn: "))]
-        return []
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         n = batch.num_samples

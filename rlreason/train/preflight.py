@@ -16,7 +16,6 @@ GIB = 1024**3
 
 # Bytes per parameter held by each optimizer's state (torch.optim, fp32): AdamW keeps two moments
 # (exp_avg, exp_avg_sq); plain SGD without momentum (how `rlreason.train.optim` builds it) keeps none.
-OPTIMIZER_STATE_BYTES = {"adamw": 8, "sgd": 0}
 
 
 def estimate_checkpoint_bytes(num_params: int, optimizer: str = "adamw") -> int:
@@ -29,9 +28,12 @@ def estimate_checkpoint_bytes(num_params: int, optimizer: str = "adamw") -> int:
     """
     if num_params < 0:
         raise ValueError(f"num_params: expected >= 0, got {num_params}")
-    if optimizer not in OPTIMIZER_STATE_BYTES:
-        raise ConfigError(f"optim.optimizer: expected {' | '.join(OPTIMIZER_STATE_BYTES)}, got {optimizer!r}")
-    return num_params * (4 + OPTIMIZER_STATE_BYTES[optimizer] + 4)
+    import rlreason.train.optim  # noqa: F401  (registers the optimisers)
+    from rlreason.registry import OPTIMIZERS
+
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optim.optimizer: expected {' | '.join(OPTIMIZERS.names())}, got {optimizer!r}")
+    return num_params * (4 + OPTIMIZERS.get(optimizer).state_bytes_per_param + 4)
 
 
 def checkpoints_on_disk_at_once(keep_last_n: int, steps: int, every_n_steps: int) -> int:

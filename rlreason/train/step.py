@@ -53,7 +53,7 @@ class Learner:
     reward: Reward | None
     verifier: Any
     prompts: PromptEncoder
-    backend: Any  # a rollout backend (`rlreason.policy.rollout.BACKENDS`)
+    backend: Any  # a rollout backend (`rlreason.registry.ROLLOUT_BACKENDS`)
     sampler: Any  # a mode sampler (`rlreason.policy.samplers`), or None
     sampling: SamplingParams
     value_head: torch.nn.Module | None

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
+from rlreason.policy.responses import decode_responses, find_control
 from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
 from rlreason.policy.sampling import sample_seed
 from rlreason.tasks.base import Problem
-from rlreason.train.collect import decode_responses, find_control
 
 
 @dataclass

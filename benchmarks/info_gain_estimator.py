@@ -27,9 +27,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from rlreason.config import load_config
 from rlreason.policy.episodes import segment_batch
+from rlreason.policy.jvp import directional_logprobs
 from rlreason.policy.load import load_policy
 from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
-from rlreason.rewards.info_gain import InfoGain, directional_logprobs, subset_names
+from rlreason.policy.tangent import subset_names
+from rlreason.rewards.info_gain import InfoGain
 from rlreason.tasks.lab_arith import LabArith
 from rlreason.train.collect import collect_rollout
 from rlreason.train.run import cache_dir, resolve_init, run_experiment

@@ -31,7 +31,6 @@ class RolloutBatch:
     ref_logprobs: torch.Tensor | None = None  # [N, T] under the frozen reference, when beta > 0
     control_pos: torch.Tensor | None = None  # [N] response index of the control token, -1 if none
     control_mode: list[str | None] | None = None  # "think" | "short" | None per sample
-    episode_spans: list[list[tuple[int, int]]] | None = None  # token [start, end) per episode per sample
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -56,7 +55,7 @@ class RewardOutput:
     """Sequence rewards, optionally with per-episode or per-token detail, and metrics to log.
 
     `rewards[i]` is always the scalar used by sequence-level algorithms (GRPO, DeGRPO). A process
-    reward also fills `episode_rewards[i]` (one value per episode of sample i, spans in the batch's
+    reward also fills `episode_rewards[i]` (one value per episode of sample i, token spans in
     `episode_spans`) with `rewards[i] == episode_rewards[i].sum()`, so a sequence-level algorithm
     sums them and L2T-PPO spreads them over tokens.
     """

@@ -9,6 +9,7 @@ import torch
 
 from rlreason.algos.base import LossInputs
 from rlreason.algos.degrpo import DeGRPO
+from rlreason.algos.grpo import GRPO
 
 
 def test_kl_is_not_decoupled_from_the_control_token():
@@ -176,18 +177,23 @@ def test_advantages_are_group_mean_centred_without_std(batch_factory):
     # thinkless rewards: correct <short> 1, correct <think> 0.5, format failure -1; mean 1/6
     adv = DeGRPO().advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.5, -1.0])))
     expected = torch.tensor([[5 / 6, 5 / 6], [1 / 3, 0.0], [-7 / 6, -7 / 6]])
-    torch.testing.assert_close(adv, expected)
+    torch.testing.assert_close(adv.tokens, expected)
 
 
-def test_num_control_counts_only_control_tokens_the_loss_sees():
-    from rlreason.train.module import _control_tokens_in_mask
+def test_num_control_counts_only_control_tokens_the_loss_sees(batch_factory):
+    from rlreason.algos.degrpo import control_tokens_in_mask
 
     control_pos = torch.tensor([0, 1, -1, 0])
     mask = torch.ones(4, 3)
     mask[3] = 0.0  # a truncated sample removed by mask_truncated_completions
-    assert _control_tokens_in_mask(control_pos, mask, torch.arange(4)) == 2.0
-    assert _control_tokens_in_mask(control_pos, mask, torch.tensor([1, 2])) == 1.0
-    assert _control_tokens_in_mask(None, mask, torch.arange(4)) == 0.0
+    assert control_tokens_in_mask(control_pos, mask, torch.arange(4)) == 2.0
+    assert control_tokens_in_mask(control_pos, mask, torch.tensor([1, 2])) == 1.0
+    assert control_tokens_in_mask(None, mask, torch.arange(4)) == 0.0
+    # DeGRPO supplies it as its own minibatch normaliser; GRPO asks for none
+    batch = batch_factory([3, 3, 3, 3], [0, 0, 1, 1])
+    batch.control_pos = control_pos
+    assert DeGRPO().minibatch_normalisers(batch, mask, torch.arange(4)) == {"num_control": 2.0}
+    assert GRPO().minibatch_normalisers(batch, mask, torch.arange(4)) == {}
 
 
 def _two_samples(n_rows: slice = slice(None)) -> LossInputs:

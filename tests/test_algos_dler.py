@@ -30,7 +30,7 @@ def seq_adv(algo_cfg, batch_factory, rewards=REWARDS_):
     batch = batch_factory(LENGTHS, GROUPS)
     algo = ALGOS.build(algo_cfg, where="algo")
     adv = algo.advantages(batch, RewardOutput(rewards=torch.tensor(rewards)))
-    return adv[:, 0], batch, algo
+    return adv.tokens[:, 0], adv, algo
 
 
 def test_batch_norm_whitens_group_centred_advantages_over_tokens(batch_factory):
@@ -42,18 +42,18 @@ def test_batch_norm_whitens_group_centred_advantages_over_tokens(batch_factory):
         adv, _, _ = seq_adv({"name": name, "scale_rewards": "none", "batch_norm": True}, batch_factory)
         torch.testing.assert_close(adv, torch.tensor(expected), atol=1e-5, rtol=0)
     # off: the plain group-centred advantage, bit for bit
-    adv, batch, _ = seq_adv({"name": "grpo", "scale_rewards": "none"}, batch_factory)
+    adv, out, _ = seq_adv({"name": "grpo", "scale_rewards": "none"}, batch_factory)
     assert torch.equal(adv, torch.tensor([0.5, -0.5, 1.0, -1.0]))
-    assert "keep" not in batch.extras
+    assert out.keep is None
 
 
 def test_dynamic_sampling_drops_all_equal_groups(batch_factory):
     rewards = [1.0, 0.0, 3.0, 3.0]  # group 1 all equal
-    adv, batch, algo = seq_adv({"name": "grpo", "dynamic_sampling": "skip"}, batch_factory, rewards)
-    assert batch.extras["keep"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    adv, out, _ = seq_adv({"name": "grpo", "dynamic_sampling": "skip"}, batch_factory, rewards)
+    assert out.keep.tolist() == [1.0, 1.0, 0.0, 0.0]
     assert adv[2:].tolist() == [0.0, 0.0]
-    assert algo.last_advantage_metrics["ds_dropped_groups"] == 1.0
-    assert algo.last_advantage_metrics["ds_dropped_frac"] == 0.5
+    assert out.metrics["ds_dropped_groups"] == 1.0
+    assert out.metrics["ds_dropped_frac"] == 0.5
     # with batch_norm the statistics are over the kept tokens only: 0.5, -0.5 with weights 1, 3:
     # mean -0.25, var = (0.75^2 + 3 * 0.25^2) / 3
     cfg = {"name": "grpo", "scale_rewards": "none", "dynamic_sampling": "skip", "batch_norm": True}
@@ -70,10 +70,10 @@ def test_informative_groups_keeps_singletons():
 def test_l2t_ppo_dynamic_sampling_acts_on_the_group_score(batch_factory):
     batch = batch_factory(LENGTHS, GROUPS)
     algo = ALGOS.build({"name": "l2t_ppo", "dynamic_sampling": "skip"}, where="algo")
-    adv = algo.advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.0, 2.0, 2.0])))
+    out = algo.advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.0, 2.0, 2.0])))
     # group 1: equal lengths and rewards -> equal r~ -> dropped; group 0 keeps its z-scores
-    assert batch.extras["keep"].tolist() == [1.0, 1.0, 0.0, 0.0]
-    assert (adv[2:] == 0).all() and (adv[:2] != 0).any()
+    assert out.keep.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert (out.tokens[2:] == 0).all() and (out.tokens[:2] != 0).any()
 
 
 def test_baseline_none_uses_the_reward_as_the_advantage(batch_factory):

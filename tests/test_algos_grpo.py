@@ -145,8 +145,8 @@ def test_token_advantages_and_zero_std_metric(batch_factory):
     algo = GRPO(scale_rewards="none")
     adv = algo.advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.0, 1.0, 1.0])))
     expected = torch.tensor([[0.5, 0.5, 0], [-0.5, -0.5, -0.5], [0, 0, 0], [0, 0, 0]])
-    torch.testing.assert_close(adv, expected)  # A_i on the response tokens, zero on padding
-    assert algo.last_advantage_metrics["zero_std_frac"] == pytest.approx(0.5)  # group 1: rewards 1, 1
+    torch.testing.assert_close(adv.tokens, expected)  # A_i on the response tokens, zero on padding
+    assert adv.metrics["zero_std_frac"] == pytest.approx(0.5)  # group 1: rewards 1, 1
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,8 @@ def test_advantages_by_hand_with_episodes_and_guard(batch_factory):
         episode_spans=[[(0, 2), (2, 4)], [(0, 2)], [(0, 2)], [(0, 3)]],
     )
     algo = L2TPPO()
-    adv = algo.advantages(batch, reward)
+    out = algo.advantages(batch, reward)
+    adv = out.tokens
     # token rewards: s0 [1, 2, 0, 1] (episode 2: surprises 0, ln2) -> r~ 1; s1 [.5, .5] -> r~ .5;
     # s2 [0, 0] -> r~ 0 (guard: |r~| <= .1 * mean|r| = 0); s3 [.2, .2, .2] -> r~ .2
     # group 0: mean .75, unbiased std sqrt(.125); group 1: mean .1, std sqrt(.02)
@@ -58,14 +59,14 @@ def test_advantages_by_hand_with_episodes_and_guard(batch_factory):
         ]
     )
     torch.testing.assert_close(adv, expected, rtol=1e-5, atol=1e-6)
-    assert algo.last_advantage_metrics["guard_frac"] == pytest.approx(0.25)
-    assert algo.last_advantage_metrics["r_tilde_mean"] == pytest.approx((1 + 0.5 + 0 + 0.2) / 4)
+    assert out.metrics["guard_frac"] == pytest.approx(0.25)
+    assert out.metrics["r_tilde_mean"] == pytest.approx((1 + 0.5 + 0 + 0.2) / 4)
 
 
 def test_sequence_reward_is_one_episode_over_the_response(batch_factory):
     old = torch.log(torch.tensor([[0.5, 0.25, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5]]))
     batch = _batch(batch_factory, [3, 4], [0, 0], old)
-    adv = L2TPPO().advantages(batch, RewardOutput(rewards=torch.tensor([3.0, 2.0])))
+    adv = L2TPPO().advantages(batch, RewardOutput(rewards=torch.tensor([3.0, 2.0]))).tokens
     # s0: surprises ln2, 2ln2, 0 -> token rewards [1, 2, 0], r~ = 1; s1: [.5]*4, r~ = .5
     a = 0.25 / (math.sqrt(0.125) + 1e-8)
     torch.testing.assert_close(adv, torch.tensor([[a, 2 * a, 0, 0], [-a] * 4]), rtol=1e-5, atol=1e-6)
@@ -80,16 +81,13 @@ def test_gae_by_hand_with_discount_and_padding():
     # row 1: A2 = -1; A1 = 0 + .72 * -1 = -.72; A0 = .5 + .72 * -.72 = -.0184
     expected = torch.tensor([[0.256, 0.8, 0.0], [-0.0184, -0.72, -1.0]])
     torch.testing.assert_close(gae(r, v, m, 0.9, 0.8), expected)
-    torch.testing.assert_close(L2TPPO.gae_advantages(r, v, m, 0.9, 0.8), expected)  # the loop-facing name
     # gamma = lambda = 1, V = 0: the advantage is the undiscounted reward-to-go
-    torch.testing.assert_close(
-        L2TPPO.gae_advantages(r, torch.zeros(2, 3), m, 1.0, 1.0), torch.tensor([[1.0, 1, 0], [-0.5, -1, -1]])
-    )
+    torch.testing.assert_close(gae(r, torch.zeros(2, 3), m, 1.0, 1.0), torch.tensor([[1.0, 1, 0], [-0.5, -1, -1]]))
 
 
-def test_gae_advantages_place_episode_rewards_at_episode_ends_and_store_returns(batch_factory):
+def test_gae_advantages_place_episode_rewards_at_episode_ends_and_return_the_value_targets(batch_factory):
     batch = _batch(batch_factory, [2, 3], [0, 0], torch.zeros(2, 4))
-    batch.extras["values"] = torch.tensor([[0.5, 0.2, 0, 0], [0.0, 0, 0, 0]])
+    values = torch.tensor([[0.5, 0.2, 0, 0], [0.0, 0, 0, 0]])
     reward = RewardOutput(
         rewards=torch.tensor([1.0, -0.5]),
         episode_rewards=[torch.tensor([1.0]), torch.tensor([0.5, -1.0])],
@@ -97,12 +95,12 @@ def test_gae_advantages_place_episode_rewards_at_episode_ends_and_store_returns(
     )
     algo = L2TPPO(advantage="gae", gamma=0.9, gae_lambda=0.8)
     assert algo.needs_values and isinstance(algo.value_head(8), torch.nn.Linear)
-    adv = algo.advantages(batch, reward)
+    out = algo.advantages(batch, reward, values)
     raw = torch.tensor([[0.256, 0.8, 0, 0], [-0.0184, -0.72, -1.0, 0]])  # the hand case above
-    torch.testing.assert_close(batch.extras["returns"], raw + batch.extras["values"])
+    torch.testing.assert_close(out.returns, raw + values)
     valid = raw[batch.response_mask.bool()]
     whitened = (raw - valid.mean()) / valid.std(unbiased=False) * batch.response_mask
-    torch.testing.assert_close(adv, whitened, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.tokens, whitened, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="values"):
         L2TPPO(advantage="gae").advantages(_batch(batch_factory, [2], [0], torch.zeros(1, 4)), reward)
 
@@ -144,17 +142,18 @@ def test_negative_r_tilde_and_the_guard_on_cancelling_rewards_by_hand(batch_fact
         episode_spans=[[(0, 1), (1, 3)], [(0, 1), (1, 2)]],
     )
     algo = L2TPPO(guard_eps=0.1)
-    adv = algo.advantages(batch, reward)
+    out = algo.advantages(batch, reward)
+    adv = out.tokens
     # s0: token rewards [1, -1.5, -1.5], r~ = -2/3, mean|r| = 4/3: kept; r_t / r~ = [-1.5, 2.25, 2.25]
     # s1: [1, -.9], r~ = .05 <= .1 * mean|r| = .095: the guard fires, A^ on both tokens
     # group: deviations -d, +d with d = (.05 + 2/3) / 2, unbiased std d sqrt(2): A^ = -+1/sqrt(2)
     a = 1 / math.sqrt(2)
     expected = torch.tensor([[-a * -1.5, -a * 2.25, -a * 2.25, 0.0], [a, a, 0.0, 0.0]])
     torch.testing.assert_close(adv, expected, rtol=1e-5, atol=1e-6)
-    assert algo.last_advantage_metrics["guard_frac"] == pytest.approx(0.5)
-    assert algo.last_advantage_metrics["ratio_abs_max"] == pytest.approx(2.25, rel=1e-5)
+    assert out.metrics["guard_frac"] == pytest.approx(0.5)
+    assert out.metrics["ratio_abs_max"] == pytest.approx(2.25, rel=1e-5)
     # a looser guard keeps s1: r_t / r~ = [20, -18]
-    loose = L2TPPO(guard_eps=0.01).advantages(batch, reward)
+    loose = L2TPPO(guard_eps=0.01).advantages(batch, reward).tokens
     torch.testing.assert_close(loose[1, :2], torch.tensor([20 * a, -18 * a]), rtol=1e-4, atol=1e-5)
 
 
@@ -163,8 +162,9 @@ def test_the_guard_is_scale_free_on_long_responses(batch_factory):
     # far below any absolute threshold, yet nothing cancels: the guard must not fire
     batch = _batch(batch_factory, [2000, 2000], [0, 0], torch.zeros(2, 2000))
     algo = L2TPPO()
-    adv = algo.advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.5])))
-    assert algo.last_advantage_metrics["guard_frac"] == 0.0
+    out = algo.advantages(batch, RewardOutput(rewards=torch.tensor([1.0, 0.5])))
+    adv = out.tokens
+    assert out.metrics["guard_frac"] == 0.0
     a = 1 / math.sqrt(2)  # r~ = 5e-4, 2.5e-4: z-scores +-1/sqrt(2), unshrunk by the std epsilon
     torch.testing.assert_close(adv, torch.tensor([[a], [-a]]).expand(2, 2000), rtol=1e-4, atol=1e-6)
 
@@ -204,9 +204,9 @@ def test_group_score_mean_prefers_short_answers_and_sum_does_not(batch_factory):
     reward = RewardOutput(rewards=torch.tensor([1.0, 1.0, 1.0, 0.0]))
     a = 1 / math.sqrt(2)  # z-score of two distinct values with the unbiased std
     # mean (paper): r~ = 1/2, 1/6 | 1/6, 0 -> the short correct answer beats the long correct one
-    mean = L2TPPO().advantages(batch, reward)
+    mean = L2TPPO().advantages(batch, reward).tokens
     # sum: S = 1, 1 | 1, 0 -> no preference between the two correct answers
-    total = L2TPPO(group_score="sum").advantages(batch, reward)
+    total = L2TPPO(group_score="sum").advantages(batch, reward).tokens
     m = batch.response_mask.float()
     torch.testing.assert_close(mean, torch.tensor([[a], [-a], [a], [-a]]) * m, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(total, torch.tensor([[0.0], [0.0], [a], [-a]]) * m, rtol=1e-5, atol=1e-6)

@@ -11,7 +11,8 @@ from transformers import Qwen2ForCausalLM
 
 from rlreason.policy.lab_tiny import build_lab_tokenizer
 from rlreason.rewards.base import RewardContext
-from rlreason.rewards.info_gain import InfoGain, packed_forced_answer_scores
+from rlreason.rewards.forced_answer import packed_forced_answer_scores
+from rlreason.rewards.info_gain import InfoGain
 from rlreason.train.forward import response_logprobs
 
 

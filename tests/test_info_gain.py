@@ -16,15 +16,11 @@ from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from rlreason.errors import RegistryError, RLReasonError
 from rlreason.policy.lab_tiny import build_lab_tiny, build_lab_tokenizer
+from rlreason.policy.tangent import subset_names
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import RewardContext
-from rlreason.rewards.info_gain import (
-    InfoGain,
-    cue_ids,
-    forced_answer_scores,
-    packed_forced_answer_scores,
-    subset_names,
-)
+from rlreason.rewards.forced_answer import forced_answer_scores, packed_forced_answer_scores
+from rlreason.rewards.info_gain import InfoGain, cue_ids
 
 
 @pytest.fixture(scope="module")

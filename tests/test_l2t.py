@@ -13,9 +13,12 @@ from rlreason.algos.l2t_ppo import L2TPPO, token_rewards, trimmed_mean
 from rlreason.batch import RewardOutput
 from rlreason.policy.control_tokens import setup_control_tokens
 from rlreason.policy.episodes import segment
+from rlreason.policy.jvp import directional_logprobs
 from rlreason.policy.lab_tiny import build_lab_tokenizer
+from rlreason.policy.tangent import subset_names
 from rlreason.rewards.base import RewardContext
-from rlreason.rewards.info_gain import InfoGain, directional_logprobs, forced_answer_scores, subset_names
+from rlreason.rewards.forced_answer import forced_answer_scores
+from rlreason.rewards.info_gain import InfoGain
 
 
 @pytest.fixture(scope="module")
@@ -159,14 +162,15 @@ def test_l2t_ppo_advantages_by_hand_with_guard(lab):
         episode_spans=[[(0, 3)]] * 4,
     )
     algo = L2TPPO(guard_eps=0.01)
-    adv = algo.advantages(batch, reward)
+    out = algo.advantages(batch, reward)
+    adv = out.tokens
     # r~ = 1, 0, 0.5, 0.001; groups {0,1}: mean 0.5 std sqrt(.5); {2,3}: mean .2505 std .3528...
     s01, s23 = math.sqrt(0.5), float(torch.tensor([0.5, 0.001]).std())
     a_hat = [0.5 / (s01 + 1e-8), -0.5 / (s01 + 1e-8), 0.2495 / (s23 + 1e-8), -0.2495 / (s23 + 1e-8)]
     # token advantage A^ * r_t / r~ = A^ (uniform), except where the guard fires (samples 1 and 3) -> A^
     for i in range(4):
         torch.testing.assert_close(adv[i, :3], torch.full((3,), a_hat[i]), atol=1e-4, rtol=1e-4)
-    assert algo.last_advantage_metrics["guard_frac"] == pytest.approx(0.25)
+    assert out.metrics["guard_frac"] == pytest.approx(0.25)
 
 
 def test_gae_by_hand():

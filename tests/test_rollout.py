@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from rlreason.policy.rollout import HFRolloutBackend, SamplingParams, left_pad
+from rlreason.policy.padding import left_pad
+from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
 from rlreason.policy.sampling import filter_logits, sample_tokens
 from rlreason.train.forward import response_logprobs
 

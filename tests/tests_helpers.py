@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.batch import RolloutBatch
-from rlreason.policy.rollout import left_pad
+from rlreason.policy.padding import left_pad
 
 
 def rollout_batch(prompts, responses, pad_id, golds, group_ids=None) -> RolloutBatch:

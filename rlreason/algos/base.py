@@ -6,11 +6,13 @@ log-probabilities into a scalar loss (`loss`). It never knows which reward produ
 Normalisers in `LossInputs` are *global* for the minibatch (summed over micro-batches and, under
 DDP, over ranks, then divided by the world size) so that accumulating micro-batch gradients and
 averaging across ranks reproduces exactly the loss of one big batch.
+
+Every algorithm's equation, options and deviations: docs/algorithms.md#algorithm-interface
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -36,8 +38,19 @@ class LossInputs:
     num_seqs: float = 1.0  # sequences in the minibatch
     num_tokens: float = 1.0  # active tokens in the minibatch
     num_tokens_batch: float = 1.0  # active tokens in the whole rollout batch
-    num_control: float = 0.0  # sequences of the minibatch with a valid control token (DeGRPO)
+    num_control: float = 0.0  # control tokens the minibatch's loss sees (DeGRPO's `minibatch_normalisers`)
     max_new_tokens: int = 1
+
+
+@dataclass
+class Advantages:
+    """What `Algorithm.advantages` computed for one rollout batch: the token advantages and every
+    by-product the update or the logs need, returned rather than left on the algorithm or the batch."""
+
+    tokens: torch.Tensor  # [N, T] token advantages, zero outside the response mask
+    metrics: dict[str, float] = field(default_factory=dict)  # advantage-time metrics, logged under algo/
+    returns: torch.Tensor | None = None  # [N, T] value targets (critic algorithms)
+    keep: torch.Tensor | None = None  # [N] float: 0 for samples dynamic sampling dropped (they train nothing)
 
 
 class Algorithm:
@@ -51,9 +64,18 @@ class Algorithm:
     num_iterations: int = 1
     mask_truncated_completions: bool = False
 
-    def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
-        """Token advantages [N, T] (zero outside the response mask)."""
+    def advantages(
+        self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None
+    ) -> Advantages:
+        """Token advantages [N, T] (zero outside the response mask) and their by-products.
+
+        `values` [N, T] are the critic's values at rollout time (`needs_values` algorithms only)."""
         raise NotImplementedError
+
+    def minibatch_normalisers(self, batch: RolloutBatch, mask: torch.Tensor, rows: torch.Tensor) -> dict[str, float]:
+        """This process's share of algorithm-specific loss normalisers for the minibatch `rows`
+        (under `mask`, the loss mask); the loop sums them over ranks like `num_tokens`. None by default."""
+        return {}
 
     def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Scalar loss for the micro-batch and detached metrics (summed contributions, see below).

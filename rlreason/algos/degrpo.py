@@ -1,55 +1,18 @@
 """`degrpo`: Decoupled GRPO (Thinkless, Fang et al., arXiv 2505.13379).
 
-Every response starts with a control token c_i in {<short>, <think>}. Vanilla GRPO averages the
-single control token with hundreds of response tokens, so a long <think> answer gives its mode
-choice a tiny gradient and a short one a large one: training collapses to one mode. DeGRPO
-weights the two parts separately (paper eq. 4):
+The control token c_i in {<short>, <think>} (t = 0) and the response tokens after it are weighted
+separately (paper eq. 4), so the mode choice's gradient does not shrink with the response length:
 
     J = E[ (1/G) sum_i ( alpha * l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t} ) ] - beta * D_KL
 
-with l_{i,t} the clipped surrogate of token t (t = 0 is the control token; T_i counts the
-response tokens after it), alpha = 1e-3, advantages group mean-centred with no std division
-(`scale_rewards: none`, the official `std_normalizer=False`), clip 0.2, beta = 1e-3 with the
-low-variance k3 estimator. The KL (and the optional entropy bonus) is *not* decoupled: it is a
-separate term over all response tokens, control token included, as in the paper and the code.
+with l_{i,t} the clipped surrogate of token t and T_i the response tokens after the control token;
+the KL (k3, over all response tokens) is not decoupled. `normalization: official` is the released
+code's token means instead; `alpha_per_token = c` sets alpha = c / mean response length.
 
-`normalization` (aggregation over the optimiser step's minibatch of N sequences):
+Defaults: alpha 1e-3 (the paper's), normalization paper, scale_rewards none (mean-centred, no std),
+eps_low = eps_high = 0.2, beta 1e-3, alpha_per_token unset.
 
-- ``paper``: the equation above, per sample then averaged:
-  (1/N) sum_i [alpha l_{i,0} + (1/T_i) sum_{t>=1} l_{i,t}] + beta (1/N) sum_i mean_t KL_{i,t}.
-- ``official``: the released code (VainF/Thinkless @ aa225d2, verl/verl/trainer/ppo/core_algos.py,
-  `compute_policy_loss`, read for this file) computes per micro-batch
-  ``alpha * masked_mean(l, column 0) + masked_mean(l, columns >= 1)`` (token means; the first is
-  a mean over sequences, one token each) and adds ``kl_loss_coef * masked_mean(low_var_kl, all
-  response tokens)``; the loss is divided by the number of accumulation steps. We compute the
-  micro-batch-invariant form of the same quantity:
-  alpha sum_i l_{i,0} / N_ctrl + sum_{i,t>=1} l_{i,t} / (num_tokens - N_ctrl) + beta sum KL / num_tokens,
-  which equals the official loss exactly when a minibatch is one micro-batch and every sample
-  has its control token at position 0. (The official code also computes an `avg_len` next to
-  these means but never uses it: there is no length-relative weight on the control term.)
-
-Scale (`alpha_per_token`): in both normalisations the control token's surrogate weighs alpha
-against a response token's 1/T (paper: per sample; official: N_ctrl / response tokens), so the
-control token counts as alpha * T response tokens. The paper's alpha = 1e-3 was set for responses
-of thousands of tokens (alpha * T ~ 1-5); the same alpha on 20-token lab answers is a 50x weaker
-control signal. ``alpha_per_token = c`` sets, per optimiser minibatch,
-
-    alpha = c / mean_i |o_i|,   mean_i |o_i| = num_tokens / num_seqs  (whole responses, global)
-
-so c is the control token's weight in units of an average response token and means the same on
-the lab and on a 1.5B model (c = 1e-3 x 3,000 ~ 3 for the paper's setting). It replaces `alpha`
-(setting both is refused); the effective alpha is logged as `alpha_effective`.
-
-Deviations from the official code, all deliberate:
-- The control token is located by id (`control_pos`, found by the rollout), never assumed at
-  column 0: a chat template that puts a newline first would move the official loss onto the
-  wrong token. A sample without a valid control token (`control_pos = -1`) has no control term
-  and is not counted in N_ctrl; its reward is the format-failure reward (-1 in `thinkless`), and
-  all its response tokens are trained with that advantage like any other (the official code
-  would apply alpha to whatever token sits at column 0).
-- verl clamps low_var_kl to [-10, 10]; we do not (k3 >= 0 and is only large when the policy has
-  drifted far, where clamping hides the signal). With `scale_rewards: group` our epsilon is
-  TRL's 1e-4; verl's is 1e-6 (irrelevant at the default `none`).
+Deviations from the paper and the released code: docs/algorithms.md#degrpo
 """
 
 from __future__ import annotations
@@ -58,6 +21,7 @@ import torch
 
 from rlreason.algos.base import LossInputs, clipped_surrogate, k3_kl
 from rlreason.algos.grpo import GRPO, aggregate, ppo_metrics
+from rlreason.batch import RolloutBatch
 from rlreason.registry import ALGOS
 
 NORMALIZATIONS = ("paper", "official")
@@ -71,7 +35,8 @@ class DeGRPO(GRPO):
     `normalization: official` the released code's token means instead; control token located by
     `control_pos`, not column 0. `alpha_per_token = c` sets alpha = c / mean response length of the
     minibatch (a weight that transfers across response scales). `baseline`, `batch_norm`,
-    `dynamic_sampling` as in grpo. Details and deviations in the module docstring.
+    `dynamic_sampling` as in grpo.
+    Deviations from the paper and the released code: docs/algorithms.md#degrpo
     """
 
     def __init__(
@@ -116,6 +81,10 @@ class DeGRPO(GRPO):
                 )
         self.alpha = 1e-3 if alpha is None else alpha
         self.normalization, self.alpha_per_token = normalization, alpha_per_token
+
+    def minibatch_normalisers(self, batch: RolloutBatch, mask: torch.Tensor, rows: torch.Tensor) -> dict[str, float]:
+        """`num_control`: the control tokens the loss actually sees (the `official` normaliser)."""
+        return {"num_control": control_tokens_in_mask(batch.control_pos, mask, rows)}
 
     def effective_alpha(self, inp: LossInputs) -> float:
         """alpha, or alpha_per_token / (mean response length of the minibatch, over all its micro-batches)."""
@@ -162,3 +131,14 @@ class DeGRPO(GRPO):
             # a per-minibatch constant written as a contribution that sums to it over micro-batches
             metrics["alpha_effective"] = torch.tensor(alpha * inp.mask.shape[0] / max(inp.num_seqs, 1.0))
         return loss, metrics
+
+
+def control_tokens_in_mask(control_pos: torch.Tensor | None, mask: torch.Tensor, rows: torch.Tensor) -> float:
+    """Control tokens of `rows` under the loss mask: a truncated sample masked out by
+    mask_truncated_completions keeps its control position but contributes nothing, so it must not
+    enter the normaliser."""
+    if control_pos is None:
+        return 0.0
+    pos = control_pos[rows]
+    active = torch.nonzero(pos >= 0).squeeze(-1)
+    return float(mask[rows][active, pos[active]].sum())

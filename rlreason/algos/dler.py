@@ -1,26 +1,13 @@
 """DLER's advantage options, shared by grpo, degrpo and l2t_ppo: batch-wise normalisation and
 dynamic sampling (Liu et al., "DLER: Doing Length pEnalty Right", arXiv 2510.15110).
 
-Checked against the released recipe (NVlabs/DLER @ ea7d4f7): `dler_slurm.sh` runs
-`adv_estimator=reinforce_plus_plus_baseline` with `algorithm.filter_groups.enable=True`,
-`metric=seq_reward`.
+    batch_norm: true          A_i = r_i - mean_group(r),   A_i <- (A_i - mu) / sqrt(sigma^2 + 1e-8)
+                              (mu, sigma^2: token-weighted over the global batch, verl's masked_whiten)
+    dynamic_sampling: skip    a group whose rewards are all equal trains nothing (DAPO's filter_groups)
 
-- **Batch-wise normalisation** (`batch_norm: true`), verl's `compute_reinforce_plus_plus_baseline_
-  outcome_advantage`: the group-centred advantage is whitened over every response token of the batch,
+Defaults: batch_norm false, dynamic_sampling off.
 
-      A_i = r_i - mean_group(r),    A_i <- (A_i - mu) / sqrt(sigma^2 + 1e-8)
-
-  with mu, sigma^2 the token-weighted mean and unbiased variance (verl's `masked_whiten`: each sample
-  counts once per response token). Here the statistics are over the kept samples of the whole
-  global batch (summed over DDP ranks), so a 2-process run matches a 1-process one.
-- **Dynamic sampling** (`dynamic_sampling: skip`), DAPO's `filter_groups` (recipe/dapo/
-  dapo_ray_trainer.py): a group whose rewards are all equal (std 0; a group of one is kept) has no
-  learning signal and is dropped. DAPO then generates further batches until the batch is full
-  again; we *skip*: the dropped samples stay in the rollout batch for logging but train nothing
-  (`batch.extras["keep"]` = 0 masks their tokens out of the loss and the loss normalisers), and a
-  step whose whole global batch is dropped makes no update. Resampling is not implemented: refilling
-  would draw prompts outside the data module's fixed order. Counted per step in `algo/ds_dropped_groups`
-  and `algo/ds_dropped_frac`.
+Deviations from the paper and the released code: docs/algorithms.md#dler
 """
 
 from __future__ import annotations
@@ -74,27 +61,27 @@ def batch_whiten(adv: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | Non
 def apply(
     adv: torch.Tensor,
     scores: torch.Tensor,
-    batch: object,
+    group_ids: torch.Tensor,
+    response_mask: torch.Tensor,
     batch_norm: bool,
     dynamic_sampling: str,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor | None]:
     """Dynamic sampling, then batch normalisation, of group-centred advantages [N].
 
-    Sets `batch.extras["keep"]` when dynamic sampling is on (the loop masks dropped rows out)."""
+    Returns (advantages, metrics, keep): `keep` [N] float is 0 for the dropped samples (the loop masks
+    them out of the loss), None when dynamic sampling is off."""
     metrics: dict[str, float] = {}
     keep = None
-    group_ids = batch.group_ids  # type: ignore[attr-defined]
     if dynamic_sampling == "skip":
         keep = informative_groups(scores, group_ids)
         dropped = torch.unique(group_ids[~keep]).numel()
         metrics["ds_dropped_groups"] = float(dropped)
         metrics["ds_dropped_frac"] = float((~keep).double().mean()) if keep.numel() else 0.0
-        batch.extras["keep"] = keep.float()  # type: ignore[attr-defined]
     if batch_norm:
-        adv = batch_whiten(adv, batch.response_mask, keep)  # type: ignore[attr-defined]
+        adv = batch_whiten(adv, response_mask, keep)
     if keep is not None:
         adv = adv * keep.to(adv.dtype)
-    return adv, metrics
+    return adv, metrics, None if keep is None else keep.float()
 
 
 def zero_spread_frac(scores: torch.Tensor, group_ids: torch.Tensor) -> float:

@@ -1,60 +1,24 @@
-"""`grpo`: Group Relative Policy Optimization (Shao et al., DeepSeekMath, arXiv 2402.03300).
+"""`grpo`: Group Relative Policy Optimization (Shao et al., DeepSeekMath, arXiv 2402.03300), with TRL's options.
 
-Options follow TRL's `GRPOConfig` so a run can match either code base. Sample i of a group of G
-answers to one prompt gets the advantage (eq. in section 4.1.2 of the paper, outcome supervision)
+Sample i of a group of G answers to one prompt (sec. 4.1.2, outcome supervision), every token of its
+response sharing A_i, with rho_{i,t} = pi_theta(o_{i,t}) / pi_old(o_{i,t}):
 
     A_i = (r_i - mean_group(r)) / (std_group(r) + 1e-4)          scale_rewards: group   (TRL default)
     A_i = (r_i - mean_group(r)) / (std_batch(r) + 1e-4)          scale_rewards: batch
     A_i =  r_i - mean_group(r)                                   scale_rewards: none    (Dr. GRPO)
-
-(std is torch.std, i.e. unbiased, as in TRL), every token of the response shares A_i, and with
-rho_{i,t} = pi_theta(o_{i,t}) / pi_old(o_{i,t}) the per-token loss is the clipped surrogate plus
-the k3 KL estimate to the frozen reference
-
     l_{i,t} = -min(rho A_i, clip(rho, 1 - eps_low, 1 + eps_high) A_i) + beta * KL3_{i,t}
 
 aggregated by `loss_type` over the optimiser step's minibatch (N sequences, T_i tokens each):
 
-    grpo     mean_i( sum_t l_{i,t} / T_i )                  (the paper; length-biased)
-    bnpo     sum l / sum mask, per micro-batch, averaged over micro-batches (as TRL: depends on
-             the micro-batch size, which is why DAPO's form exists)
-    dr_grpo  sum l / (N * max_new_tokens)                   (Liu et al., Dr. GRPO)
-    dapo     sum l / active tokens of the whole optimiser batch, all ranks  (Yu et al., DAPO; TRL default)
+    grpo     mean_i( sum_t l_{i,t} / T_i )                  (the paper)
+    bnpo     sum l / sum mask, per micro-batch, averaged over micro-batches (as TRL)
+    dr_grpo  sum l / (N * max_new_tokens)                   (Dr. GRPO)
+    dapo     sum l / active tokens of the whole optimiser batch, all ranks  (DAPO)
 
-Every form is written as sum-over-the-micro-batch / a minibatch normaliser from `LossInputs`, so
-gradients accumulated over micro-batches (and averaged over DDP ranks) equal one big batch's; for
-`grpo` and `dr_grpo` this equals TRL's per-micro-batch mean divided by the accumulation steps when
-micro-batches have equal sizes. `dapo` divides by the active tokens of the optimiser step's
-minibatch (all micro-batches, all ranks: DAPO's token mean, verl's per-mini-batch `token-mean`).
-TRL's `num_items_in_batch` counts the tokens of its whole *generation* batch; that is the same
-number when one rollout batch feeds one optimiser step (TRL's default `steps_per_generation =
-gradient_accumulation_steps`, our `optim.minibatches: 1`); with k minibatches per rollout TRL's
-loss is k times smaller per step (invisible to Adam's update direction, visible to gradient
-clipping), and we keep the per-step token mean. `bnpo` is kept micro-batch dependent on purpose,
-exactly as TRL.
+Defaults: loss_type grpo, scale_rewards group, eps_low = eps_high = 0.2, beta 0 (no reference
+model), num_iterations 1, entropy_coef 0, baseline group, batch_norm false, dynamic_sampling off.
 
-Checked against TRL's `GRPOTrainer` (main @ f2cd577, `_generate_and_score_completions`, `_compute_loss`): std is
-unbiased (`torch.std`), epsilon 1e-4 added to the std, the KL is the k3 estimate added per token
-before aggregation. Deviations: with `scale_rewards: batch` the std is over this process's rollout
-batch (TRL gathers all processes first); a group of one sample has std 0 (TRL's behaviour; verl
-uses mean 0, std 1). `num_iterations > 1` reuses a rollout batch (mu in the paper); the old policy
-is the sampling policy whose log-probs the rollout recorded, and with one on-policy pass the loop
-passes `old_logprobs = logprobs.detach()`. TRL's `loss_type` default is `dapo`; ours is `grpo`,
-the paper's, and the lab experiments name it explicitly.
-
-Options beyond TRL: `baseline: none` uses the sequence reward itself as the advantage, A_i = r_i
-(no group baseline; AdaptThink's `adv_estimator=naive`, requires `scale_rewards: none`); DLER's
-`batch_norm` (whiten the group-centred advantage over the batch's tokens) and `dynamic_sampling:
-skip` (drop groups whose rewards are all equal) are described in `rlreason/algos/dler.py`. All off
-by default, and then the advantages are bit for bit those without the options.
-
-The optional entropy bonus subtracts `entropy_coef` times the token-mean entropy of the minibatch
-(TRL's form for `dapo`; for its other loss types TRL averages micro-batch token means, which is the
-same number when micro-batches hold equal token counts).
-
-Advantage-time metrics have no loss-time channel: `advantages()` leaves them in
-`self.last_advantage_metrics` (here `zero_std_frac`, the share of samples whose group has zero
-reward spread, i.e. no learning signal), which the loop logs under `algo/`.
+Deviations from the paper and the released code: docs/algorithms.md#grpo
 """
 
 from __future__ import annotations
@@ -62,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.algos import dler
-from rlreason.algos.base import Algorithm, LossInputs, clipped_surrogate, group_stats, k3_kl
+from rlreason.algos.base import Advantages, Algorithm, LossInputs, clipped_surrogate, group_stats, k3_kl
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.registry import ALGOS
 
@@ -118,8 +82,8 @@ class GRPO(Algorithm):
     """Group Relative Policy Optimization with TRL's options (loss types, reward scaling, KL, clipping).
 
     A_i = (r_i - mean_group(r)) / (std_group(r) + 1e-4);  l_{i,t} = -min(rho A_i, clip(rho) A_i) + beta KL3,
-    aggregated by `loss_type` (grpo | bnpo | dr_grpo | dapo). Conventions checked against TRL and
-    the deviations are listed in the module docstring.
+    aggregated by `loss_type` (grpo | bnpo | dr_grpo | dapo).
+    Deviations from the paper and the released code: docs/algorithms.md#grpo
     """
 
     def __init__(
@@ -158,24 +122,30 @@ class GRPO(Algorithm):
         self.num_iterations, self.mask_truncated_completions = num_iterations, mask_truncated_completions
         self.entropy_coef = entropy_coef
         self.needs_entropy_grad = entropy_coef != 0  # type: ignore[misc]  # the bonus must backpropagate
-        self.last_advantage_metrics: dict[str, float] = {}
 
-    def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
-        """Per-sample advantages [N] from the sequence rewards; records `zero_std_frac`."""
+    def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> Advantages:
+        """Per-sample advantages [N] (in `tokens`) from the sequence rewards, with `zero_std_frac`."""
         rewards = reward.rewards.float()
         if self.baseline == "none":
             adv = rewards.clone()
         else:
             adv = group_advantages(rewards, batch.group_ids, self.scale_rewards)
         _, std = group_stats(reward.rewards.double(), batch.group_ids)
-        self.last_advantage_metrics = {"zero_std_frac": float((std < 1e-8).double().mean())}
+        metrics = {"zero_std_frac": float((std < 1e-8).double().mean())}
+        keep = None
         if self.batch_norm or self.dynamic_sampling != "off":
-            adv, extra = dler.apply(adv, rewards, batch, self.batch_norm, self.dynamic_sampling)
-            self.last_advantage_metrics.update(extra)
-        return adv
+            adv, extra, keep = dler.apply(
+                adv, rewards, batch.group_ids, batch.response_mask, self.batch_norm, self.dynamic_sampling
+            )
+            metrics.update(extra)
+        return Advantages(adv, metrics, keep=keep)
 
-    def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
-        return self.sequence_advantages(batch, reward).unsqueeze(-1) * batch.response_mask.float()
+    def advantages(
+        self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None
+    ) -> Advantages:
+        seq = self.sequence_advantages(batch, reward)
+        seq.tokens = seq.tokens.unsqueeze(-1) * batch.response_mask.float()
+        return seq
 
     def per_token_loss(self, inp: LossInputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(l_{i,t} + beta KL3_{i,t}, clip indicator, KL3 or None) before aggregation."""

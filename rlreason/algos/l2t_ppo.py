@@ -1,75 +1,20 @@
 """`l2t_ppo`: L2T's policy update (Wang et al., arXiv 2505.10425, Algorithm 1, "practical
 implementation with GRPO").
 
-Per-episode rewards R_{i,k} (from `RewardOutput.episode_rewards`, e.g. the `info_gain` reward) are
-spread over the episode's tokens by surprise weights
+Per-episode rewards R_{i,k} (`RewardOutput.episode_rewards`, e.g. `info_gain`; a sequence reward is
+one episode) are spread over the episode's tokens by surprise weights, then
 
     r_{i,t} = R_{i,k} * w_t,   w_t = -log pi_old(o_t) / sum_{t' in episode k} -log pi_old(o_t')
-
-(uniform when an episode's tokens carry no surprise), so the token rewards of an episode sum to its
-reward. Then
-
-    r~_i = trim_mean_95%(r_{i,.})                      (2.5 % cut from each tail, scipy-style)
+    r~_i = trim_mean_95%(r_{i,.})
     A^_i = (r~_i - mean_group(r~)) / (std_group(r~) + 1e-8)
-    A_{i,t} = A^_i * r_{i,t} / r~_i
+    A_{i,t} = A^_i * r_{i,t} / r~_i      (A^_i on every token when |r~_i| <= guard_eps * mean_t |r_{i,t}|)
 
-and the clipped surrogate plus k3 KL as in GRPO (`loss_type` as there). The ratio r_{i,t} / r~_i is
-unstable when |r~_i| is near zero. The guard is relative to the sample's own reward scale: when
-|r~_i| <= guard_eps * mean_t |r_{i,t}| (token rewards of both signs cancel) the token advantage falls
-back to A^_i on every token, and `guard_frac` (share of samples where the guard fired) is logged.
-So on every sample that keeps the ratio, mean_t |A_{i,t}| <= |A^_i| / guard_eps (10x at 0.1).
+with GRPO's clipped surrogate plus k3 KL. `advantage: gae` is PPO with a value head instead.
 
-A reward without episodes (a sequence reward) is treated as one episode spanning the response.
+Defaults: loss_type grpo, advantage grpo, trim 0.025, guard_eps 0.1, group_score mean, gamma 1.0,
+gae_lambda 0.95, vf_coef 0.1, value_clip 0.2, eps_low = eps_high = 0.2, beta 0.
 
-Length bias, and `group_score` (our ablation knob; the paper's form is the default `mean`): with
-token rewards that sum to the episode rewards, r~_i = trim_mean_t r_{i,t} is about R_i / T_i, so the
-group z-score ranks a correct 5-token answer (r~ = 0.2) far above a correct 30-token one (0.033):
-an implicit 1/length reward on top of whatever the reward says. The lab ablation shows it: binary
-reward + l2t_ppo collapses to <short> while binary + GRPO moves to <think>.
-`group_score: sum` z-scores S_i = T_i * r~_i instead (= sum_t r_{i,t} = the sample's total reward
-when nothing is trimmed), keeping the token weights r_{i,t} / r~_i (mean one over the response), so
-the update keeps L2T's credit assignment without the length preference.
-
-Decisions where the paper is not specific (not verified against released code; none was found to
-read in the time available):
-- "95 % truncated mean" is read as scipy's `trim_mean(x, 0.025)`: int(0.025 n) values cut from
-  each tail, so 5 % in all; below 40 tokens nothing is cut and it is the plain mean.
-- the guard falls back to A^_i on every token (the GRPO advantage) rather than clamping r~_i:
-  a clamp would multiply token rewards by up to 1/guard_eps and invert signs when r~_i crosses 0.
-- why a relative guard: a token reward is an episode reward divided over its tokens, so r~_i is of
-  order R_i / T_i; an absolute threshold (say |r~_i| < 1e-3) would fire on every correct 2,000-token
-  answer with reward 1 and silently turn L2T into GRPO exactly on long responses. For the same
-  reason A^_i uses the unbiased group std (as GRPO/TRL) with epsilon 1e-8, not TRL's 1e-4, which is
-  sized for O(1) sequence rewards and would shrink the advantages of long responses.
-- the formula is taken literally for r~_i < 0: the ratio r_{i,t} / r~_i is then negative on tokens
-  whose reward has the opposite sign to r~_i, so those tokens are pushed against A^_i. This is the
-  paper's credit assignment (a token that went against its sample's overall trend), not a bug;
-  `ratio_abs_max` shows how large the factor got.
-- trimmed mean, guard and ratio are computed over the response tokens (all of them: the episode
-  splitter's spans partition the response, and a sequence reward is one episode).
-DLER's `batch_norm` and `dynamic_sampling` (rlreason/algos/dler.py) act on A^_i, the group
-z-score of the group score (a group whose scores are all equal is dropped), before the token
-weights r_{i,t} / r~_i.
-Advantage-time metrics (`guard_frac`, `r_tilde_mean`, `ratio_abs_max`, `zero_std_frac`) are left
-in `last_advantage_metrics`, which the loop logs under `algo/`.
-
-``advantage: gae`` is PPO proper for those who want a critic: a linear value head on the policy's
-last hidden state predicts V_t; each episode's reward is placed on its last token; with gamma = 1
-by default,
-
-    delta_t = r_t + gamma V_{t+1} - V_t,      A_t = delta_t + gamma lambda A_{t+1},      R_t = A_t + V_t
-
-advantages are whitened over the batch's response tokens (as verl's `compute_gae_advantage_return`),
-and the loss adds vf_coef * 0.5 * max((V - R)^2, (clip(V, V_old - c, V_old + c) - R)^2) as a token
-mean over the minibatch. Contract with the loop (wired in `rlreason.train.module`):
-1. before `advantages()` it stores the value head's no-grad output at rollout time in
-   `batch.extras["values"]` [N, T];
-2. `advantages()` places each episode's reward on the episode's last token, runs
-   `gae_advantages(rewards_tokens, values, mask, gamma, lam)` (the bare recursion, usable on its own),
-   stores the value targets R_t = A_t + V_t in `batch.extras["returns"]` and returns the whitened A_t;
-3. at loss time the loop passes `values` (value head output, with grad), `old_values` (the stored
-   ones, for the value clip) and `returns`.
-The value head is zero-initialised, so V starts at 0 and the first advantages are plain returns.
+Deviations from the paper and the released code: docs/algorithms.md#l2t_ppo
 """
 
 from __future__ import annotations
@@ -77,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.algos import dler
-from rlreason.algos.base import LossInputs, group_stats
+from rlreason.algos.base import Advantages, LossInputs, group_stats
 from rlreason.algos.grpo import GRPO, group_advantages
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.registry import ALGOS
@@ -121,7 +66,7 @@ class L2TPPO(GRPO):
     r_{i,t} = R_{i,k} w_t (w ~ surprise);  r~_i = trim_mean(r_i);  A^_i = z-score of r~_i in its group
     (of T_i r~_i with `group_score: sum`);
     A_{i,t} = A^_i r_{i,t} / r~_i (guarded near r~_i = 0); `advantage: gae` for a critic instead.
-    Decisions the paper leaves open are listed in the module docstring.
+    Deviations from the paper and the released code: docs/algorithms.md#l2t_ppo
     """
 
     def __init__(
@@ -195,11 +140,13 @@ class L2TPPO(GRPO):
         ep_rewards = [r.reshape(1) for r in reward.rewards.float()]
         return ep_rewards, [[(0, int(n))] for n in batch.response_lengths.tolist()]
 
-    def advantages(self, batch: RolloutBatch, reward: RewardOutput) -> torch.Tensor:
+    def advantages(
+        self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None
+    ) -> Advantages:
         mask = batch.response_mask.float()
         ep_rewards, spans = self.episodes_of(batch, reward)
         if self.advantage == "gae":
-            return self.critic_advantages(batch, ep_rewards, spans)
+            return self.critic_advantages(batch, ep_rewards, spans, values)
         r_tok = token_rewards(ep_rewards, spans, batch.old_logprobs, mask)
         r_tilde = torch.stack(
             [trimmed_mean(r_tok[i][mask[i].bool()], self.trim) for i in range(batch.num_samples)]
@@ -208,13 +155,16 @@ class L2TPPO(GRPO):
         a_hat = group_advantages(score, batch.group_ids, "group", eps=1e-8)
         _, std = group_stats(score.double(), batch.group_ids)
         extra: dict[str, float] = {}
+        keep = None
         if self.batch_norm or self.dynamic_sampling != "off":  # DLER's options on A^_i (rlreason/algos/dler.py)
-            a_hat, extra = dler.apply(a_hat, score, batch, self.batch_norm, self.dynamic_sampling)
+            a_hat, extra, keep = dler.apply(
+                a_hat, score, batch.group_ids, batch.response_mask, self.batch_norm, self.dynamic_sampling
+            )
         mean_abs = (r_tok.abs() * mask).sum(-1) / mask.sum(-1).clamp(min=1)
         guard = r_tilde.abs() <= self.guard_eps * mean_abs
         safe = torch.where(guard, torch.ones_like(r_tilde), r_tilde)
         scale = torch.where(guard.unsqueeze(-1), torch.ones_like(r_tok), r_tok / safe.unsqueeze(-1))
-        self.last_advantage_metrics = {
+        metrics = {
             "zero_std_frac": float((std < 1e-12).double().mean()),
             "guard_frac": float(guard.float().mean()),
             "r_tilde_mean": float(r_tilde.mean()),
@@ -222,34 +172,31 @@ class L2TPPO(GRPO):
             "ratio_abs_max": float((scale * mask).abs().max()) if mask.any() else 0.0,
             **extra,
         }
-        return a_hat.unsqueeze(-1) * scale * mask
-
-    @staticmethod
-    def gae_advantages(
-        rewards_tokens: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
-    ) -> torch.Tensor:
-        """Raw (unwhitened) GAE advantages [N, T]; the value targets are this plus `values`."""
-        return gae(rewards_tokens, values, mask, gamma, lam)
+        return Advantages(a_hat.unsqueeze(-1) * scale * mask, metrics, keep=keep)
 
     def critic_advantages(
-        self, batch: RolloutBatch, ep_rewards: list[torch.Tensor], spans: list[list[tuple[int, int]]]
-    ) -> torch.Tensor:
-        """GAE over each response with episode rewards on episode-final tokens; stores the returns."""
+        self,
+        batch: RolloutBatch,
+        ep_rewards: list[torch.Tensor],
+        spans: list[list[tuple[int, int]]],
+        values: torch.Tensor | None,
+    ) -> Advantages:
+        """GAE over each response with episode rewards on episode-final tokens, and the value targets."""
         mask = batch.response_mask.float()
-        if "values" not in batch.extras:
-            raise ValueError("l2t_ppo with advantage: gae needs batch.extras['values'] from the value head")
-        values = batch.extras["values"].float() * mask
+        if values is None:
+            raise ValueError("l2t_ppo with advantage: gae needs the value head's rollout-time values")
+        values = values.float() * mask
         rewards = torch.zeros_like(values)
         for i, (rs, sp) in enumerate(zip(ep_rewards, spans)):
             for r, (a, b) in zip(rs.tolist(), sp):
                 if b > a:
                     rewards[i, b - 1] += r
-        adv = self.gae_advantages(rewards, values, mask, self.gamma, self.gae_lambda)
-        batch.extras["returns"] = adv + values
+        adv = gae(rewards, values, mask, self.gamma, self.gae_lambda)
+        returns = adv + values
         mean = (adv * mask).sum() / mask.sum().clamp(min=1)
         var = (((adv - mean) * mask) ** 2).sum() / mask.sum().clamp(min=1)
-        self.last_advantage_metrics = {"value_mean": float((values * mask).sum() / mask.sum().clamp(min=1))}
-        return (adv - mean) / (var.sqrt() + 1e-8) * mask
+        metrics = {"value_mean": float((values * mask).sum() / mask.sum().clamp(min=1))}
+        return Advantages((adv - mean) / (var.sqrt() + 1e-8) * mask, metrics, returns=returns)
 
     def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """GRPO's clipped surrogate (+ KL); with `advantage: gae`, plus vf_coef times the clipped value loss."""

@@ -1,4 +1,7 @@
-"""`sft`: supervised fine-tuning on target responses (warm-up / distillation)."""
+"""`sft`: supervised fine-tuning on target responses (warm-up / distillation).
+
+Details: docs/algorithms.md#sft
+"""
 
 from __future__ import annotations
 

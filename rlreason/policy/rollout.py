@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from rlreason.policy.padding import left_pad
 from rlreason.policy.sampling import sample_tokens, uniforms
 
 
@@ -37,18 +38,6 @@ class Generation:
     response_mask: torch.Tensor  # [N, T]
     logprobs: torch.Tensor  # [N, T] log pi(o_t) under softmax(logits / temperature); 0 at padding
     truncated: torch.Tensor  # [N] bool
-
-
-def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad token lists to one tensor, with the attention mask."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if s:
-            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-            mask[i, width - len(s) :] = 1
-    return ids, mask
 
 
 class HFRolloutBackend:

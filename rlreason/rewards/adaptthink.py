@@ -1,8 +1,7 @@
 """`adaptthink`: AdaptThink's reward, correctness against the initial policy's think-mode accuracy.
 
-Zhang et al., "AdaptThink: Reasoning Models Can Learn When to Think", arXiv 2505.13417, checked
-against the released code (THU-KEG/AdaptThink, read from the mirror bojieli/AdaptThink @ c32c616:
-src/adapt_think_reward_manager.py, src/postprocess_ref_results.py, scripts/run_adapt_think_1.5b_*.sh).
+Zhang et al., "AdaptThink: Reasoning Models Can Learn When to Think", arXiv 2505.13417.
+Deviations from the paper and the released code: docs/algorithms.md#adaptthink
 """
 
 from __future__ import annotations
@@ -26,31 +25,13 @@ SOURCES = ("column", "presample")
 class AdaptThink(Reward):
     """r = correct - mean reference think-accuracy of the problem + delta [short].
 
-    The paper's constrained objective (sec. 3) turned into a per-sample reward, as the released
-    reward manager computes it:
+        r_i = 1[correct_i] - ref_acc_think(x) + delta * 1[o_i starts in no-think mode]
 
-        r_i = 1[correct_i] - ref_acc_think(x) + delta * 1[o_i starts in no-think mode],  delta = 0.05
+    ref_acc_think(x): the mean accuracy of K samples of the *initial* policy forced to think on x, from
+    the task metadata (`source: column`) or sampled here once per problem and cached (`source: presample`).
+    Defaults: delta 0.05, source column, column ref_think_acc, samples 16, temperature 1.0, cache auto.
 
-    (`nothinking_bonus` 0.05 in the released scripts). A sample without a valid control token scores
-    as wrong and gets no bonus (the code's format check gives acc 0). ref_acc_think(x) is the mean
-    accuracy of K samples of the *initial* policy forced to think on problem x (the code pre-samples
-    K = 16 and averages per problem):
-
-    - ``source: column``: a precomputed per-problem value in the task metadata (`column`, default
-      `ref_think_acc`), e.g. from a jsonl task with that field; a missing value is a data error.
-    - ``source: presample``: computed here with the run's initial parameters (restored on resume),
-      K = `samples` responses per problem forced to start with <think> at `temperature`, graded
-      by the run's verifier, the first time a problem is seen; cached in `cache` (`auto`:
-      <run dir>/adaptthink_ref.json) and reloaded from there. Each problem's samples are seeded by
-      its uid, so the cache does not depend on batching, sharding or when the problem first appears.
-      Sampling lazily (per batch, not the whole training set up front) costs K / G times a rollout
-      on a problem's first step and nothing afterwards.
-
-    The authors use this reward directly as the advantage (`algorithm.adv_estimator=naive`: no
-    group baseline): run it with `algo.baseline: none` (grpo / degrpo) to match, or with the usual
-    group baseline, under which the reference accuracy cancels and only the bonus remains.
-    The released trainer also forces half of each group into each mode (the `forced_mode` sampler
-    with share 0.5, `rollout.sampler`).
+    Deviations from the paper and the released code: docs/algorithms.md#adaptthink
     """
 
     needs_initial_params = False  # set per instance: only the presampling source needs theta_0

@@ -15,13 +15,15 @@ from rlreason.rewards.base import Reward, RewardContext
 class Binary(Reward):
     """Correct answer -> `correct`, wrong -> `wrong`, no extractable answer -> `format_penalty`.
 
+    DeepSeekMath (arXiv 2402.03300, sec. 4.1) and DeepSeek-R1 (arXiv 2501.12948, sec. 2.2.2):
+
         r_i = correct         if verify(answer_i, gold_i)
-              format_penalty  if no answer can be extracted from response i (default: `wrong`)
+              format_penalty  if no answer can be extracted from response i
               wrong           otherwise
 
-    The rule-based outcome reward of DeepSeekMath (arXiv 2402.03300, sec. 4.1) and DeepSeek-R1
-    (arXiv 2501.12948, sec. 2.2.2, "accuracy rewards"); `format_penalty` lets a run punish a missing
-    answer harder than a wrong one, as DeepScaleR-style rewards do (-1 format error vs 0 wrong).
+    Defaults: correct 1.0, wrong 0.0, format_penalty = wrong.
+
+    Deviations from the paper and the released code: docs/algorithms.md#binary
     """
 
     def __init__(self, correct: float = 1.0, wrong: float = 0.0, format_penalty: float | None = None) -> None:

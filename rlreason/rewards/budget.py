@@ -1,9 +1,9 @@
 """Length-budget rewards of the 2025 compression papers: `truncation`, `lc_r1_length`, `pass_rate_length`.
 
-They complement the length family of `rlreason/rewards/length.py` (same conventions: a length is
-the number of response tokens, EOS included, and group statistics are over the samples of one
-prompt). `truncation` and `pass_rate_length` are complete rewards (they contain correctness);
-`lc_r1_length` is a term, composed with a correctness reward through `sum`.
+Same conventions as `rlreason/rewards/length.py`. `truncation` and `pass_rate_length` are complete
+rewards (they contain correctness); `lc_r1_length` is a term, composed through `sum`.
+
+Conventions: docs/algorithms.md#the-budget-rewards
 """
 
 from __future__ import annotations
@@ -28,24 +28,16 @@ def group_share(values: torch.Tensor, batch: RolloutBatch) -> torch.Tensor:
 class Truncation(Reward):
     """Correct within the length budget scores `correct`; wrong, unfinished or over budget scores `wrong`.
 
-    ThinkPrune (Hou et al., arXiv 2504.01296, sec. 3, read from the paper, not its code): training
-    with a token limit L where a response that does not finish within L gets reward 0,
+    ThinkPrune (Hou et al., arXiv 2504.01296, sec. 3) and DLER (Liu et al., arXiv 2510.15110):
 
         r_i = correct  if verify(answer_i) and |o_i| <= L_i and o_i finished (EOS)
-              wrong    otherwise                                (correct 1, wrong 0)
+              wrong    otherwise
 
-    and the limit is lowered over chained runs (ThinkPrune's 4k -> 3k -> 2k): one config per stage
-    with `budget` set and `init.from` naming the previous stage (experiments/lab/truncation*.yaml).
-    A budget below `rollout.max_new_tokens` counts a longer response as cut at the budget (what
-    generating with max_tokens = L would have done: no answer inside the limit).
+    with L_i = `budget`, or `easy_budget` for a group whose correct share exceeds `easy_threshold`.
+    Defaults: budget 0 (= rollout.max_new_tokens), easy_budget 0 (off), easy_threshold 0.5, correct 1.0,
+    wrong 0.0.
 
-    DLER (Liu et al., arXiv 2510.15110) uses the same plain truncation penalty (its released recipe,
-    NVlabs/DLER @ ea7d4f7 `dler_slurm.sh`, sets it through `max_response_length`) and describes a
-    difficulty-aware budget: easy prompts get the smaller limit. Here `easy_budget > 0` gives every
-    sample of a group whose correct share exceeds `easy_threshold` (0.5) the budget `easy_budget`.
-    That rule (share > 0.5 -> smaller budget, the correct share measured on this rollout) is the
-    issue's reading of the paper; it is not confirmed against the paper's equation or released code.
-    `budget` 0 means rollout.max_new_tokens.
+    Deviations from the paper and the released code: docs/algorithms.md#truncation
     """
 
     def __init__(
@@ -90,20 +82,15 @@ class Truncation(Reward):
 class LCR1Length(Reward):
     """LC-R1's length term: coef * (1 - L_i / max length of the group's correct samples).
 
-    Cheng et al., "Optimizing Length Compression in Large Reasoning Models", arXiv 2506.14755. As in
-    the released code (zxiangx/LC-R1 @ 7a6bd8b, trl/trainer/grpo_trainer.py, the `len_penalty_coef`
-    block of `_generate_and_score_completions`, read for this file), per prompt group g:
+    Cheng et al., "Optimizing Length Compression in Large Reasoning Models", arXiv 2506.14755, per
+    prompt group g, on every sample of the group:
 
         r_i = coef * (1 - L_i / (max_{j in g, correct_j} L_j + 1e-4))   if g has a correct sample
               0                                                          otherwise
 
-    applied to every sample of the group (a wrong answer longer than the longest correct one gets a
-    negative term), added to the correctness reward before the group baseline (the code's
-    `advantages += len_penalty_coef * _lengths`, then mean-centring with `scale_rewards=False`):
-    compose it with `sum` and run GRPO/DeGRPO with `scale_rewards: none` to match. coef 1.0 is the
-    released train script's `len_penalty_coef`. Deviations: L is our response length with EOS (the
-    code uses the EOS index, one less for finished answers); LC-R1's second reward, the compress
-    reward from an external extractor model, is not implemented.
+    A term: compose it with `sum`. Defaults: coef 1.0.
+
+    Deviations from the paper and the released code: docs/algorithms.md#lc_r1_length
     """
 
     def __init__(self, coef: float = 1.0) -> None:
@@ -126,17 +113,15 @@ class LCR1Length(Reward):
 class PassRateLength(Reward):
     """prime-rl's `linear` length penalty: r - coef * pass_rate * L / max group length.
 
-    PrimeIntellect-ai/prime-rl @ 559b447 (src/prime_rl/orchestrator/algo/grpo.py `score_group`,
-    packages/prime-rl-configs/.../algorithm.py `LinearLengthPenaltyConfig`), for the G samples of
-    one prompt with base rewards r_j (here correctness: `correct` / `wrong`):
+    PrimeIntellect-ai/prime-rl @ 559b447, for the G samples of one prompt with base rewards r_j
+    (correctness: `correct` / `wrong`):
 
         pass_rate = mean_j r_j
         r'_i      = r_i - coef * pass_rate * L_i / max(max_j L_j, 1)
 
-    so the penalty grows with how easy the prompt is (ALP-like: adaptive length penalty), and a
-    prompt nobody solves is not pushed to be short. coef 0.25 is prime-rl's default
-    `num_output_tokens_weight`; its input-token and turn terms are constant within a single-turn
-    group (they shift every sample of the group equally) and are left out.
+    Defaults: coef 0.25, correct 1.0, wrong 0.0.
+
+    Deviations from the paper and the released code: docs/algorithms.md#pass_rate_length
     """
 
     def __init__(self, coef: float = 0.25, correct: float = 1.0, wrong: float = 0.0) -> None:

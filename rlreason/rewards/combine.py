@@ -1,4 +1,7 @@
-"""Composing rewards: a weighted `sum` of registered terms, and TRL-style reward callables by path."""
+"""Composing rewards: a weighted `sum` of registered terms, and TRL-style reward callables by path.
+
+Details: docs/algorithms.md#sum and docs/algorithms.md#callable
+"""
 
 from __future__ import annotations
 
@@ -45,17 +48,11 @@ def _term_problem(term: Any, key: str) -> tuple[str, str] | None:
 class WeightedSum(Reward):
     """Weighted sum of registered reward terms: r_i = sum_k w_k r_i^(k).
 
-    ``reward: {name: sum, terms: [{name: binary, weight: 1.0}, {name: kimi, weight: 0.5}]}``; each
-    term is built through the registry, so a bad term is reported as ``reward.terms[1].name``.
+    ``reward: {name: sum, terms: [{name: binary, weight: 1.0}, {name: kimi, weight: 0.5}]}``; weight
+    defaults to 1.0. A process reward among the terms keeps its per-episode rewards; the other terms'
+    are added to each sample's last episode.
 
-    A process reward among the terms (one that fills `episode_rewards`, e.g. L2T's info_gain) keeps
-    its per-episode rewards, weighted, and the other terms' weighted sequence rewards are added to
-    each sample's last episode, so `rewards[i] == episode_rewards[i].sum()` still holds; a sample
-    with no episode gets one spanning its whole response. Metrics: `reward/sum/mean`, per term
-    `reward/terms/<i>_<name>/mean` (unweighted), the term's own `reward/<name>/*` metrics renamed to
-    `reward/terms/<i>_<name>/*`, and its other metrics (`mode/*`, `info_gain/*`) kept as named (first
-    term wins on a clash; later ones are prefixed). `format_ok` is the AND over terms that report it.
-    `needs_policy` / `needs_initial_params` are true if any term needs them.
+    Details (episodes, metrics, format_ok): docs/algorithms.md#sum
     """
 
     def __init__(self, terms: list[dict[str, Any]]) -> None:
@@ -92,7 +89,7 @@ class WeightedSum(Reward):
             total = total + w * out.rewards.float()
             if out.episode_rewards is not None and episode is None:
                 episode = [w * e.float() for e in out.episode_rewards]
-                spans = out.episode_spans or batch.episode_spans
+                spans = out.episode_spans
             prefix = f"reward/terms/{k}_{name}"
             metrics[f"{prefix}/mean"] = float(out.rewards.float().mean()) if out.rewards.numel() else 0.0
             own = f"reward/{name}/"
@@ -148,15 +145,10 @@ def _import(path: str) -> Callable[..., Any]:
 class CallableReward(Reward):
     """A TRL-style reward function given by import path: fn(prompts, completions, **columns).
 
-    ``reward: {name: callable, fn: "pkg.module:func", weight: 1.0}``; called as
-    ``fn(prompts=[...], completions=[...], gold=[...], completion_ids=[[...], ...], **meta_columns)``
-    with one list entry per sample, where meta_columns are the keys of the samples' task metadata
-    (`batch.meta`; a sample lacking a key gets None), and must return N numbers (or None), as TRL's
-    `GRPOTrainer` reward functions do. r_i = weight * fn(...)[i]. A function should accept
-    ``**kwargs`` so new columns do not break it. Completions are plain strings (TRL's standard,
-    non-conversational format). TRL turns None ("not applicable") into NaN and `nansum`s over its
-    reward functions, so a lone function's None becomes 0; we map None (and NaN) to 0.0 directly and
-    report the share in `reward/callable/none_frac`. Inside `sum`, `weight` is the term's weight.
+    ``reward: {name: callable, fn: "pkg.module:func", weight: 1.0}``; r_i = weight * fn(...)[i], with
+    None (or NaN) read as 0.0.
+
+    Deviations from the paper and the released code: docs/algorithms.md#callable
     """
 
     def __init__(self, fn: str, weight: float = 1.0) -> None:

@@ -1,14 +1,10 @@
 """Which reasoning episodes a task marked as needed: the per-type view of L2T's process reward.
 
-A task that knows the steps its answer needs puts them in the problem metadata as
-``useful_steps`` (the lab does). Each line of a response's ``<think>`` region is then
+Each line of a response's ``<think>`` region is ``useful`` (one of the task's ``useful_steps``, not
+written more often than the solution needs it), ``recheck`` (a step already written earlier in this
+response) or ``other`` (a detour fact, or a wrong step); `info_gain` logs gain and penalty per type.
 
-- ``useful``: one of those steps, not written more often than the solution needs it;
-- ``recheck``: a step already written earlier in this response (a repetition);
-- ``other``: anything else (a detour fact, or a wrong step).
-
-Logging fitting gain and compression penalty per type shows whether the information gain tells
-redundant episodes from useful ones, which is what L2T's compression claim rests on.
+Why: docs/algorithms.md#episode-types
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """The length-penalised reward family: every member reads token lengths, most also prompt groups.
 
-Two kinds live here. *Terms* shape length only and are composed with a correctness reward through
-`sum` (``{name: sum, terms: [{name: binary}, {name: kimi, weight: 0.5}]}``): `kimi`, `dapo_overlong`.
-*Complete rewards* already contain correctness, as published: `cosine`, `l1_exact`, `l1_max`,
-`shorterbetter`, `arora_zanette`. A length is the number of response tokens, EOS included
-(`batch.response_lengths`), as in verl/OpenRLHF's `valid_response_length`. Per-group statistics are
-over the samples of one prompt (`batch.group_ids`), never over the whole batch.
+*Terms* (composed with a correctness reward through `sum`): `kimi`, `dapo_overlong`. *Complete
+rewards* (contain correctness): `cosine`, `l1_exact`, `l1_max`, `shorterbetter`, `arora_zanette`.
+A length counts response tokens, EOS included; group statistics are over one prompt's samples.
+
+Conventions: docs/algorithms.md#the-length-family
 """
 
 from __future__ import annotations
@@ -49,10 +48,10 @@ class KimiLength(Reward):
         r_i      = lambda_i            if correct_i
                    min(0, lambda_i)    otherwise
 
-    and r_i = 0 for the whole group when max_len = min_len. The report adds this to the task reward
-    with a weight; here it is a standalone term and the weight is the `sum` reward's `weight`. The
-    report also warms up ("standard policy optimisation without length penalty" first): `start_step`
-    switches the term on at that optimisation step (0: from the start).
+    and r_i = 0 for the whole group when max_len = min_len. Defaults: start_step 0 (the step the term
+    switches on at; the report's warm-up).
+
+    Deviations from the paper and the released code: docs/algorithms.md#kimi
     """
 
     def __init__(self, start_step: int = 0) -> None:
@@ -84,9 +83,10 @@ class DAPOOverlong(Reward):
                       ((L_max - L_cache) - |y|) / L_cache  if L_max - L_cache < |y| <= L_max
                       -1                                  if |y| > L_max
 
-    times `penalty_factor` (verl's `reward_model.overlong_buffer.penalty_factor`, 1.0 in the paper).
-    A term: DAPO adds it to the rule-based correctness reward (`sum` with `binary`). `max_length`
-    0 means rollout.max_new_tokens; `buffer` 0 means max_length / 5 (the paper's 4096 of 20480).
+    times `penalty_factor`. Defaults: buffer 0 (= max_length / 5), max_length 0 (= rollout.max_new_tokens),
+    penalty_factor 1.0.
+
+    Deviations from the paper and the released code: docs/algorithms.md#dapo_overlong
     """
 
     def __init__(self, buffer: int = 0, max_length: int = 0, penalty_factor: float = 1.0) -> None:
@@ -123,13 +123,12 @@ class CosineLength(Reward):
         CosFn(t, T, eta_min, eta_max) = eta_min + (eta_max - eta_min) (1 + cos(t pi / T)) / 2
         R(C, L_gen) = CosFn(L_gen, L_max, r_L^c, r_0^c)  if correct
                       CosFn(L_gen, L_max, r_L^w, r_0^w)  if wrong (or no answer)
-                      r_e                                if L_gen + margin >= L_max
+                      r_e                                if L_gen + margin >= L_max (or truncated)
 
-    Defaults are the paper's: r_0^c = 2, r_L^c = 1, r_0^w = -10, r_L^w = 0, r_e = -10. The exceed
-    rule is that of the released code (eddycmu/demystify-long-cot, openrlhf/reward/cosine.py:
-    `gen_len + MAX_LEN_MARGIN >= max_len`; `exceed_margin` is that margin) and also covers any
-    truncated sample. Not implemented: the code's optional n-gram repetition penalty on wrong
-    answers (0 in the paper's main runs); compose one through `sum` with a `callable` if needed.
+    Defaults (the paper's): r_0^c = 2, r_L^c = 1, r_0^w = -10, r_L^w = 0, r_e = -10, exceed_margin 0,
+    max_length 0 (= rollout.max_new_tokens).
+
+    Deviations from the paper and the released code: docs/algorithms.md#cosine
     """
 
     def __init__(
@@ -184,12 +183,12 @@ class L1Exact(Reward):
 
     Aggarwal & Welleck, "L1: Controlling How Long a Reasoning Model Thinks", arXiv 2503.04697, eq. 1:
 
-        r(y, y_gold, n_gold) = 1[y = y_gold] - alpha |n_gold - n_y|,   alpha = 0.0003
+        r(y, y_gold, n_gold) = 1[y = y_gold] - alpha |n_gold - n_y|
 
-    n_gold is `meta["target_len"]` when the task gives one per problem (L1 samples it and writes
-    "Think for n_gold tokens." into the prompt: that instruction is the task's job, not the reward's),
-    else the `target_length` param. The released code's linear form is the same (its default alpha
-    is 1/3000; not checked against the upstream repository, only a copy).
+    n_gold is `meta["target_len"]` when the task gives one, else `target_length`. Defaults: alpha
+    0.0003, target_length 0.
+
+    Deviations from the paper and the released code: docs/algorithms.md#l1_exact
     """
 
     def __init__(self, alpha: float = 0.0003, target_length: int = 0) -> None:
@@ -208,14 +207,13 @@ class L1Exact(Reward):
 class L1Max(Reward):
     """L1 / LCPO-Max: correctness scaled by a soft budget, so going over n_gold costs reward.
 
-    Aggarwal & Welleck, arXiv 2503.04697, eq. 2 (`form: clip`, default):
+    Aggarwal & Welleck, arXiv 2503.04697, eq. 2 (`form: clip`; `form: sigmoid` is the released code's):
 
-        r(y, y_gold, n_gold) = 1[y = y_gold] * clip(alpha (n_gold - n_y) + delta, 0, 1),  delta = 0.5
+        r(y, y_gold, n_gold) = 1[y = y_gold] * clip(alpha (n_gold - n_y) + delta, 0, 1)
 
-    `form: sigmoid` is the released code's alternative (`get_delta_score_sigmoid`, read from a copy of
-    the L1 code, not verified upstream): 1[y = y_gold] * clip(sigmoid(alpha (n_gold - n_y)) +
-    0.1 * 1[n_y <= n_gold], 0, 1). Note the released linear form uses clip(alpha (n_gold - n_y), -1, 1)
-    / 2 + 1/2, i.e. the paper's form with alpha halved. Target as in `l1_exact`.
+    Target as in `l1_exact`. Defaults: alpha 0.0003, delta 0.5, target_length 0, form clip.
+
+    Deviations from the paper and the released code: docs/algorithms.md#l1_max
     """
 
     def __init__(self, alpha: float = 0.0003, delta: float = 0.5, target_length: int = 0, form: str = "clip") -> None:
@@ -244,9 +242,11 @@ class ShorterBetter(Reward):
 
         SOL  = min{ len_j : j correct }   if any sample of the group is correct
                mean{ len_j }              otherwise
-        r_i  = alpha 1[correct_i] - beta |len_i - SOL|,   alpha = 2.0, beta = 0.001
+        r_i  = alpha 1[correct_i] - beta |len_i - SOL|
 
-    Formula and constants from the paper (not verified against released code).
+    Defaults (the paper's): alpha 2.0, beta 0.001.
+
+    Deviations from the paper and the released code: docs/algorithms.md#shorterbetter
     """
 
     def __init__(self, alpha: float = 2.0, beta: float = 0.001) -> None:
@@ -274,9 +274,10 @@ class AroraZanette(Reward):
 
         r(x, y) = 1[y correct] * (1 - alpha * sigmoid((len(y) - mean(x)) / std(x)))
 
-    with mean(x), std(x) over the *correct* responses to x; alpha in [0, 1) keeps every correct
-    answer above every wrong one (0). std is the population std (ddof 0; the paper does not state
-    it; not verified against the released code) plus 1e-7, so a lone correct answer gets sigmoid(0).
+    with mean(x), std(x) over the *correct* responses to x. Defaults: alpha 0.1 (in [0, 1), so every
+    correct answer stays above every wrong one).
+
+    Deviations from the paper and the released code: docs/algorithms.md#arora_zanette
     """
 
     def __init__(self, alpha: float = 0.1) -> None:

@@ -1,9 +1,9 @@
 """Mode-aware rewards of the adaptive-thinking family: `ada_grpo` (ARM) and `autothink` (AutoThink).
 
-Both read each sample's mode from its control token (`batch.control_mode`: "think", "short" or
-None for a format failure) and reshape a correctness reward so the policy keeps exploring both
-modes instead of collapsing onto one. `adaptthink` lives in `rlreason/rewards/adaptthink.py`
-(it needs reference accuracies).
+Both read each sample's mode from its control token (`batch.control_mode`) and reshape a correctness
+reward so the policy keeps exploring both modes. `adaptthink` lives in `rlreason/rewards/adaptthink.py`.
+
+Overview: docs/algorithms.md#the-mode-rewards and docs/adaptive.md
 """
 
 from __future__ import annotations
@@ -35,18 +35,14 @@ def ada_alpha(group_size: int, same_mode: int, step: int, total_steps: int) -> f
 class AdaGRPO(Reward):
     """ARM's Ada-GRPO: a rare mode's reward is scaled up, by a factor that decays to 1 over training.
 
-    Wu et al., "ARM: Adaptive Reasoning Model", arXiv 2505.20258, sec. 3 (Ada-GRPO), checked against
-    the released code (TEAM-ARM/ARM @ 17f0a1d, verl/verl/trainer/ppo/core_algos.py,
-    `compute_ada_grpo_outcome_advantage` / `cosine_decay_alpha`):
+    Wu et al., "ARM: Adaptive Reasoning Model", arXiv 2505.20258, sec. 3 (Ada-GRPO):
 
         alpha_i(t) = 1 + 1/2 (G / F(o_i) - 1) (1 + cos(pi t / T)),      r'_i = alpha_i(t) r_i
 
-    with G the group size, F(o_i) how many samples of o_i's group share its mode (a format failure
-    is a mode of its own, as the code's "UNKNOWN"), t the step and T the total steps. The scaled
-    reward then goes through the algorithm's group normalisation (ARM: GRPO's z-score). Here the
-    base reward r is any registered reward (`base`, default `binary`: ARM's accuracy reward, 1/0);
-    t = ctx.step (0-based, so alpha(0) = G / F) and T = `total_steps` or, when 0, the run's
-    `optim.steps`.
+    with G the group size, F(o_i) the samples of o_i's group in its mode, t the 0-based step and T the
+    total steps. Defaults: base {name: binary}, total_steps 0 (= optim.steps).
+
+    Deviations from the paper and the released code: docs/algorithms.md#ada_grpo
     """
 
     def __init__(self, base: Mapping[str, Any] | None = None, total_steps: int = 0) -> None:
@@ -85,29 +81,17 @@ class AdaGRPO(Reward):
 class AutoThink(Reward):
     """AutoThink's mode reward with stage-1 batch balancing and stage-3 length shaping.
 
-    Tu et al., "Learning When to Think: Shaping Adaptive Reasoning in R1-Style Models via Multi-Stage
-    RL", arXiv 2505.10832. Read from the released code (TU2021/AutoThink @ be0bcb0: deepscaler/
-    rewards/reward_types.py and math_reward.py for the base reward, verl/verl/trainer/main_ppo.py
-    `RewardManager._reweight_rewards` for the shaping, scripts/train/train_stage{1,2,3}.sh for the
-    settings); the paper's equations were not checked against it. A sample is no-think when it
-    starts with <short> (the code: the no-think prompt), think otherwise (a format failure counts as
-    think, as in the code). Base reward: think correct 1, think wrong 0, no-think correct 2,
-    no-think wrong -1 (the code's `RewardConfig`); format failure `format_penalty` (the code's 0).
-
-    Stage 3, length shaping per prompt group (`alpha`, `beta`; 0.05 each in stage 3, 0 before), over
-    the group's correct (resp. wrong) samples when there are at least two, z = (L - mean) / std
-    (unbiased std, at least 1e-6):
+    Tu et al., arXiv 2505.10832 (as in the released code). Base reward: think correct 1, think wrong 0,
+    no-think (<short>) correct 2, no-think wrong -1. Stage 3, per group, z = (L - mean) / std over the
+    correct (resp. wrong) samples; stage 1, with think share p > balance_rate, lam = clip(slope (p -
+    balance_rate), 0, 1) (and symmetrically for no-think, targets 1 / -2):
 
         correct: r += exp(-alpha z) - 1          wrong: r += 1 - exp(-beta z)
+        r <- (1 - lam) r + lam * target,         target: think correct 0, think wrong -1
 
-    Stage 1, batch balancing (`balance_rate`; 0.5 in stage 1, 1.0 = off in stages 2-3), over the
-    whole rollout batch of this process: with think share p, if p > balance_rate every think sample
-    moves towards a target by lam = clip(slope (p - balance_rate), 0, 1) (slope 2):
+    Defaults: balance_rate 1.0 (off), alpha = beta = 0, slope 2.0, format_penalty 0.0.
 
-        r <- (1 - lam) r + lam * target,   target: think correct 0, think wrong -1
-
-    and symmetrically for the no-think share with targets no-think correct 1, wrong -2. The length
-    shaping runs first, as in the code.
+    Deviations from the paper and the released code: docs/algorithms.md#autothink
     """
 
     def __init__(

@@ -19,17 +19,9 @@ class ThinklessReward(Reward):
                        1 - gamma  if c = <think> and Extract-Answer(a) = y*
                       -1          if Extract-Answer(a) != y*
 
-    gamma > 0 is a mild preference for the short mode. Defaults follow the released code
-    (VainF/Thinkless, deepscaler/rewards/reward_types.py and scripts/rl/thinkless_1.5b_deepscaler.sh,
-    checked): correct_short 1.0, correct_think 0.5 (gamma = 0.5), wrong_short = wrong_think = -1.0,
-    format_error -1.0. The authors' README suggests resuming with correct_think 0.8 (gamma = 0.2) if
-    the policy collapses onto <short>.
+    Defaults (the released code's): gamma 0.5, correct 1.0, wrong -1.0, format_penalty -1.0.
 
-    Deviations from the released code: (1) the mode is the control token found *by id* as the first
-    response token (`batch.control_mode`); the released code tests `"<short>" in response` (then
-    `"<think>"`) anywhere in the text, so a response that mentions a tag later is mis-classified;
-    (2) a sample without a valid control token is a format failure (`format_penalty`, -1 like the
-    code's `format_error_reward`) and is counted in `mode/format_fail`, even when its answer is right.
+    Deviations from the paper and the released code: docs/algorithms.md#thinkless
     """
 
     def __init__(

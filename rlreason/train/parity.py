@@ -12,6 +12,8 @@ above 10 x the median of the previous steps and above 1e-3) raises a warning.
 from __future__ import annotations
 
 import statistics
+import warnings
+from typing import Any
 
 import torch
 
@@ -36,3 +38,26 @@ def parity_jump(history: list[float], mean: float, *, factor: float = 10.0, floo
         return 0.0
     median = statistics.median(history[-20:])
     return median if mean > floor and mean > factor * max(median, 1e-12) else 0.0
+
+
+class ParityMonitor:
+    """The run's history of step gaps: reduces one step's `Parity` over ranks into
+    `parity/logprob_diff_mean|max` and warns when the mean jumps (stale rollout weights, a wrong
+    temperature, dropout)."""
+
+    def __init__(self) -> None:
+        self.history: list[float] = []
+
+    def metrics(self, parity: Parity, reducer: Any, step: int, *, warn: bool = True) -> dict[str, float]:
+        total, count = reducer.sum(parity.total), reducer.sum(parity.count)
+        biggest = reducer.max(parity.max)
+        mean = total / max(count, 1.0)
+        jump = parity_jump(self.history, mean)
+        if jump and warn:
+            warnings.warn(
+                f"step {step + 1}: sampler/trainer log-prob gap jumped to {mean:.3g} (max {biggest:.3g}; "
+                f"median of the previous steps {jump:.3g}): stale rollout weights, temperature or dropout?",
+                stacklevel=2,
+            )
+        self.history.append(mean)
+        return {"parity/logprob_diff_mean": mean, "parity/logprob_diff_max": biggest}

@@ -45,9 +45,10 @@ from rlreason.train.callbacks import (
 from rlreason.train.data import ProblemDataModule, read_problems
 from rlreason.train.interrupt import GracefulInterrupt, RunInterrupted
 from rlreason.train.loggers import build_loggers, check_installed
-from rlreason.train.module import NonFiniteError, RLModule
+from rlreason.train.module import RLModule
 from rlreason.train.progress import StepProgressBar, quiet_third_party, start_line
 from rlreason.train.resume import find_resume_point
+from rlreason.train.update import NonFiniteError
 from rlreason.verify.task_verifier import RunVerifiers
 
 

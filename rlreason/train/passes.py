@@ -1,0 +1,67 @@
+"""The no-grad forward passes of an RL step over the rollout batch, micro-batch by micro-batch:
+log-probabilities under a frozen reference, and the critic's values at rollout time."""
+
+from __future__ import annotations
+
+import torch
+
+from rlreason.batch import RolloutBatch
+from rlreason.train.forward import response_logprobs
+
+
+def micro_slices(n: int, size: int) -> list[slice]:
+    """[0, n) in consecutive slices of `size` (0: one slice)."""
+    size = size or n
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+@torch.no_grad()
+def sequence_logprobs(
+    model: torch.nn.Module,
+    batch: RolloutBatch,
+    *,
+    micro_batch_size: int,
+    temperature: float,
+    chunk_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """[N, T] log-probabilities of the sampled responses under `model` (on the CPU)."""
+    out = []
+    for sl in micro_slices(batch.num_samples, micro_batch_size):
+        o = response_logprobs(
+            model,
+            batch.prompt_ids[sl].to(device),
+            batch.prompt_mask[sl].to(device),
+            batch.response_ids[sl].to(device),
+            batch.response_mask[sl].to(device),
+            temperature=temperature,
+            chunk_size=chunk_size,
+        )
+        out.append(o.logprobs.cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def critic_values(
+    policy: torch.nn.Module,
+    value_head: torch.nn.Module,
+    batch: RolloutBatch,
+    *,
+    micro_batch_size: int,
+    chunk_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """[N, T] critic values at rollout time (GAE's V_t and the value clip's V_old), zero off the mask."""
+    out = []
+    for sl in micro_slices(batch.num_samples, micro_batch_size):
+        o = response_logprobs(
+            policy,
+            batch.prompt_ids[sl].to(device),
+            batch.prompt_mask[sl].to(device),
+            batch.response_ids[sl].to(device),
+            batch.response_mask[sl].to(device),
+            with_hidden=True,
+            chunk_size=chunk_size,
+        )
+        out.append(value_head(o.hidden).squeeze(-1).float().cpu())
+    return torch.cat(out) * batch.response_mask

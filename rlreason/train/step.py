@@ -1,0 +1,392 @@
+"""One training step, read top to bottom.
+
+An RL step:
+
+    problems -> rollout (G samples each) -> verify -> reward -> advantages
+             -> num_iterations x minibatches x micro-batches of (log-probs -> algo.loss -> backward)
+             -> an optimiser step per minibatch -> metrics
+
+An SFT step feeds the problems' target responses through the same micro-batch loss and optimiser
+update. Every stage is a function over explicit values: `Learner` holds what a run builds once
+(policy, algorithm, reward, verifier, rollout backend), `StepHandles` what the trainer lends for one
+step (backward, optimiser, scheduler, rank reductions). The LightningModule (`train/module.py`)
+only adapts Lightning's hooks to these two.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rlreason.algos.base import Advantages, Algorithm, LossInputs
+from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.policy.lora import adapters_disabled, is_lora
+from rlreason.policy.padding import left_pad, right_pad
+from rlreason.policy.prompt_encoder import PromptEncoder
+from rlreason.policy.rollout import SamplingParams
+from rlreason.rewards.base import Reward, RewardContext
+from rlreason.tasks.base import Problem
+from rlreason.train.collect import collect_rollout
+from rlreason.train.forward import response_logprobs
+from rlreason.train.parity import Parity, ParityMonitor
+from rlreason.train.passes import critic_values, micro_slices, sequence_logprobs
+from rlreason.train.ranks import RankReducer
+from rlreason.train.rollout_metrics import rollout_metrics
+from rlreason.train.step_metrics import Metric
+from rlreason.train.timing import PhaseTimer
+from rlreason.train.update import NonFiniteGuard, accumulate_and_step
+
+
+@dataclass
+class Learner:
+    """What every step of a run works with, built once by the LightningModule."""
+
+    cfg: Any
+    policy: torch.nn.Module
+    tokenizer: Any
+    control: Any
+    algo: Algorithm
+    reward: Reward | None
+    verifier: Any
+    prompts: PromptEncoder
+    backend: Any  # a rollout backend (`rlreason.policy.rollout.BACKENDS`)
+    sampler: Any  # a mode sampler (`rlreason.policy.samplers`), or None
+    sampling: SamplingParams
+    value_head: torch.nn.Module | None
+    frozen: dict[str, Any]  # "ref": the frozen reference model, "initial": theta_ref for info-gain
+    answer_cue: str = ""
+
+
+@dataclass
+class StepHandles:
+    """What the trainer lends one step."""
+
+    step: int  # 0-based; a resumed run continues the count
+    device: torch.device
+    backward: Callable[[torch.Tensor], None]
+    optimizer: Any
+    scheduler: Any
+    ranks: RankReducer
+    guard: NonFiniteGuard
+    parity: ParityMonitor
+    run_dir: str | None = None
+    is_global_zero: bool = True
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
+
+
+@dataclass
+class StepResult:
+    metrics: dict[str, Metric]
+    batch: RolloutBatch | None = None  # kept for the sample-text callback
+    reward: RewardOutput | None = None
+
+
+# -- the RL step ----------------------------------------------------------------------------------
+
+
+def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepResult:
+    timed = h.timer
+    with timed("rollout"):
+        batch = rollout(learner, h, problems)
+    with timed("verify"):
+        correct, answered = verify(learner.verifier, batch)
+    if learner.algo.beta > 0:
+        with timed("reference"):
+            batch.ref_logprobs = reference_logprobs(learner, h, batch)
+    with timed("reward"):
+        reward = score(learner, h, batch, correct, answered)
+    metrics = rollout_metrics(batch, reward, correct, learner.control)
+    metrics.update(batch.extras.get("rollout_metrics", {}))
+    if h.ranks.sum(float(not torch.isfinite(reward.rewards).all())) > 0:  # every rank skips together
+        return StepResult({**metrics, **h.guard.skip("reward")}, batch, reward)
+    values = None
+    if learner.value_head is not None:
+        with timed("values"):
+            values = critic_values(
+                learner.policy,
+                learner.value_head,
+                batch,
+                micro_batch_size=learner.cfg.optim.micro_batch_size,
+                chunk_size=learner.cfg.model.logit_chunk_size,
+                device=h.device,
+            )
+    with timed("advantages"):
+        advantages = learner.algo.advantages(batch, reward, values)
+    metrics.update({f"algo/{k}": float(v) for k, v in advantages.metrics.items()})
+    keep = advantages.keep  # dynamic sampling (rlreason/algos/dler.py): rows that train nothing
+    if keep is not None and h.ranks.sum(float(keep.sum())) == 0:  # every rank skips together
+        return StepResult({**metrics, "algo/ds_skipped_step": 1.0}, batch, reward)
+    metrics.update(update(learner, h, batch, advantages, values))
+    metrics["perf/tokens"] = float(batch.response_mask.sum())
+    return StepResult(metrics, batch, reward)
+
+
+def rollout(learner: Learner, h: StepHandles, problems: list[Problem]) -> RolloutBatch:
+    """G samples per problem, seeded per (seed, step, problem, sample): any rank layout gives the same batch."""
+    return collect_rollout(
+        learner.policy,
+        learner.tokenizer,
+        learner.backend,
+        problems,
+        [learner.prompts(p) for p in problems],
+        learner.sampling,
+        group_size=learner.cfg.rollout.group_size,
+        seed=learner.cfg.seed,
+        step=h.step,
+        control=learner.control,
+        group_offset=h.ranks.rank * len(problems),
+        sampler=learner.sampler,
+    )
+
+
+def verify(verifier: Any, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """[N] bool `correct` and `answered` (an answer could be extracted at all)."""
+    from rlreason.verify import extract_answer
+
+    answered = torch.tensor([extract_answer(c) is not None for c in batch.completions], dtype=torch.bool)
+    verdicts = verifier(batch.completions, batch.golds)
+    return torch.tensor(verdicts, dtype=torch.bool), answered
+
+
+def reference_logprobs(learner: Learner, h: StepHandles, batch: RolloutBatch) -> torch.Tensor:
+    """[N, T] log-probs under the frozen reference (LoRA: the base model under the adapters)."""
+    cfg = learner.cfg
+    kwargs = dict(
+        micro_batch_size=cfg.optim.micro_batch_size,
+        temperature=cfg.rollout.temperature,
+        chunk_size=cfg.model.logit_chunk_size,
+        device=h.device,
+    )
+    ref = learner.frozen["ref"]
+    if ref is None and is_lora(learner.policy):
+        with adapters_disabled(learner.policy) as base:
+            return sequence_logprobs(base, batch, **kwargs)
+    return sequence_logprobs(ref, batch, **kwargs)
+
+
+def score(
+    learner: Learner, h: StepHandles, batch: RolloutBatch, correct: torch.Tensor, answered: torch.Tensor
+) -> RewardOutput:
+    """The configured reward of every sample (float rewards; process rewards also per episode)."""
+    assert learner.reward is not None
+    control = learner.control
+    ctx = RewardContext(
+        correct=correct,
+        answered=answered,
+        policy=learner.policy,
+        tokenizer=learner.tokenizer,
+        initial_params=learner.frozen["initial"],
+        max_new_tokens=learner.cfg.rollout.max_new_tokens,
+        step=h.step,
+        max_steps=learner.cfg.optim.steps,
+        control=control,
+        verifier=learner.verifier,
+        run_dir=h.run_dir,
+        control_ids=getattr(control, "ids", {}) if control is not None else {},
+        answer_cue=learner.answer_cue,
+        canonicalize=getattr(control, "canonicalize", None),
+    )
+    out = learner.reward(batch, ctx)
+    out.rewards = out.rewards.float()
+    return out
+
+
+def update(
+    learner: Learner, h: StepHandles, batch: RolloutBatch, adv: Advantages, values: torch.Tensor | None
+) -> dict[str, float]:
+    """num_iterations passes of minibatch optimiser steps over the rollout batch."""
+    cfg, algo = learner.cfg, learner.algo
+    mask = loss_mask(batch, algo, adv.keep)
+    n = batch.num_samples
+    minibatches = micro_slices(n, n // cfg.optim.minibatches)
+    on_policy = algo.num_iterations == 1 and len(minibatches) == 1
+    tokens_batch = h.ranks.global_norm(float(mask.sum()))
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    parity: Parity | None = Parity()  # measured on the first minibatch only: before any update
+    parity_metrics: dict[str, float] = {}
+    for _ in range(algo.num_iterations):
+        for mb in minibatches:
+            rows = torch.arange(n)[mb]
+            norms = minibatch_normalisers(learner, h, batch, mask, rows, adv.keep, tokens_batch)
+            losses = (
+                micro_loss(learner, h, batch, adv, values, mask, rows[micro], norms, on_policy, parity)
+                for micro in micro_slices(len(rows), cfg.optim.micro_batch_size)
+            )
+            stats = accumulate_and_step(
+                losses,
+                backward=h.backward,
+                optimizer=h.optimizer,
+                scheduler=h.scheduler,
+                max_grad_norm=cfg.optim.max_grad_norm,
+                guard=h.guard,
+                step=h.step,
+                sums=sums,
+                timer=h.timer,
+            )
+            for k, v in stats.items():
+                sums[k] += v
+                counts[k] += 1
+            if parity is not None:
+                parity_metrics = h.parity.metrics(parity, h.ranks, h.step, warn=h.is_global_zero)
+                parity = None
+    steps = algo.num_iterations * len(minibatches)
+    out = {f"algo/{k}": v / steps for k, v in sums.items() if k not in counts}
+    out.update(parity_metrics)
+    # skipped-update counts are totals over the step; everything else is a mean over updates
+    out.update({f"optim/{k}": sums[k] if k.startswith("nonfinite_") else sums[k] / counts[k] for k in counts})
+    out["optim/lr"] = float(h.optimizer.param_groups[0]["lr"])
+    return out
+
+
+def loss_mask(batch: RolloutBatch, algo: Algorithm, keep: torch.Tensor | None) -> torch.Tensor:
+    """[N, T] float: the response tokens the loss sees (minus truncated answers if the algorithm
+    masks them, minus the samples dynamic sampling dropped)."""
+    mask = batch.response_mask.float()
+    if algo.mask_truncated_completions:
+        mask = mask * (~batch.truncated).float().unsqueeze(-1)
+    if keep is not None:
+        mask = mask * keep.float().unsqueeze(-1)
+    return mask
+
+
+def minibatch_normalisers(
+    learner: Learner,
+    h: StepHandles,
+    batch: RolloutBatch,
+    mask: torch.Tensor,
+    rows: torch.Tensor,
+    keep: torch.Tensor | None,
+    tokens_batch: float,
+) -> dict[str, float]:
+    """The loss normalisers of one minibatch, global over its micro-batches and the ranks."""
+    norms = {
+        "num_seqs": h.ranks.global_norm(len(rows) if keep is None else max(float(keep[rows].sum()), 1e-8)),
+        "num_tokens": h.ranks.global_norm(
+            float(mask[rows].sum()) if keep is None else max(float(mask[rows].sum()), 1e-8)
+        ),
+        "num_tokens_batch": tokens_batch,
+        "max_new_tokens": learner.cfg.rollout.max_new_tokens,
+    }
+    for key, local in learner.algo.minibatch_normalisers(batch, mask, rows).items():
+        norms[key] = h.ranks.global_norm(local)
+    return norms
+
+
+def micro_loss(
+    learner: Learner,
+    h: StepHandles,
+    batch: RolloutBatch,
+    adv: Advantages,
+    values: torch.Tensor | None,
+    mask: torch.Tensor,
+    sub: torch.Tensor,
+    norms: dict[str, float],
+    on_policy: bool,
+    parity: Parity | None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The algorithm's loss on the micro-batch `sub`: log-probs (with grad) -> `LossInputs` -> `algo.loss`."""
+    algo, dev, cfg = learner.algo, h.device, learner.cfg
+    entropy_coef = float(getattr(algo, "entropy_coef", 0.0) or 0.0)
+    out = response_logprobs(
+        learner.policy,
+        batch.prompt_ids[sub].to(dev),
+        batch.prompt_mask[sub].to(dev),
+        batch.response_ids[sub].to(dev),
+        batch.response_mask[sub].to(dev),
+        temperature=cfg.rollout.temperature,
+        with_entropy=True,
+        entropy_grad=algo.needs_entropy_grad or entropy_coef > 0,
+        with_hidden=learner.value_head is not None,
+        chunk_size=cfg.model.logit_chunk_size,
+    )
+    if parity is not None:  # before the first optimiser step: sampler and trainer hold the same weights
+        parity.add(batch.old_logprobs[sub].to(dev), out.logprobs.detach(), mask[sub].to(dev))
+    old = out.logprobs.detach() if on_policy else batch.old_logprobs[sub].to(dev)
+    value_now = returns = old_values = None
+    if learner.value_head is not None:
+        value_now = learner.value_head(out.hidden).squeeze(-1)
+        returns = adv.returns[sub].to(dev) if adv.returns is not None else None
+        old_values = values[sub].to(dev) if values is not None else None
+    inp = LossInputs(
+        logprobs=out.logprobs,
+        mask=mask[sub].to(dev),
+        old_logprobs=old,
+        ref_logprobs=batch.ref_logprobs[sub].to(dev) if batch.ref_logprobs is not None else None,
+        advantages=adv.tokens[sub].to(dev),
+        entropy=out.entropy,
+        values=value_now,
+        returns=returns,
+        old_values=old_values,
+        control_pos=batch.control_pos[sub].to(dev) if batch.control_pos is not None else None,
+        **norms,
+    )
+    return algo.loss(inp)
+
+
+# -- the SFT step ---------------------------------------------------------------------------------
+
+
+def sft_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepResult:
+    """One optimiser step of the supervised loss on every target response of the problems."""
+    cfg = learner.cfg
+    prompt_ids, prompt_mask, resp, rmask = sft_batch(learner, problems)
+    norms = {
+        "num_seqs": h.ranks.global_norm(len(resp)),
+        "num_tokens": h.ranks.global_norm(float(rmask.sum())),
+        "num_tokens_batch": h.ranks.global_norm(float(rmask.sum())),
+        "max_new_tokens": resp.shape[1],
+    }
+
+    def losses() -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        for micro in micro_slices(len(resp), cfg.optim.micro_batch_size):
+            out = response_logprobs(
+                learner.policy,
+                prompt_ids[micro].to(h.device),
+                prompt_mask[micro].to(h.device),
+                resp[micro].to(h.device),
+                rmask[micro].to(h.device),
+                chunk_size=cfg.model.logit_chunk_size,
+            )
+            inp = LossInputs(logprobs=out.logprobs, mask=rmask[micro].float().to(h.device), **norms)
+            yield learner.algo.loss(inp)
+
+    sums: dict[str, float] = defaultdict(float)
+    stats = accumulate_and_step(
+        losses(),
+        backward=h.backward,
+        optimizer=h.optimizer,
+        scheduler=h.scheduler,
+        max_grad_norm=cfg.optim.max_grad_norm,
+        guard=h.guard,
+        step=h.step,
+        sums=sums,
+        timer=h.timer,
+    )
+    out: dict[str, Metric] = {"train/loss": sums.pop("loss"), **{f"algo/{k}": v for k, v in sums.items()}}
+    out.update({f"optim/{k}": v for k, v in stats.items()})
+    out["optim/lr"] = float(h.optimizer.param_groups[0]["lr"])
+    out["perf/tokens"] = float(rmask.sum())
+    return StepResult(out)
+
+
+def sft_batch(learner: Learner, problems: list[Problem]) -> tuple[torch.Tensor, ...]:
+    """(prompt ids, prompt mask, target ids + EOS, target mask): one row per problem and target style."""
+    tok, control = learner.tokenizer, learner.control
+    prompts, targets = [], []
+    for p in problems:
+        for style in sorted(p.targets):
+            text = p.targets[style]
+            if control is not None and hasattr(control, "render"):
+                text = control.render(text)
+            prompts.append(learner.prompts(p))
+            targets.append(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+    if not targets:
+        raise ValueError("SFT needs problems with targets; the task gave none")
+    prompt_ids, prompt_mask = left_pad(prompts, tok.pad_token_id)
+    resp, rmask = right_pad(targets, tok.pad_token_id)
+    return prompt_ids, prompt_mask, resp, rmask

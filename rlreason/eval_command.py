@@ -68,7 +68,7 @@ def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, o
             main,
             suite=suite,
             per_mode=cfg.eval.per_mode,
-            add_special_tokens=not cfg.model.use_chat_template,
+            chat_template=cfg.model.use_chat_template,
         )
         report = evaluator.evaluate_all(progress=True)
     report.results["model"] = model_cfg.name_or_path

@@ -1,13 +1,13 @@
 """One evaluator for every evaluation: periodic and final in `rlreason run`, and `rlreason eval`.
 
 An `Evaluator` holds what evaluating a policy takes: the policy, its tokenizer and control tokens,
-how a prompt is formatted and tokenized, the settings (`EvalSettings`), and the tasks with their
-verifiers: the training task (`task`), its forced modes with `eval.per_mode`, the `eval.suite`
-tasks. It generates (rlreason/evaluate.py), verifies, summarizes, and `write_report` writes
-`results.json` and `eval_samples.jsonl`.
+how a prompt is formatted and tokenized (a `PromptEncoder`, as in training), the settings
+(`EvalSettings`), and the tasks with their verifiers: the training task (`task`), its forced modes
+with `eval.per_mode`, the `eval.suite` tasks. It generates (rlreason/evaluate.py), verifies and
+summarizes; `write_report` (rlreason/evaluate.py) writes `results.json` and `eval_samples.jsonl`.
 
 Under DDP each rank evaluates `problems[rank::world]` and the records are gathered, so every rank
-gets the same summary. Prompt token ids are cached per task (uids are unique within a task only).
+gets the same summary.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlreason.evaluate import EvalSettings, generate_records, summarize
+from rlreason.policy.prompt_encoder import PromptEncoder
 from rlreason.registry import TASKS
 from rlreason.tasks.base import Problem
 
@@ -61,13 +62,12 @@ class Evaluator:
         *,
         suite: list[EvalTask] | None = None,
         per_mode: bool = False,
-        add_special_tokens: bool = True,
+        chat_template: bool = False,
     ) -> None:
         self.policy, self.tokenizer, self.control = policy, tokenizer, control
-        self.format_prompt, self.settings = format_prompt, settings
+        self.format_prompt, self.chat_template, self.settings = format_prompt, chat_template, settings
         self.task, self.suite, self.per_mode = task, list(suite or []), per_mode
-        self.add_special_tokens = add_special_tokens
-        self._prompt_ids: dict[str, dict[str, list[int]]] = {}  # task key -> uid -> token ids
+        self._prompts: dict[str, PromptEncoder] = {}  # per task key: uids are unique within a task only
 
     @property
     def has_modes(self) -> bool:
@@ -81,12 +81,12 @@ class Evaluator:
             out += [(f"{self.task.key}[{mode}]", self.task, mode) for mode in ("short", "think")]
         return out + [(t.key, t, None) for t in self.suite]
 
-    def prompt_ids(self, task: EvalTask, problem: Problem) -> list[int]:
-        cache = self._prompt_ids.setdefault(task.key, {})
-        if problem.uid not in cache:
-            text = self.format_prompt(problem.prompt)
-            cache[problem.uid] = self.tokenizer(text, add_special_tokens=self.add_special_tokens)["input_ids"]
-        return cache[problem.uid]
+    def prompts(self, task: EvalTask) -> PromptEncoder:
+        """The task's prompt encoder (formatted and tokenized as in training, cached by uid)."""
+        if task.key not in self._prompts:
+            encoder = PromptEncoder(self.tokenizer, self.format_prompt, chat_template=self.chat_template)
+            self._prompts[task.key] = encoder
+        return self._prompts[task.key]
 
     def evaluate(
         self, task: EvalTask, force_mode: str | None = None, trainer: Any = None
@@ -100,7 +100,7 @@ class Evaluator:
                 self.tokenizer,
                 self.control,
                 mine,
-                [self.prompt_ids(task, p) for p in mine],
+                [self.prompts(task)(p) for p in mine],
                 task.verifier,
                 self.settings,
                 force_mode=force_mode,

@@ -176,7 +176,7 @@ def _run_experiment(cfg: DictConfig, verifiers: RunVerifiers, version: str | Non
         EvalTask(str(cfg.task.name), eval_problems, verifier),
         suite=suite,
         per_mode=cfg.eval.per_mode,
-        add_special_tokens=not cfg.model.use_chat_template,
+        chat_template=cfg.model.use_chat_template,
     )
     checkpointer = Checkpointer(run_dir, every, cfg.logging.keep_last_n)
     interrupt = GracefulInterrupt(checkpointer)

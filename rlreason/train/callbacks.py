@@ -18,6 +18,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from rlreason.evaluator import Evaluator
 from rlreason.train.loggers import log_hparams, log_scalars, log_text, tensorboard
 
 
@@ -66,10 +67,11 @@ def samples_markdown(samples: list[tuple[str, str, str, float]]) -> str:
 
 
 class PeriodicEval(pl.Callback):
-    """Evaluates the policy on held-out problems every N steps (and at the start if asked)."""
+    """Evaluates the policy on the training task's held-out problems every N steps (and at the start
+    if asked) with the run's `Evaluator` (rlreason/evaluator.py); logged as `eval/*`."""
 
-    def __init__(self, evaluate_fn: Any, every_n_steps: int, at_start: bool) -> None:
-        self.evaluate_fn, self.every, self.at_start = evaluate_fn, every_n_steps, at_start
+    def __init__(self, evaluator: Evaluator, every_n_steps: int, at_start: bool) -> None:
+        self.evaluator, self.every, self.at_start = evaluator, every_n_steps, at_start
 
     def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
         if self.at_start and trainer.ckpt_path is None:  # a resumed run evaluated step 0 the first time
@@ -81,7 +83,7 @@ class PeriodicEval(pl.Callback):
             self._run(trainer, module, step)
 
     def _run(self, trainer: pl.Trainer, module: Any, step: int) -> None:
-        summary = self.evaluate_fn(module)
+        summary, _ = self.evaluator.evaluate(self.evaluator.task, trainer=trainer)
         if trainer.is_global_zero:
             log_scalars(trainer, {f"eval/{k}": v for k, v in _flatten(summary).items()}, step)
 
@@ -91,10 +93,11 @@ class FinalEval(pl.Callback):
     (so the final `eval/*` scalars land in the run's one event file, at the last step trained).
 
     The first result is the training task (`eval/...`); the others (per-mode rows, `eval.suite`
-    tasks) are logged under `eval/<name>/...`. Skipped when the run was interrupted (Ctrl-C)."""
+    tasks) are logged under `eval/<name>/...`. Skipped when the run was interrupted (Ctrl-C).
+    `results` holds every summary, `records` the training task's records (eval_samples.jsonl)."""
 
-    def __init__(self, evaluate_fn: Any, interrupt: Any = None, hparams: dict[str, Any] | None = None) -> None:
-        self.evaluate_fn, self.interrupt, self.hparams = evaluate_fn, interrupt, hparams
+    def __init__(self, evaluator: Evaluator, interrupt: Any = None, hparams: dict[str, Any] | None = None) -> None:
+        self.evaluator, self.interrupt, self.hparams = evaluator, interrupt, hparams
         self.results: dict[str, Any] = {}
         self.records: list[dict[str, Any]] = []
         self.step = 0
@@ -103,7 +106,8 @@ class FinalEval(pl.Callback):
         if self.interrupt is not None and self.interrupt.interrupted:
             return
         self.step = int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
-        self.results, self.records = self.evaluate_fn(module)
+        report = self.evaluator.evaluate_all(trainer)
+        self.results, self.records = report.results, report.records[0][1]
         if trainer.is_global_zero:
             scalars: dict[str, float] = {}
             for i, (name, summary) in enumerate(self.results.items()):
@@ -221,6 +225,3 @@ class Checkpointer(pl.Callback):
             manifest_path(old).unlink(missing_ok=True)
             shutil.rmtree(old.with_name(old.stem + "-hf"), ignore_errors=True)
 
-
-def checkpoint_state(module: Any) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.policy.state_dict().items()}

@@ -10,8 +10,9 @@ config are absolute (rlreason/config.py), so the stage cache and the run directo
 whichever directory `rlreason run` is started from.
 
 After training the run evaluates its task (and, with `eval.per_mode`, each forced mode) and every
-`eval.suite` task; results.json, the loggers and the HParams entry (the resolved config with the
-final metrics) all get the same numbers.
+`eval.suite` task with one `Evaluator` (rlreason/evaluator.py, also the periodic evaluation's);
+results.json, the loggers and the HParams entry (the resolved config with the final metrics) all get
+the same numbers. The run owns its verifiers (rlreason/verify/task_verifier.py) and closes them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlreason.config import TRAINER_RESERVED, checkpoint_interval, load_config, loggers_of, to_yaml
 from rlreason.errors import ConfigError
-from rlreason.evaluate import EvalSettings, format_table, generate_records, summarize, write_json
+from rlreason.evaluate import format_table, write_report
+from rlreason.evaluator import EvalTask, Evaluator, eval_settings, suite_tasks
 from rlreason.registry import ALGOS, REWARDS, TASKS
 from rlreason.train.callbacks import (
     Checkpointer,
@@ -48,6 +49,7 @@ from rlreason.train.module import RLModule
 from rlreason.train.progress import StepProgressBar, quiet_third_party, start_line
 from rlreason.train.resume import find_resume_point
 from rlreason.train.update import NonFiniteError
+from rlreason.verify.task_verifier import RunVerifiers
 
 
 def cache_dir() -> Path:
@@ -64,7 +66,8 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha256(yaml.safe_dump(data, sort_keys=False).encode()).hexdigest()[:10]
 
 
-def _next_version(root: Path) -> str:
+def next_version(root: Path) -> str:
+    """`version_<n>`, the first one not yet under `root`."""
     n = 0
     while (root / f"version_{n}").exists():
         n += 1
@@ -73,7 +76,7 @@ def _next_version(root: Path) -> str:
 
 def prepare_run_dir(cfg: DictConfig, version: str | None = None) -> Path:
     root = Path(cfg.logging.dir) / cfg.name
-    version = version or cfg.logging.version or _next_version(root)
+    version = version or cfg.logging.version or next_version(root)
     run_dir = root / version
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -105,27 +108,16 @@ def resolve_init(cfg: DictConfig) -> str | None:
     return src
 
 
-def task_verifier(task: Any) -> Any:
-    """The verifier a task grades with, under its number format."""
-    return build_verifier(task.verifier, number_format=getattr(task, "number_format", "en"))
-
-
-def build_verifier(name: str, timeout: float = 5.0, number_format: str = "en") -> Any:
-    from rlreason.verify import verify_batch
-    from rlreason.verify.numeric import check_format
-
-    check_format(number_format)  # a misconfigured task fails before training, not at the first reward
-
-    def verify(responses: list[str], golds: list[str]) -> list[bool]:
-        return verify_batch(responses, golds, verifier=name, timeout=timeout, number_format=number_format)
-
-    return verify
-
-
 def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: str | None = None) -> Path:
     """Train and evaluate one experiment; returns its run directory.
 
-    `resume_hint` is the command printed if Ctrl-C stops the run (default: re-run the saved config)."""
+    `resume_hint` is the command printed if Ctrl-C stops the run (default: re-run the saved config).
+    The run owns its verifiers: their worker processes end with it, also on an error or Ctrl-C."""
+    with RunVerifiers() as verifiers:
+        return _run_experiment(cfg, verifiers, version, resume_hint)
+
+
+def _run_experiment(cfg: DictConfig, verifiers: RunVerifiers, version: str | None, resume_hint: str | None) -> Path:
     from rlreason.policy.load import format_prompt, load_policy
 
     quiet_third_party()
@@ -138,7 +130,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
     task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
     # the data before any init.from stage runs or model loads: file:line errors, no train split
     train_problems, eval_problems = read_problems(task, cfg.eval.split, cfg.eval.n)
-    suite = _build_suite(cfg)  # the end-of-training benchmarks' data too
+    suite = suite_tasks(cfg, verifiers.for_task)  # the end-of-training benchmarks' data too
     init_path = resolve_init(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if init_path is not None:
@@ -156,7 +148,7 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
     print(start_line(cfg, run_dir, model_cfg.name_or_path, policy, control, len(train_problems), len(eval_problems)))
     # with LoRA the reference is the policy with its adapters disabled: no copy (rlreason/policy/lora.py)
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if algo.beta > 0 and not cfg.model.lora else None
-    verifier = task_verifier(task)
+    verifier = verifiers.for_task(task)
     per_rank = cfg.rollout.prompts_per_step if algo.needs_rollout else cfg.optim.batch_size
     datamodule = ProblemDataModule(train_problems, cfg.optim.steps, per_rank, cfg.seed)
 
@@ -175,30 +167,25 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
         answer_cue=task.answer_cue,
         format_prompt=fmt,
     )
-    settings = _eval_settings(cfg)
-
-    def evaluate_fn(mod: RLModule) -> dict[str, Any]:
-        return evaluate_sharded(mod, eval_problems, settings, verifier)[0]
-
-    def final_evaluation(mod: RLModule) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        summary, records = evaluate_sharded(mod, eval_problems, settings, verifier)
-        results: dict[str, Any] = {task_name(cfg): summary}
-        if cfg.eval.per_mode and getattr(control, "short_id", None) is not None:
-            for mode in ("short", "think"):
-                results[f"{task_name(cfg)}[{mode}]"] = evaluate_sharded(mod, eval_problems, settings, verifier, mode)[0]
-        for key, problems, suite_verifier in suite:  # a fresh prompt cache: uids are unique per task only
-            host = _EvalHost(mod.policy, mod.tokenizer, mod.control, fmt, cfg, trainer=mod._trainer)
-            results[key] = evaluate_sharded(host, problems, settings, suite_verifier)[0]  # type: ignore[arg-type]
-        return results, records
-
+    evaluator = Evaluator(
+        policy,
+        tokenizer,
+        control,
+        fmt,
+        eval_settings(cfg),
+        EvalTask(str(cfg.task.name), eval_problems, verifier),
+        suite=suite,
+        per_mode=cfg.eval.per_mode,
+        chat_template=cfg.model.use_chat_template,
+    )
     checkpointer = Checkpointer(run_dir, every, cfg.logging.keep_last_n)
     interrupt = GracefulInterrupt(checkpointer)
-    final_eval = FinalEval(final_evaluation, interrupt, hparams=_hparams(cfg))
+    final_eval = FinalEval(evaluator, interrupt, hparams=_hparams(cfg))
     callbacks: list[pl.Callback] = [
         ConfigLogger(to_yaml(cfg)),
         final_eval,
         SampleLogger(cfg.logging.samples_every_n_steps, cfg.logging.num_samples, cfg.logging.histograms),
-        PeriodicEval(evaluate_fn, cfg.eval.every_n_steps, cfg.eval.at_start),
+        PeriodicEval(evaluator, cfg.eval.every_n_steps, cfg.eval.at_start),
         checkpointer,
         interrupt,  # last: a Ctrl-C checkpoint holds everything the step's other callbacks did
     ]
@@ -232,26 +219,9 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
     if trainer.is_global_zero:
         save_hf_policy(module, run_dir / "policy")
         results.update({"train_time_s": train_time, "steps": final_eval.step})
-        write_json(run_dir / "results.json", results)
-        _write_jsonl(run_dir / "eval_samples.jsonl", records)
+        write_report(run_dir / "results.json", results, records)
         print(f"\n{cfg.name} ({run_dir}): {train_time:.0f}s training\n{format_table(results)}", flush=True)
     return run_dir
-
-
-def _build_suite(cfg: DictConfig) -> list[tuple[str, list[Any], Any]]:
-    """(results key, problems, verifier) per `eval.suite` task, loaded before the run starts (a
-    missing data file fails before any training). Keys are task names; a repeated name gets `_<i>`."""
-    out: list[tuple[str, list[Any], Any]] = []
-    taken = {task_name(cfg)}
-    for i, item in enumerate(cfg.eval.suite):
-        tcfg = OmegaConf.to_container(item) if isinstance(item, DictConfig) else dict(item)
-        task = TASKS.build(tcfg, where=f"eval.suite[{i}]")
-        key = str(tcfg["name"])
-        key = f"{key}_{i}" if key in taken else key
-        taken.add(key)
-        verifier = task_verifier(task)
-        out.append((key, _eval_subset(task.problems("test"), cfg.eval.n), verifier))
-    return out
 
 
 def _hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -267,54 +237,6 @@ def _check_disk_for_checkpoints(cfg: DictConfig, policy: torch.nn.Module, where:
     n = sum(p.numel() for p in policy.parameters())
     at_once = checkpoints_on_disk_at_once(cfg.logging.keep_last_n, cfg.optim.steps, every)
     check_disk_space(where, estimate_checkpoint_bytes(n, cfg.optim.optimizer) * at_once + 4 * n)
-
-
-def task_name(cfg: DictConfig) -> str:
-    return str(cfg.task.name)
-
-
-def _eval_subset(problems: list[Any], n: int) -> list[Any]:
-    return problems[:n] if n else problems
-
-
-def _eval_settings(cfg: DictConfig) -> EvalSettings:
-    return EvalSettings(
-        samples=cfg.eval.samples,
-        temperature=cfg.eval.temperature,
-        top_p=cfg.eval.top_p,
-        max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
-        batch_size=cfg.eval.batch_size,
-        seed=cfg.seed,
-    )
-
-
-def evaluate_sharded(
-    module: RLModule, problems: list[Any], settings: EvalSettings, verifier: Any, force_mode: str | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Each rank evaluates problems[rank::world]; records are gathered so every rank gets the summary."""
-    trainer = module._trainer if hasattr(module, "_trainer") else None
-    rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-    mine = problems[rank::world]
-    records = (
-        generate_records(
-            module.policy,
-            module.tokenizer,
-            module.control,
-            mine,
-            [module.prompt_ids(p) for p in mine],
-            verifier,
-            settings,
-            force_mode=force_mode,
-        )
-        if mine
-        else []
-    )
-    if world > 1 and torch.distributed.is_initialized():
-        gathered: list[Any] = [None] * world
-        torch.distributed.all_gather_object(gathered, records)
-        records = [r for part in gathered for r in part]
-    with_modes = getattr(module.control, "short_id", None) is not None
-    return summarize(records, with_modes=with_modes), records
 
 
 def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback]) -> pl.Trainer:
@@ -347,16 +269,6 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[pl.Callback])
         raise ConfigError(f"trainer: {str(exc).splitlines()[0]}") from None
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    import json
-
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-    tmp.replace(path)
-
-
 def run_from_cli(config: str, overrides: list[str]) -> int:
     """`rlreason run CONFIG [overrides]`; a Ctrl-C'd run says to repeat the command with --resume."""
     import shlex
@@ -365,81 +277,3 @@ def run_from_cli(config: str, overrides: list[str]) -> int:
     hint = "rlreason run " + shlex.join([config, *args, "--resume"])
     run_experiment(load_config(config, overrides), resume_hint=hint)
     return 0
-
-
-def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, out: str | None) -> int:
-    """`rlreason eval`: evaluate `model` (or the config's model / init) on the config's task + suite.
-
-    Given a run directory, results go to `<run dir>/eval/` (that version's own folder); given a YAML,
-    to `<logging.dir>/<name>/eval/version_<n>/`; `--out` names the results file. The per-mode rows
-    (`eval.per_mode`) come out as in training, and each task prints a line when it starts and ends."""
-    from rlreason.policy.load import format_prompt, load_policy
-
-    quiet_third_party()
-    cfg_path, run_dir = Path(config), None
-    if cfg_path.is_dir():  # a run directory: its own config and final policy
-        run_dir = cfg_path.resolve()
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{config}: not a run directory (no config.yaml)")
-        model = model or str(run_dir / "policy")
-        cfg_path = run_dir / "config.yaml"
-    cfg = load_config(cfg_path, overrides)
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.name_or_path = model or resolve_init(cfg) or cfg.model.name_or_path
-    if out:
-        out_path = Path(out)
-    elif run_dir is not None:
-        out_path = run_dir / "eval" / "results.json"
-    else:
-        out_path = Path(cfg.logging.dir) / cfg.name / "eval" / _next_version(Path(cfg.logging.dir) / cfg.name / "eval")
-        out_path = out_path / "results.json"
-    # the data first (file:line errors, missing files) so that a bad path fails before the model loads
-    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
-    main_job = (task_name(cfg), _eval_subset(task.problems(cfg.eval.split), cfg.eval.n), task_verifier(task), None)
-    suite = _build_suite(cfg)
-    policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
-    settings = _eval_settings(cfg)
-    with_modes = cfg.eval.per_mode and getattr(control, "short_id", None) is not None
-    jobs: list[tuple[str, list[Any], Any, str | None]] = [main_job]
-    if with_modes:
-        jobs += [(f"{task_name(cfg)}[{m}]", main_job[1], main_job[2], m) for m in ("short", "think")]
-    jobs += [(key, problems, verifier, None) for key, problems, verifier in suite]
-    results: dict[str, Any] = {}
-    records: list[dict[str, Any]] = []
-    for i, (key, problems, verifier, mode) in enumerate(jobs):
-        host = _EvalHost(policy, tokenizer, control, lambda t: format_prompt(tokenizer, t, model_cfg), cfg)
-        print(f"[rlreason] eval [{i + 1}/{len(jobs)}] {key}: {len(problems)} problems ...", file=sys.stderr, flush=True)
-        t0 = time.time()
-        summary, recs = evaluate_sharded(host, problems, settings, verifier, mode)  # type: ignore[arg-type]
-        print(
-            f"[rlreason] eval [{i + 1}/{len(jobs)}] {key}: accuracy {100 * summary['accuracy']:.1f}% "
-            f"in {time.time() - t0:.0f}s",
-            file=sys.stderr,
-            flush=True,
-        )
-        results[key] = summary
-        records += [{"task": key, **r} for r in recs]
-    results["model"] = model_cfg.name_or_path
-    write_json(out_path, results)
-    _write_jsonl(out_path.with_name("eval_samples.jsonl"), records)
-    print(format_table(results))
-    print(f"results: {out_path}", file=sys.stderr)
-    return 0
-
-
-class _EvalHost:
-    """The parts of RLModule that evaluation uses, for evaluating outside training (or a suite task
-    during it, with its own prompt cache)."""
-
-    def __init__(self, policy: Any, tokenizer: Any, control: Any, fmt: Any, cfg: DictConfig, trainer: Any = None):
-        self.policy, self.tokenizer, self.control, self._fmt, self.cfg = policy, tokenizer, control, fmt, cfg
-        self._trainer = trainer
-        self._cache: dict[str, list[int]] = {}
-
-    def prompt_ids(self, problem: Any) -> list[int]:
-        if problem.uid not in self._cache:
-            text = self._fmt(problem.prompt)
-            self._cache[problem.uid] = self.tokenizer(text, add_special_tokens=not self.cfg.model.use_chat_template)[
-                "input_ids"
-            ]
-        return self._cache[problem.uid]

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from rlreason.errors import DataError
-from rlreason.verify import VerifierPool, extract_answer, normalize_gold
+from rlreason.verify.gold import normalize_gold
+from rlreason.verify.verifier_pool import VerifierPool, read_answer
 
 
 def read_predictions(path: Path, response_field: str, gold_field: str) -> list[dict[str, Any]]:
@@ -38,18 +39,17 @@ def verify_file(args: Any) -> int:
     rows = read_predictions(path, args.response_field, args.gold_field)
     responses = [r[args.response_field] for r in rows]
     golds = [normalize_gold(r[args.gold_field]) for r in rows]
+    answers = [read_answer(r) for r in responses]  # once: graded below and written out
     with VerifierPool(args.verifier, timeout=args.timeout, workers=args.workers) as pool:
-        verdicts = pool.verify(responses, golds)
+        verdicts = pool.verify_answers(answers, golds)
         timeouts = pool.timeouts
     out = Path(args.out) if args.out else path.with_suffix(".graded.jsonl")
     tmp = out.with_suffix(out.suffix + ".tmp")
-    n_answered = 0
     with tmp.open("w", encoding="utf-8") as f:
-        for row, gold, ok in zip(rows, golds, verdicts):
-            pred = extract_answer(row[args.response_field])
-            n_answered += pred is not None
+        for row, pred, gold, ok in zip(rows, answers, golds, verdicts):
             f.write(json.dumps({**row, "extracted": pred, "gold_normalized": gold, "correct": ok}) + "\n")
     tmp.replace(out)
+    n_answered = sum(a is not None for a in answers)
     n, correct = len(rows), sum(verdicts)
     acc = correct / n if n else 0.0
     print(

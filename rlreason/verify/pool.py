@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -190,3 +191,17 @@ class SymbolicPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_LIBRARY: dict[float, SymbolicPool] = {}
+_LIBRARY_LOCK = threading.Lock()
+
+
+def library_symbolic_pool(timeout: float) -> SymbolicPool:
+    """The process-wide pool behind `Verifier.__call__` (one pair at a time, library use), created on
+    first use with min(4, CPUs) workers. Training and evaluation never use it: a run owns its pools
+    (rlreason/verify/task_verifier.py)."""
+    with _LIBRARY_LOCK:
+        if timeout not in _LIBRARY:
+            _LIBRARY[timeout] = SymbolicPool(max(1, min(4, os.cpu_count() or 1)), timeout)
+        return _LIBRARY[timeout]

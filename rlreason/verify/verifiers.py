@@ -12,7 +12,9 @@ from fractions import Fraction
 from typing import ClassVar
 
 from rlreason.registry import VERIFIERS
+from rlreason.verify.gold import normalize_gold
 from rlreason.verify.numeric import looks_numeric, parse_number
+from rlreason.verify.pool import library_symbolic_pool
 from rlreason.verify.symbolic import prm800k_normalize
 
 FLOAT_ROUNDING = 6  # math-verify 0.9's default `float_rounding` in `verify`
@@ -61,13 +63,23 @@ class Verifier:
         raise NotImplementedError
 
     def __call__(self, pred: str, gold: str, timeout: float = 5.0) -> bool:
-        """Whether the answers are equivalent; at most `timeout` s, False on any failure."""
+        """Whether the answers are equivalent; at most `timeout` s, False on any failure.
+
+        One pair, as `VerifierPool.verify(..., extract=False)` grades it (the gold normalised, the fast
+        check, then the symbolic comparison) in the process-wide library pool of rlreason/verify/pool.py."""
         verdict = self.fast(pred, gold)
         if verdict is not None or self.symbolic is None:
             return bool(verdict)
-        from rlreason.verify import _default_pool  # the shared, long-lived worker pool
-
-        return _default_pool(self.symbolic, timeout).verify([pred], [gold], extract=False)[0]
+        if not isinstance(pred, str):
+            return False
+        try:
+            g = normalize_gold(gold)
+            verdict = self.fast(pred, g)
+        except Exception:  # malformed input never stops the caller
+            return False
+        if verdict is not None:
+            return verdict
+        return library_symbolic_pool(timeout).compare([(self.symbolic, pred, g)])[0]
 
 
 @VERIFIERS.register("math")

@@ -80,7 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from rlreason.evaluate import eval_from_cli
+    from rlreason.eval_command import eval_from_cli
 
     return eval_from_cli(args)
 

@@ -190,11 +190,3 @@ def _row(name: str, s: dict[str, Any]) -> tuple[str, ...]:
         f"{s['mean_response_tokens']:.1f}",
         "-" if tr is None else f"{100 * tr:.1f}%",
     )
-
-
-def eval_from_cli(args: Any) -> int:
-    """`rlreason eval`, forwarded to rlreason/eval_command.py (where cli.py should import it from:
-    this forward is the one import cycle left here, listed in tests/test_import_cycles.py)."""
-    from rlreason.eval_command import eval_from_cli as run_eval
-
-    return run_eval(args)

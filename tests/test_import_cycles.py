@@ -30,11 +30,6 @@ ROOT = Path(__file__).resolve().parents[1] / "rlreason"
 # Known cycles, each as one import edge (importer, imported) whose removal breaks it, with who fixes
 # it. The lead empties this; an entry whose edge is gone or no longer closes a cycle fails the test.
 KNOWN_CYCLES: dict[tuple[str, str], str] = {
-    # cli.py imports `eval_from_cli` from rlreason.evaluate; owner of cli.py: import it from
-    # rlreason.eval_command instead, then delete the forwarding `eval_from_cli` in rlreason/evaluate.py
-    ("rlreason.evaluate", "rlreason.eval_command"): "cli.py owner (lead)",
-    # init_from.check_init reads ModelConfig / load_config from config; config.validate calls check_init
-    ("rlreason.init_from", "rlreason.config"): "config.py / init_from.py owner (lead)",
 }
 
 

@@ -17,6 +17,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rlreason.config.init_stage import check_init
 from rlreason.config.schema import COMPONENT_SECTIONS, ExperimentConfig
 from rlreason.config.validation import validate
 from rlreason.errors import ConfigError
@@ -139,7 +140,7 @@ def load_config(
     """Load, inherit, override and validate an experiment config, and the `init.from` stage it names.
 
     Returns a resolved, read-only-typed `DictConfig` following `ExperimentConfig`. `_stage_chain` is
-    internal: the stage files being loaded above this one (see `rlreason.init_from`).
+    internal: the stage files being loaded above this one (see `rlreason.config.init_stage`).
     """
     cfg = OmegaConf.structured(ExperimentConfig)
     source_files: list[str] = []
@@ -165,10 +166,8 @@ def load_config(
     validate(cfg, where=where)
     given = parse_overrides(overrides) if overrides else OmegaConf.create({})
     _absolute_paths(cfg, Path(path) if path is not None else None, given)
-    from rlreason.init_from import check_init
-
     chain = (*_stage_chain, Path(path)) if path is not None and not _stage_chain else _stage_chain
-    check_init(cfg, where, explicit_model, chain)
+    check_init(cfg, where, explicit_model, chain, load_config)
     return cfg
 
 

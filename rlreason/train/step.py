@@ -144,12 +144,9 @@ def rollout(learner: Learner, h: StepHandles, problems: list[Problem]) -> Rollou
 
 
 def verify(verifier: Any, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """[N] bool `correct` and `answered` (an answer could be extracted at all)."""
-    from rlreason.verify import extract_answer
-
-    answered = torch.tensor([extract_answer(c) is not None for c in batch.completions], dtype=torch.bool)
-    verdicts = verifier(batch.completions, batch.golds)
-    return torch.tensor(verdicts, dtype=torch.bool), answered
+    """[N] bool `correct` and `answered` (an answer could be extracted at all), one extraction per sample."""
+    judgement = verifier.judge(batch.completions, batch.golds)
+    return torch.tensor(judgement.correct, dtype=torch.bool), torch.tensor(judgement.answered, dtype=torch.bool)
 
 
 def reference_logprobs(learner: Learner, h: StepHandles, batch: RolloutBatch) -> torch.Tensor:

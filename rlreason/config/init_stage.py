@@ -19,12 +19,14 @@ fails now, not after the stages before it have trained.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from rlreason.config.schema import ModelConfig
 from rlreason.errors import ConfigError
 
 MODEL_KEYS = ("name_or_path", "lab")
@@ -58,19 +60,22 @@ def _plain(value: Any) -> Any:
 
 def _model_defaults() -> dict[str, Any]:
     """The schema's defaults of the compared `model.*` keys."""
-    from omegaconf import OmegaConf
-
-    from rlreason.config import ModelConfig
-
     schema = OmegaConf.structured(ModelConfig)
     return {k: _plain(schema[k]) for k in MODEL_KEYS}
 
 
-def check_init(cfg: DictConfig, where: str, explicit: set[str], chain: tuple[Path, ...]) -> None:
+def check_init(
+    cfg: DictConfig,
+    where: str,
+    explicit: set[str],
+    chain: tuple[Path, ...],
+    load_stage: Callable[..., DictConfig],
+) -> None:
     """Validate the `init.from` stage (recursively) and compare `model.*` with the model it starts from.
 
     `explicit`: the `model.*` keys this config writes itself (files or command line); `chain`: the
-    stage files already being loaded, to refuse a stage that starts from itself."""
+    stage files already being loaded, to refuse a stage that starts from itself; `load_stage`: the
+    config loader (`load_config`), passed in because loading a config is what calls this check."""
     src = cfg.init.from_
     if not src:
         return
@@ -81,10 +86,8 @@ def check_init(cfg: DictConfig, where: str, explicit: set[str], chain: tuple[Pat
             raise ConfigError(f"{where}: init.from: circular stages ({cycle})")
         if not path.is_file():
             raise ConfigError(f"{where}: init.from: stage config not found: {path}")
-        from rlreason.config import load_config
-
         try:
-            stage = load_config(path, _stage_chain=(*chain, path))
+            stage = load_stage(path, _stage_chain=(*chain, path))
         except ConfigError as exc:
             raise ConfigError(f"{where}: init.from: {exc}") from None
         theirs: dict[str, Any] | None = {k: _plain(stage.model[k]) for k in MODEL_KEYS}

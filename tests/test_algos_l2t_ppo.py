@@ -80,11 +80,8 @@ def test_gae_by_hand_with_discount_and_padding():
     # row 1: A2 = -1; A1 = 0 + .72 * -1 = -.72; A0 = .5 + .72 * -.72 = -.0184
     expected = torch.tensor([[0.256, 0.8, 0.0], [-0.0184, -0.72, -1.0]])
     torch.testing.assert_close(gae(r, v, m, 0.9, 0.8), expected)
-    torch.testing.assert_close(L2TPPO.gae_advantages(r, v, m, 0.9, 0.8), expected)  # the loop-facing name
     # gamma = lambda = 1, V = 0: the advantage is the undiscounted reward-to-go
-    torch.testing.assert_close(
-        L2TPPO.gae_advantages(r, torch.zeros(2, 3), m, 1.0, 1.0), torch.tensor([[1.0, 1, 0], [-0.5, -1, -1]])
-    )
+    torch.testing.assert_close(gae(r, torch.zeros(2, 3), m, 1.0, 1.0), torch.tensor([[1.0, 1, 0], [-0.5, -1, -1]]))
 
 
 def test_gae_advantages_place_episode_rewards_at_episode_ends_and_store_returns(batch_factory):

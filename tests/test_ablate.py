@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib.image
@@ -18,7 +17,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
-from tests_helpers import TINY_LAB
+from tests_helpers import TINY_LAB, wait_while_running
 
 from rlreason.ablate.runner import FAILED, SKIPPED, run_cell
 from rlreason.cli import main
@@ -62,8 +61,7 @@ def resumed_sweep(tmp_path_factory):
     proc = subprocess.Popen(
         sweep_cmd(path, tmp), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
-    while proc.poll() is None and not results_files(sweep):  # the test's own timeout bounds the wait
-        time.sleep(0.5)
+    wait_while_running(proc, lambda: bool(results_files(sweep)), "the first finished cell", poll_s=0.5)
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and the cell it is running
     proc.wait()
     finished = len(results_files(sweep))

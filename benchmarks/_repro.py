@@ -9,8 +9,9 @@ from typing import Any
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from rlreason.ablate.runner import FAILED, INTERRUPTED, run_cell
 from rlreason.config import load_config
-from rlreason.train.run import resolve_init, run_experiment
+from rlreason.train.run import resolve_init
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -18,13 +19,17 @@ RESULTS = Path(__file__).parent / "results"
 def run_variant(config: str, seed: int, tag: str, overrides: list[str]) -> dict[str, Any]:
     """Run (or reuse) one experiment as `runs/<name>/<tag>-seed<seed>`; returns results and curves.
 
-    Runs live in the default `runs/` so that every variant reuses the one SFT warm-up stage.
+    Runs live in the default `runs/` so that every variant reuses the one SFT warm-up stage. The run
+    is a sweep cell's run (`rlreason.ablate.runner.run_cell`): a subprocess that resumes a killed run
+    and is retried once; its failed attempts' output lands in `<logging.dir>/repro-logs/`.
     """
-    cfg = load_config(config, [f"seed={seed}", "logging.progress_bar=false", *overrides])
-    version = f"{tag}-seed{seed}"
-    run_dir = Path(cfg.logging.dir) / cfg.name / version
-    if not (run_dir / "results.json").is_file():
-        run_experiment(cfg, version=version)
+    overrides = [f"seed={seed}", *overrides]
+    cfg = load_config(config, overrides)
+    run_dir = Path(cfg.logging.dir) / cfg.name / f"{tag}-seed{seed}"
+    logs = Path(cfg.logging.dir) / "repro-logs"
+    status = run_cell(config, overrides, run_dir, logs=logs, say=lambda msg: print(f"  {msg}", flush=True))
+    if status in (FAILED, INTERRUPTED):
+        raise SystemExit(f"{run_dir}: {status}")
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
     curves = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests_helpers import rollout_batch, tiny_qwen_config
-from transformers import Qwen2ForCausalLM
+from tests_helpers import perturbed_tiny_qwen, rollout_batch
 
 from rlreason.policy.lab_tiny import build_lab_tokenizer
 from rlreason.rewards.base import RewardContext
@@ -24,15 +23,7 @@ def tok():
 
 
 def tiny_qwen(tok, tied: bool) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    cfg = tiny_qwen_config(tok, tied=tied)
-    torch.manual_seed(3)
-    model = Qwen2ForCausalLM(cfg).double()
-    initial = {n: q.detach().clone() for n, q in model.named_parameters()}
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for q in model.parameters():
-            q.add_(0.01 * torch.randn(q.shape, generator=gen, dtype=q.dtype))
-    return model, initial
+    return perturbed_tiny_qwen(tok, tied, seed=3)
 
 
 def batch(tok):

@@ -13,13 +13,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests_helpers import wait_while_running
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -72,11 +72,7 @@ def _kill_when(tmp: Path, marker: str, *args: str) -> None:
     cmd = _cmd(config, *base, *args)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(tmp))
     target = tmp / "runs" / "faults" / "v" / marker
-    deadline = time.time() + 300
-    while not target.exists():
-        assert proc.poll() is None, f"run ended before {marker} appeared: {proc.stderr.read()[-2000:]}"
-        assert time.time() < deadline
-        time.sleep(0.002)
+    wait_while_running(proc, target.exists, marker, poll_s=0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL

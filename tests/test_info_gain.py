@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tests_helpers import rollout_batch, tiny_qwen_config
+from tests_helpers import perturbed_tiny_qwen, rollout_batch
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from rlreason.errors import RegistryError, RLReasonError
@@ -87,15 +87,7 @@ def test_fitting_gain_by_hand(tok):
 
 @pytest.fixture(scope="module")
 def qwen(tok):
-    torch.manual_seed(0)
-    cfg = tiny_qwen_config(tok, tied=True)
-    model = Qwen2ForCausalLM(cfg).double()
-    initial = {n: q.detach().clone() for n, q in model.named_parameters()}
-    gen = torch.Generator().manual_seed(7)  # not the projection's seed
-    with torch.no_grad():
-        for q in model.parameters():
-            q.add_(0.01 * torch.randn(q.shape, generator=gen, dtype=q.dtype))
-    return model, initial
+    return perturbed_tiny_qwen(tok, tied=True, seed=0)
 
 
 def lab_batch(tok):

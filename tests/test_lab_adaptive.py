@@ -74,26 +74,27 @@ def test_stage_configs_chain_through_init_from():
 def test_ablation_adaptive_cells_all_validate():
     spec, cells = load_ablation(Path("experiments/lab/ablation_adaptive.yaml"))
     assert len(cells) == 30  # 8 methods x 2 samplers x 2 seeds, AdaptThink only with its sampler
-    methods = {n.split("-")[0] for n, _ in cells}
+    methods = {c.name.split("-")[0] for c in cells}
     assert methods == {
         f"method={m}"
         for m in ("grpo", "thinkless", "adaptthink", "ada_grpo", "autothink", "dler", "lc_r1", "pass_rate_length")
     }
-    assert not any(n.startswith("method=adaptthink-sampler=none") for n, _ in cells)
-    for name, overrides in cells:
-        cfg = load_config(spec["base"], overrides)
-        assert cfg.optim.steps == 200, name  # every method on the Thinkless recipe's budget
+    assert not any(c.name.startswith("method=adaptthink-sampler=none") for c in cells)
+    budget = load_config(spec["base"]).optim.steps  # every method gets the recipe's step budget
+    for cell in cells:
+        cfg = load_config(spec["base"], cell.overrides)
+        assert cfg.optim.steps == budget == 200, cell.name
 
 
 def test_report_columns_per_level_think_and_steps_to_hard_think():
-    from rlreason.ablate import _first_step_above, _per_level_think
+    from rlreason.ablate.report import first_step_above, per_level_think
 
     # mean over seeds per step: 0.25, 0.5 (not above), 0.75 -> the third step (1-based)
     points = [(0, 0.0), (0, 0.5), (1, 0.5), (1, 0.5), (2, 1.0), (2, 0.5)]
-    assert _first_step_above(points, 0.5) == 3
-    assert _first_step_above(points[:4], 0.5) is None
+    assert first_step_above(points, 0.5) == 3
+    assert first_step_above(points[:4], 0.5) is None
     runs = [
         {"per_difficulty": {"easy": {"think_ratio": 0.2}, "hard": {"think_ratio": 1.0}}},
         {"per_difficulty": {"easy": {"think_ratio": 0.4}, "hard": {"think_ratio": 0.5}}},
     ]
-    assert _per_level_think(runs) == pytest.approx({"think_easy": 0.3, "think_hard": 0.75})
+    assert per_level_think(runs) == pytest.approx({"think_easy": 0.3, "think_hard": 0.75})

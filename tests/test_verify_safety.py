@@ -1,4 +1,6 @@
-"""Untrusted model output: pathological answers cost at most the timeout and return False."""
+"""Untrusted model output: pathological answers return False, and one sympy cannot finish is killed at
+the timeout. No assert measures the wall clock (it flakes on loaded cores): the pool's count of killed
+comparisons says the timeout acted, and a thread joined with a generous bound catches a hang."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlreason.cli import main
-from rlreason.verify import VerifierPool, extract_answer, is_correct, verify_batch
+from rlreason.verify import VerifierPool, _default_pool, extract_answer, is_correct, verify_batch
 from rlreason.verify.symbolic import exponent_tower, too_complex
 
 TIMEOUT = 1.0
-MARGIN = 2.5  # a killed worker is replaced lazily; this covers scheduling noise on 2 busy cores
+# reach sympy and never finish: each costs one comparison killed at the timeout
+UNFINISHABLE = (r"\boxed{10000000!}", r"\boxed{10^{10^{12}}}")
 
 
 def adversarial(sentinel: Path) -> list[str]:
@@ -31,8 +33,7 @@ def adversarial(sentinel: Path) -> list[str]:
         rf"\boxed{{__import__('os').system('touch {sentinel}')}}",
         rf"The answer is eval(\"open('{sentinel}', 'w')\")",
         r"\boxed{\frac{1}{0}}",
-        r"\boxed{10000000!}",  # reaches sympy: costs the full timeout, the worker is killed
-        r"\boxed{10^{10^{12}}}",  # a two-level tower is allowed through, so this one times out too
+        *UNFINISHABLE,  # a two-level tower is allowed through, so 10^{10^{12}} times out too
         r"\boxed{\int_0^\infty e^{x^{x^x}} dx}",
         "\x00\x01\x02 \\boxed{\\\\\\}",
     ]
@@ -57,10 +58,11 @@ def run_in_thread(fn):
 def test_each_adversarial_answer_is_false_within_the_timeout(pool, tmp_path, where):
     sentinel = tmp_path / "pwned"
     for text in adversarial(sentinel):
-        start = time.monotonic()
+        killed = pool.timeouts
         call = lambda text=text: pool.verify([text], ["7"])  # noqa: E731
         assert (call() if where == "main thread" else run_in_thread(call)) == [False]
-        assert time.monotonic() - start < TIMEOUT + MARGIN, text[:40]
+        if text in UNFINISHABLE:
+            assert pool.timeouts - killed == 1, text  # stopped at the timeout, not left running
     assert not sentinel.exists()
 
 
@@ -68,13 +70,9 @@ def test_batch_of_adversarial_answers(pool, tmp_path):
     sentinel = tmp_path / "pwned"
     texts = [*adversarial(sentinel), r"\boxed{2}"]
     killed = pool.timeouts
-    start = time.monotonic()
-    verdicts = pool.verify(texts, ["7"] * (len(texts) - 1) + ["2"])
+    verdicts = run_in_thread(lambda: pool.verify(texts, ["7"] * (len(texts) - 1) + ["2"]))
     assert verdicts == [False] * (len(texts) - 1) + [True]
-    # no hang: even one after the other, two timeouts plus two worker restarts (a sympy import each,
-    # seconds on 2 loaded cores) bound the batch
-    assert time.monotonic() - start < 2 * TIMEOUT + 4 * MARGIN
-    assert pool.timeouts - killed == 2
+    assert pool.timeouts - killed == len(UNFINISHABLE)  # the rest of the batch went on around them
     assert not sentinel.exists()
 
 
@@ -91,20 +89,20 @@ def test_exponent_towers_are_refused_before_parsing():
 
 
 def test_is_correct_from_a_worker_thread_has_a_hard_timeout():
-    start = time.monotonic()
+    shared = _default_pool("math", TIMEOUT)  # the pool is_correct and verify_batch share
+    killed = shared.timeouts
     assert run_in_thread(lambda: is_correct(r"\boxed{10000000!}", "1", timeout=TIMEOUT)) is False
-    assert time.monotonic() - start < TIMEOUT + 2 * MARGIN  # includes starting the shared pool
+    assert shared.timeouts - killed == 1
     assert verify_batch([r"\boxed{\frac{2}{4}}"], ["0.5"], timeout=TIMEOUT) == [True]
 
 
 def test_plain_numbers_never_start_a_worker():
     with VerifierPool("math", timeout=TIMEOUT) as fresh:
-        start = time.monotonic()
         verdicts = fresh.verify(
             [r"\boxed{1,234}", r"\boxed{\frac{1}{2}}", "#### 025", r"\boxed{8}"], ["1234", "0.5", "25", "7"]
         )
         assert verdicts == [True, True, True, False]
-        assert fresh.workers_alive == 0 and time.monotonic() - start < 0.5
+        assert fresh.workers_alive == 0
         assert fresh.verify([r"\boxed{\sqrt{8}}"], [r"2\sqrt{2}"]) == [True] and fresh.workers_alive >= 1
 
 
@@ -121,13 +119,13 @@ def test_threads_sharing_a_pool_each_get_their_own_verdicts(pool):
         threading.Thread(target=lambda k=k, r=r, g=g: results.__setitem__(k, pool.verify(r, g)))
         for k, (r, g, _) in enumerate(batches)
     ]
-    start = time.monotonic()
+    killed = pool.timeouts
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
     assert results == {k: expected for k, (_, _, expected) in enumerate(batches)}
-    assert time.monotonic() - start < 2 * TIMEOUT + 2 * MARGIN  # one timeout, plus a replacement worker
+    assert pool.timeouts - killed == 1  # the factorial, killed at the timeout; the rest answered
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -148,7 +146,7 @@ def test_fuzz_extract_never_raises(response, gold):
     st.sampled_from(["1", "025", "\\frac{1}{2}", "x^2", "27.0", "#### 1,234"]),
 )
 def test_fuzz_is_correct_never_raises(answer, gold):
-    assert is_correct("\\boxed{" + answer + "}", gold, timeout=TIMEOUT) in (True, False)
+    assert type(is_correct("\\boxed{" + answer + "}", gold, timeout=TIMEOUT)) is bool
 
 
 def test_verify_cli(tmp_path, capsys):

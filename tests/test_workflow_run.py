@@ -18,7 +18,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from tests_helpers import wait_while_running
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / "experiments" / "lab"
@@ -165,11 +165,7 @@ def test_saved_config_reruns_elsewhere_ctrl_c_checkpoints_and_resumes_bitwise(pr
     cmd = [sys.executable, "-m", "rlreason.cli", "run", str(first / "config.yaml")]
     proc = subprocess.Popen(cmd, cwd=cwd, env=_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marker = second / "checkpoints" / "step-000001.ckpt.json"
-    deadline = time.time() + 300
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.time() < deadline
-        time.sleep(0.01)
+    wait_while_running(proc, marker.exists, "the first checkpoint")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-3000:]

@@ -62,3 +62,36 @@ def tiny_qwen_config(tok, tied: bool = True):
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
     )
+
+
+HANG_GUARD_S = 900  # a hung child ends the test instead of the suite; not a speed bound
+
+
+def wait_while_running(proc, done, what: str, poll_s: float = 0.01) -> None:
+    """Poll until `done()` holds, failing if `proc` (a subprocess.Popen) ends first; what it printed to a
+    piped stderr is in the message. A wall-clock bound would flake on loaded cores: there is none, bar
+    the hang guard."""
+    import time
+
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not done():
+        if proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"the process ended before {what}: {str(err)[-3000:]}")
+        assert time.monotonic() < deadline, f"hung: no {what} after {HANG_GUARD_S} s"
+        time.sleep(poll_s)
+
+
+def perturbed_tiny_qwen(tok, tied: bool, seed: int):
+    """A float64 tiny Qwen2 (`tiny_qwen_config`, weights from `seed`) nudged by 0.01 noise away from its
+    initial parameters, and those initial parameters: what info-gain's compression penalty compares."""
+    from transformers import Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(tiny_qwen_config(tok, tied=tied)).double()
+    initial = {n: q.detach().clone() for n, q in model.named_parameters()}
+    gen = torch.Generator().manual_seed(7)  # not the projection's seed
+    with torch.no_grad():
+        for q in model.parameters():
+            q.add_(0.01 * torch.randn(q.shape, generator=gen, dtype=q.dtype))
+    return model, initial

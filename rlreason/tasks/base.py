@@ -28,9 +28,6 @@ class Task:
 
     # the verifier (`VERIFIERS` name) that grades this task's answers
     verifier: ClassVar[str] = "math"
-    # answer extraction: "auto" (boxed / after control token / '####' / 'the answer is' / LaTeX region /
-    # last number of plain text)
-    extract: ClassVar[str] = "auto"
     # how separators in plain numbers are read (`rlreason.verify.numeric.NUMBER_FORMATS`): "en" (1,234.5),
     # "space_thousands" (1 234.5), "decimal_comma" (1.234,5); never guessed, so set it per task
     number_format: str = "en"

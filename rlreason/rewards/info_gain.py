@@ -223,6 +223,5 @@ class InfoGain(Reward):
             rewards=rewards,
             episode_rewards=episode_rewards,
             episode_spans=[e.spans for e in eps],
-            format_ok=torch.tensor([e.format_ok for e in eps]),
             metrics=metrics,
         )

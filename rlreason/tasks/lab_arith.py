@@ -1,4 +1,4 @@
-"""`lab-arith`: the procedurally generated arithmetic curriculum of the lab (DESIGN.md section 5).
+"""`lab-arith`: the procedurally generated arithmetic curriculum of the lab.
 
 Three difficulty levels, chosen so that *when to think* is a real question for a ~1 M-parameter
 model:

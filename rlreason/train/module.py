@@ -26,7 +26,8 @@ from rlreason.train.parity import ParityMonitor
 from rlreason.train.precision import compute_dtype, disable_dropout
 from rlreason.train.ranks import RankReducer
 from rlreason.train.resume import capture_rng_state, restore_rng_state
-from rlreason.train.step import Learner, StepHandles, rl_step, sft_step
+from rlreason.train.sft_step import sft_step
+from rlreason.train.step import Learner, StepHandles, rl_step
 from rlreason.train.step_metrics import Metric, reduce_metrics
 from rlreason.train.update import NonFiniteGuard, fault_metrics
 

@@ -1,6 +1,6 @@
 """Finding the answer in a model's response, without ever deciding on a fragment of it.
 
-Order of preference (DESIGN.md section 7):
+Order of preference:
 
 1. the answer region: text after the last ``</think>`` if there is one, else after a leading
    ``<short>``; everything below searches only that region;

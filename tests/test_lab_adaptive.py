@@ -98,3 +98,17 @@ def test_report_columns_per_level_think_and_steps_to_hard_think():
         {"per_difficulty": {"easy": {"think_ratio": 0.4}, "hard": {"think_ratio": 0.5}}},
     ]
     assert per_level_think(runs) == pytest.approx({"think_easy": 0.3, "think_hard": 0.75})
+
+
+def test_report_marks_the_think_curve_of_forced_mode_cells():
+    """Under a mode sampler the sampled think ratio is the sampler's share: no 'steps to' figure."""
+    from rlreason.ablate.report import CellRuns, aggregate_seeds, markdown_table
+
+    summary = {"accuracy": 0.8, "mean_response_tokens": 20.0, "think_ratio": 0.5, "train_time_s": 1.0}
+    curve = [(0, 0.4), (1, 0.6), (2, 0.95)]
+    free = aggregate_seeds("free", CellRuns([summary], curve, curve))
+    forced = aggregate_seeds("forced", CellRuns([summary], curve, curve, forced_modes=True))
+    assert (free["steps_to_hard_think"], free["steps_to_hard_think_90"]) == (2, 3)
+    assert forced["steps_to_hard_think"] is None and forced["modes_forced"]
+    table = markdown_table([free, forced], set()).splitlines()
+    assert "| 2 | 3 |" in table[2] and "| forced | forced |" in table[3]

@@ -30,6 +30,7 @@ class CellRuns:
     summaries: list[dict[str, Any]] = field(default_factory=list)
     think_curve: Curve = field(default_factory=list)
     hard_think_curve: Curve = field(default_factory=list)
+    forced_modes: bool = False  # a mode sampler chose the first token: the training think ratio is its share
 
 
 def _scalars(run_dir: Path, tag: str) -> Curve:
@@ -90,6 +91,8 @@ def collect_cells(sweep: Path) -> dict[str, CellRuns]:
         runs.summaries.append({**summary, "train_time_s": res.get("train_time_s", 0.0)})
         runs.think_curve.extend(_scalars(run_dir, "mode/think_ratio"))
         runs.hard_think_curve.extend(_scalars(run_dir, "mode/think_ratio/hard"))
+        rollout = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("rollout") or {}
+        runs.forced_modes |= str(rollout.get("sampler", "none")) != "none"
         write_hparams(run_dir, list(info["grid"]), summary)
     return cells
 
@@ -131,7 +134,12 @@ def aggregate_seeds(cell: str, runs: CellRuns) -> dict[str, Any]:
         "acc_per_1k_tokens": 1000 * statistics.fmean(acc) / max(statistics.fmean(tok), 1e-9),
         "wall_time_s": statistics.fmean(r["train_time_s"] for r in runs.summaries),
         **per_level_think(runs.summaries),
-        "steps_to_hard_think": first_step_above(runs.hard_think_curve, 0.5),
+        # under a mode sampler the sampled think ratio is the sampler's share, not the policy's choice
+        "steps_to_hard_think": None if runs.forced_modes else first_step_above(runs.hard_think_curve, 0.5),
+        # the warm-up already thinks on about half the hard items, so 0.5 is crossed at once; 0.9 is
+        # when thinking on hard items has been learnt (Thinkless's U: down first, then up)
+        "steps_to_hard_think_90": None if runs.forced_modes else first_step_above(runs.hard_think_curve, 0.9),
+        "modes_forced": runs.forced_modes,
     }
 
 
@@ -166,16 +174,19 @@ def _pct(v: Any) -> str:
 def markdown_table(rows: list[dict[str, Any]], front: set[str]) -> str:
     lines = [
         "| cell | seeds | accuracy | tokens | think ratio | think easy / medium / hard | steps to hard think > 0.5 "
-        "| acc / 1k tok | time (s) | Pareto |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| > 0.9 | acc / 1k tok | time (s) | Pareto |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         think = "-" if r["think_ratio"] is None else f"{100 * r['think_ratio']:.1f}%"
         levels = " / ".join(_pct(r.get(f"think_{lv}")) for lv in ("easy", "medium", "hard"))
         steps = "-" if r["steps_to_hard_think"] is None else str(r["steps_to_hard_think"])
+        steps90 = "-" if r.get("steps_to_hard_think_90") is None else str(r["steps_to_hard_think_90"])
+        if r.get("modes_forced"):
+            steps = steps90 = "forced"  # the training think ratio is the sampler's share
         lines.append(
             f"| {r['cell']} | {r['seeds']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_std']:.1f} | "
-            f"{r['tokens']:.1f} | {think} | {levels} | {steps} | {r['acc_per_1k_tokens']:.1f} | "
+            f"{r['tokens']:.1f} | {think} | {levels} | {steps} | {steps90} | {r['acc_per_1k_tokens']:.1f} | "
             f"{r['wall_time_s']:.0f} | {'*' if r['cell'] in front else ''} |"
         )
     return "\n".join(lines) + "\n"

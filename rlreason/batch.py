@@ -31,7 +31,8 @@ class RolloutBatch:
     ref_logprobs: torch.Tensor | None = None  # [N, T] under the frozen reference, when beta > 0
     control_pos: torch.Tensor | None = None  # [N] response index of the control token, -1 if none
     control_mode: list[str | None] | None = None  # "think" | "short" | None per sample
-    extras: dict[str, Any] = field(default_factory=dict)
+    forced_mode: list[str] | None = None  # the mode a sampler forced on each sample (None: plain rollout)
+    rollout_metrics: dict[str, float] = field(default_factory=dict)  # logged as they are (rollout/*)
 
     @property
     def num_samples(self) -> int:

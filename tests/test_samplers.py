@@ -66,7 +66,7 @@ def test_sampler_off_is_the_plain_rollout_bit_for_bit(lab):
     assert torch.equal(batch.response_ids, plain.response_ids)
     assert torch.equal(batch.old_logprobs, plain.logprobs)
     assert torch.equal(batch.response_mask, plain.response_mask)
-    assert "forced_mode" not in batch.extras and "rollout_metrics" not in batch.extras
+    assert batch.forced_mode is None and batch.rollout_metrics == {}
 
 
 @pytest.mark.parametrize("kind, share", [("forced_mode", 0.3), ("paired", 0.5)])
@@ -74,7 +74,7 @@ def test_forced_first_token_ratio_is_pi_theta_over_the_proposal(lab, kind, share
     policy, _, control, _, _, _ = lab
     sampler = ModeSampler(kind, share)
     batch = rollout(lab, sampler)
-    forced = batch.extras["forced_mode"]
+    forced = batch.forced_mode
     ids = {"short": control.short_id, "think": control.think_id}
     assert batch.response_ids[:, 0].tolist() == [ids[m] for m in forced]
     assert batch.control_mode == forced and (batch.control_pos == 0).all()
@@ -90,7 +90,7 @@ def test_forced_first_token_ratio_is_pi_theta_over_the_proposal(lab, kind, share
     # the tokens after it keep their true sampling log-probs
     rest = batch.response_mask[:, 1:].bool()
     torch.testing.assert_close(out.logprobs[:, 1:][rest], batch.old_logprobs[:, 1:][rest], atol=1e-5, rtol=0)
-    share_logged = batch.extras["rollout_metrics"]["rollout/forced_short_share"]
+    share_logged = batch.rollout_metrics["rollout/forced_short_share"]
     assert share_logged == sum(m == "short" for m in forced) / len(forced)
     if kind == "paired":
         assert forced == (["short"] * 2 + ["think"] * 2) * 3
@@ -99,7 +99,7 @@ def test_forced_first_token_ratio_is_pi_theta_over_the_proposal(lab, kind, share
 def test_forced_continuation_is_the_policy_sampling_after_the_control_token(lab):
     policy, _, control, problems, prompts, backend = lab
     batch = rollout(lab, ModeSampler("paired"))
-    forced = batch.extras["forced_mode"]
+    forced = batch.forced_mode
     ids = {"short": control.short_id, "think": control.think_id}
     seeds = [sample_seed(7, 3, p.uid, j) for p in problems for j in range(G)]
     flat = [ids_ for ids_ in prompts for _ in range(G)]
@@ -116,7 +116,7 @@ def test_forced_modes_are_seeded_per_sample_and_shard_invariant(lab):
     whole = rollout(lab, sampler)
     first = rollout(lab, sampler, problems[:1], prompts[:1])
     rest = rollout(lab, sampler, problems[1:], prompts[1:], offset=1)
-    assert whole.extras["forced_mode"] == first.extras["forced_mode"] + rest.extras["forced_mode"]
+    assert whole.forced_mode == first.forced_mode + rest.forced_mode
     width = whole.response_ids.shape[1]
     parts = [torch.nn.functional.pad(b.response_ids, (0, width - b.response_ids.shape[1])) for b in (first, rest)]
     assert torch.equal(torch.cat(parts), whole.response_ids)

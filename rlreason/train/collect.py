@@ -70,7 +70,7 @@ def collect_rollout(
         control_mode=control_mode,
     )
     if sampler is not None:
-        batch.extras["forced_mode"] = forced
+        batch.forced_mode = forced
         share = sum(m == "short" for m in forced) / max(1, len(forced))
-        batch.extras["rollout_metrics"] = {"rollout/forced_short_share": share}
+        batch.rollout_metrics = {"rollout/forced_short_share": share}
     return batch

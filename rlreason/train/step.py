@@ -99,7 +99,7 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
     with timed("reward"):
         reward = score(learner, h, batch, correct, answered)
     metrics = rollout_metrics(batch, reward, correct, learner.control)
-    metrics.update(batch.extras.get("rollout_metrics", {}))
+    metrics.update(batch.rollout_metrics)
     if h.ranks.sum(float(not torch.isfinite(reward.rewards).all())) > 0:  # every rank skips together
         return StepResult({**metrics, **h.guard.skip("reward")}, batch, reward)
     values = None

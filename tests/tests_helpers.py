@@ -5,19 +5,14 @@ from __future__ import annotations
 import torch
 
 from rlreason.batch import RolloutBatch
-from rlreason.policy.padding import left_pad
+from rlreason.policy.padding import left_pad, right_pad
 
 
 def rollout_batch(prompts, responses, pad_id, golds, group_ids=None) -> RolloutBatch:
     """A RolloutBatch from token lists (no sampling), for reward and algorithm tests."""
     p_ids, p_mask = left_pad(prompts, pad_id)
-    width = max(len(r) for r in responses)
-    r_ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
-    r_mask = torch.zeros((len(responses), width), dtype=torch.long)
-    for i, r in enumerate(responses):
-        r_ids[i, : len(r)] = torch.tensor(r)
-        r_mask[i, : len(r)] = 1
-    n = len(responses)
+    r_ids, r_mask = right_pad(responses, pad_id)
+    n, width = r_ids.shape
     return RolloutBatch(
         prompt_ids=p_ids,
         prompt_mask=p_mask,

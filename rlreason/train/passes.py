@@ -3,16 +3,34 @@ log-probabilities under a frozen reference, and the critic's values at rollout t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 
 from rlreason.batch import RolloutBatch
-from rlreason.train.forward import response_logprobs
+from rlreason.train.forward import TokenOutputs, response_logprobs
 
 
 def micro_slices(n: int, size: int) -> list[slice]:
     """[0, n) in consecutive slices of `size` (0: one slice)."""
     size = size or n
     return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+def _micro_outputs(
+    model: torch.nn.Module, batch: RolloutBatch, micro_batch_size: int, device: torch.device, **kwargs: Any
+) -> Iterator[TokenOutputs]:
+    """`response_logprobs` of the batch, one micro-batch at a time."""
+    for sl in micro_slices(batch.num_samples, micro_batch_size):
+        yield response_logprobs(
+            model,
+            batch.prompt_ids[sl].to(device),
+            batch.prompt_mask[sl].to(device),
+            batch.response_ids[sl].to(device),
+            batch.response_mask[sl].to(device),
+            **kwargs,
+        )
 
 
 @torch.no_grad()
@@ -26,19 +44,8 @@ def sequence_logprobs(
     device: torch.device,
 ) -> torch.Tensor:
     """[N, T] log-probabilities of the sampled responses under `model` (on the CPU)."""
-    out = []
-    for sl in micro_slices(batch.num_samples, micro_batch_size):
-        o = response_logprobs(
-            model,
-            batch.prompt_ids[sl].to(device),
-            batch.prompt_mask[sl].to(device),
-            batch.response_ids[sl].to(device),
-            batch.response_mask[sl].to(device),
-            temperature=temperature,
-            chunk_size=chunk_size,
-        )
-        out.append(o.logprobs.cpu())
-    return torch.cat(out)
+    outs = _micro_outputs(model, batch, micro_batch_size, device, temperature=temperature, chunk_size=chunk_size)
+    return torch.cat([o.logprobs.cpu() for o in outs])
 
 
 @torch.no_grad()
@@ -52,16 +59,5 @@ def critic_values(
     device: torch.device,
 ) -> torch.Tensor:
     """[N, T] critic values at rollout time (GAE's V_t and the value clip's V_old), zero off the mask."""
-    out = []
-    for sl in micro_slices(batch.num_samples, micro_batch_size):
-        o = response_logprobs(
-            policy,
-            batch.prompt_ids[sl].to(device),
-            batch.prompt_mask[sl].to(device),
-            batch.response_ids[sl].to(device),
-            batch.response_mask[sl].to(device),
-            with_hidden=True,
-            chunk_size=chunk_size,
-        )
-        out.append(value_head(o.hidden).squeeze(-1).float().cpu())
-    return torch.cat(out) * batch.response_mask
+    outs = _micro_outputs(policy, batch, micro_batch_size, device, with_hidden=True, chunk_size=chunk_size)
+    return torch.cat([value_head(o.hidden).squeeze(-1).float().cpu() for o in outs]) * batch.response_mask

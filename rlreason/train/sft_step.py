@@ -13,9 +13,8 @@ from rlreason.policy.padding import left_pad, right_pad
 from rlreason.tasks.base import Problem
 from rlreason.train.forward import response_logprobs
 from rlreason.train.passes import micro_slices
-from rlreason.train.step import Learner, StepHandles, StepResult
+from rlreason.train.step import Learner, StepHandles, StepResult, optimise
 from rlreason.train.step_metrics import Metric
-from rlreason.train.update import accumulate_and_step
 
 
 def sft_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepResult:
@@ -43,17 +42,7 @@ def sft_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepR
             yield learner.algo.loss(inp)
 
     sums: dict[str, float] = defaultdict(float)
-    stats = accumulate_and_step(
-        losses(),
-        backward=h.backward,
-        optimizer=h.optimizer,
-        scheduler=h.scheduler,
-        max_grad_norm=cfg.optim.max_grad_norm,
-        guard=h.guard,
-        step=h.step,
-        sums=sums,
-        timer=h.timer,
-    )
+    stats = optimise(learner, h, losses(), sums)
     out: dict[str, Metric] = {"train/loss": sums.pop("loss"), **{f"algo/{k}": v for k, v in sums.items()}}
     out.update({f"optim/{k}": v for k, v in stats.items()})
     out["optim/lr"] = float(h.optimizer.param_groups[0]["lr"])

@@ -16,7 +16,7 @@ only adapts Lightning's hooks to these two.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,17 +213,7 @@ def update(
                 micro_loss(learner, h, batch, adv, values, mask, rows[micro], norms, on_policy, parity)
                 for micro in micro_slices(len(rows), cfg.optim.micro_batch_size)
             )
-            stats = accumulate_and_step(
-                losses,
-                backward=h.backward,
-                optimizer=h.optimizer,
-                scheduler=h.scheduler,
-                max_grad_norm=cfg.optim.max_grad_norm,
-                guard=h.guard,
-                step=h.step,
-                sums=sums,
-                timer=h.timer,
-            )
+            stats = optimise(learner, h, losses, sums)
             for k, v in stats.items():
                 sums[k] += v
                 counts[k] += 1
@@ -237,6 +227,27 @@ def update(
     out.update({f"optim/{k}": sums[k] if k.startswith("nonfinite_") else sums[k] / counts[k] for k in counts})
     out["optim/lr"] = float(h.optimizer.param_groups[0]["lr"])
     return out
+
+
+def optimise(
+    learner: Learner,
+    h: StepHandles,
+    losses: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],
+    sums: dict[str, float],
+) -> dict[str, float]:
+    """One optimiser update from the micro-batch losses (`update.accumulate_and_step`), with this
+    step's handles; the losses' metrics are summed into `sums`."""
+    return accumulate_and_step(
+        losses,
+        backward=h.backward,
+        optimizer=h.optimizer,
+        scheduler=h.scheduler,
+        max_grad_norm=learner.cfg.optim.max_grad_norm,
+        guard=h.guard,
+        step=h.step,
+        sums=sums,
+        timer=h.timer,
+    )
 
 
 def loss_mask(batch: RolloutBatch, algo: Algorithm, keep: torch.Tensor | None) -> torch.Tensor:

@@ -109,6 +109,26 @@ def decode_step_seconds(policy_dir: str, rows: int, prompt: list[int], new_token
     return best / new_tokens
 
 
+def rollout_op_shares(policy_dir: str, rows: int, prompt: list[int], top: int = 8) -> dict[str, float]:
+    """Share of self CPU time per aten op in one rollout of `rows` rows (EOS off): GEMMs (mm, addmm) vs
+    the KV cache's concatenations (cat), attention and the elementwise rest."""
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import AutoModelForCausalLM
+
+    from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
+
+    model = AutoModelForCausalLM.from_pretrained(policy_dir)
+    backend = HFRolloutBackend([model.config.eos_token_id], model.config.pad_token_id)
+    params = SamplingParams(max_new_tokens=32, temperature=1.0, stop_on_eos=False)
+    backend.generate(model, [prompt] * rows, params, list(range(rows)))  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        backend.generate(model, [prompt] * rows, params, list(range(rows)))
+    ops = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in ops)
+    ranked = sorted(ops, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return {e.key.removeprefix("aten::"): e.self_cpu_time_total / total for e in ranked}
+
+
 # -- the model's arithmetic -------------------------------------------------------------------------
 
 
@@ -357,7 +377,8 @@ def main() -> None:
                 "decode_step_1_row_s": decode_step_seconds(sft, 1, prompt),
                 f"decode_step_{rows}_rows_s": decode_step_seconds(sft, rows, prompt),
             }
-            block: dict[str, Any] = {"machine": hw, "decode_overhead": overhead, "recipes": {}}
+            ops = rollout_op_shares(sft, rows, prompt)
+            block: dict[str, Any] = {"machine": hw, "decode_overhead": overhead, "rollout_ops": ops, "recipes": {}}
             for name in a.recipes:
                 init = sft_l2t if name == "l2t" else sft
                 block["recipes"][name] = profile(
@@ -371,7 +392,8 @@ def main() -> None:
                 f"{hw['large_gemm_flops'] / 1e9:.1f} GFLOP/s; copy "
                 f"{hw['copy_bytes_per_s'] / 1e9:.1f} GB/s; a decoding step of the rollout backend "
                 f"(EOS off): {overhead['decode_step_1_row_s'] * 1e3:.2f} ms with 1 row, "
-                f"{overhead[f'decode_step_{rows}_rows_s'] * 1e3:.2f} ms with {rows}"
+                f"{overhead[f'decode_step_{rows}_rows_s'] * 1e3:.2f} ms with {rows}; its ops: "
+                + ", ".join(f"{op} {share:.0%}" for op, share in ops.items())
             )
     result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} cores)"
     RESULTS.mkdir(exist_ok=True)

@@ -1,11 +1,23 @@
-"""GRPO training throughput: rlreason vs TRL's GRPOTrainer, and rollout speed vs `generate`.
+"""GRPO training throughput: rlreason vs TRL's GRPOTrainer, and rollout speed vs `model.generate`, at equal work.
 
-Same model (the lab policy), same prompts (lab-arith train), group size, lengths, loss (`grpo`,
-beta 0, one iteration), learning rate, on this machine's CPU, in one process run back to back.
-Prints a table and writes benchmarks/results/rl_step_speed.json. TRL is a benchmark-only extra:
-``.venv/bin/pip install -e ".[bench]"``.
+Generated length decides most of an RL step's cost, so the two sides are compared where they do the
+same work: `equal_tokens` disables EOS on both (rlreason `rollout.stop_on_eos=false`; TRL and
+`generate` get `min_new_tokens = max_new_tokens`, which masks EOS until the budget is spent), so every
+completion has exactly `--max-new-tokens` tokens; this is checked from each side's logged lengths.
+`natural_eos` (both stop at EOS) is reported separately: there the sides may generate different lengths.
 
-    .venv/bin/python benchmarks/rl_step_speed.py [--model runs/lab-sft/<v>/policy] [--steps 6]
+Both sides: the same model (the lab SFT policy), the same prompts in the same order (rlreason's
+step order, handed to TRL unshuffled), group size, loss (`dapo`, the lab recipe's token-level loss;
+beta 0, one iteration, group-scaled advantages), AdamW at the same constant lr, no gradient
+checkpointing (TRL's default is on), fp32, one process. Repeats are interleaved (ABBA order) so load
+drift hits both sides alike; a step's time is the wall clock between consecutive step ends (everything
+the training loop does per step: Lightning / HF Trainer loop, callbacks, logging), the first two steps
+dropped as warm-up. Ratios are per repeat (same repeat, paired), then median and min/max.
+
+Prints a table and writes benchmarks/results/rl_step_speed.json (with the machine load before and
+after). TRL is a benchmark-only extra: ``.venv/bin/pip install -e ".[bench]"``.
+
+    .venv/bin/python benchmarks/rl_step_speed.py [--model runs/lab-sft/<v>/policy] [--steps 6] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -13,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,128 +37,150 @@ import rlreason.components  # noqa: F401
 from rlreason.config import load_config
 from rlreason.policy.load import load_policy
 from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
-from rlreason.tasks.lab_arith import LabArith
-from rlreason.verify import verify_batch
 
 RESULTS = Path(__file__).parent / "results"
+RECIPE = "experiments/lab/grpo.yaml"
+SETTINGS = ("equal_tokens", "natural_eos")
+WARMUP_STEPS = 2  # steps whose end starts the first measured interval
 
 
-def lab_model(path: str | None, cache: Path):
-    cfg = load_config("experiments/lab/grpo.yaml")
-    if path:
-        cfg.model.name_or_path = path
-    return load_policy(cfg.model, cache_dir=cache)
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min), as `uptime` prints them."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
 
 
-def bench_rollout(model, tok, prompts: list[list[int]], max_new: int, repeats: int) -> dict[str, float]:
-    backend = HFRolloutBackend([tok.eos_token_id], tok.pad_token_id)
-    params = SamplingParams(max_new_tokens=max_new, temperature=1.0)
-    ours, theirs, n_ours, n_theirs = 0.0, 0.0, 0, 0
-    ids = torch.nn.utils.rnn.pad_sequence(
-        [torch.tensor(p[::-1]) for p in prompts], batch_first=True, padding_value=tok.pad_token_id
-    ).flip(1)
-    mask = (ids != tok.pad_token_id).long()
-    for r in range(repeats + 1):
-        t = time.perf_counter()
-        gen = backend.generate(model, prompts, params, list(range(r * 1000, r * 1000 + len(prompts))))
-        dt_ours = time.perf_counter() - t
-        t = time.perf_counter()
-        with torch.no_grad():
-            out = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                do_sample=True,
-                temperature=1.0,
-                top_k=0,
-                max_new_tokens=max_new,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
-        dt_theirs = time.perf_counter() - t
-        if r == 0:
-            continue  # warm-up
-        ours += dt_ours
-        n_ours += int(gen.response_mask.sum())
-        new = out[:, ids.shape[1] :]
-        finished = (new == tok.eos_token_id).long().cumsum(-1)
-        n_theirs += int(((finished - (new == tok.eos_token_id).long()) == 0).sum())  # tokens up to EOS
-        theirs += dt_theirs
-    return {"rlreason_tokens_per_s": n_ours / ours, "generate_tokens_per_s": n_theirs / theirs}
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def bench_rlreason(model_path: str, steps: int, group: int, prompts_per_step: int, max_new: int, out: Path) -> dict:
+def summarise(repeats: list[dict[str, float]]) -> dict[str, Any]:
+    keys = [k for k, v in repeats[0].items() if isinstance(v, float | int)]
+    return {**{k: spread([r[k] for r in repeats]) for k in keys}, "repeats": repeats}
+
+
+def throughput(ends: list[float], tokens: list[float], n: int) -> dict[str, float]:
+    """Samples/s and tokens/s over the intervals between the step ends after the warm-up."""
+    intervals = [b - a for a, b in zip(ends[WARMUP_STEPS - 1 : -1], ends[WARMUP_STEPS:], strict=True)]
+    measured = tokens[WARMUP_STEPS:]
+    total = sum(intervals)
+    return {
+        "step_s": statistics.median(intervals),
+        "samples_per_s": n * len(intervals) / total,
+        "tokens_per_s": sum(measured) / total,
+        "tokens_per_sample": sum(measured) / (n * len(measured)),
+    }
+
+
+# -- the sides ------------------------------------------------------------------------------------
+
+
+def step_problems(cfg: Any, steps: int) -> list[Any]:
+    """The problems rlreason's data module serves, step after step (seeded order, one rank)."""
+    from omegaconf import OmegaConf
+
+    from rlreason.registry import TASKS
+    from rlreason.train.data import StepDataset
+
+    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
+    ds = StepDataset(task.problems("train"), steps, cfg.rollout.prompts_per_step, cfg.seed)
+    return [p for k in range(steps) for p in ds[k]]
+
+
+def rlreason_overrides(a: argparse.Namespace, setting: str, out: Path) -> list[str]:
+    return [
+        f"init.from={a.model}",
+        f"optim.steps={a.steps}",
+        f"optim.lr={a.lr}",
+        f"rollout.group_size={a.group}",
+        f"rollout.prompts_per_step={a.prompts}",
+        f"rollout.max_new_tokens={a.max_new_tokens}",
+        f"rollout.stop_on_eos={setting == 'natural_eos'}".lower(),
+        "algo.loss_type=dapo",
+        "algo.beta=0.0",
+        "eval.n=3",
+        "eval.every_n_steps=0",
+        "logging.samples_every_n_steps=0",
+        "logging.progress_bar=false",
+        "logging.histograms=false",
+        "logging.checkpoint_every_n_steps=0",
+        f"logging.dir={out}",
+    ]
+
+
+def bench_rlreason(a: argparse.Namespace, setting: str, out: Path) -> dict[str, float]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from rlreason.train.run import run_experiment
 
-    cfg = load_config(
-        "experiments/lab/grpo.yaml",
-        [
-            f"init.from={model_path}",
-            f"optim.steps={steps}",
-            f"rollout.group_size={group}",
-            f"rollout.prompts_per_step={prompts_per_step}",
-            f"rollout.max_new_tokens={max_new}",
-            "optim.lr=1e-5",
-            "eval.n=3",
-            "eval.every_n_steps=0",
-            "logging.samples_every_n_steps=0",
-            "logging.progress_bar=false",
-            f"logging.dir={out}",
-            "logging.histograms=false",
-        ],
-    )
-    run_dir = run_experiment(cfg)
-    acc = EventAccumulator(str(run_dir))
+    run_dir = run_experiment(load_config(RECIPE, rlreason_overrides(a, setting, out)))
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    times = [e.value for e in acc.Scalars("perf/step_time")][1:]  # drop the warm-up step
-    lengths = [e.value for e in acc.Scalars("train/response_len_mean")][1:]
-    n = group * prompts_per_step
-    return {
-        "step_s": sum(times) / len(times),
-        "samples_per_s": n * len(times) / sum(times),
-        "tokens_per_s": n * sum(lengths) / sum(times),
-    }
+    step_time = acc.Scalars("perf/step_time")
+    n = a.group * a.prompts
+    lengths = [e.value for e in acc.Scalars("train/response_len_mean")]
+    longest = [e.value for e in acc.Scalars("train/response_len_max")]
+    out_row = throughput([e.wall_time for e in step_time], [n * x for x in lengths], n)
+    out_row["in_step_s"] = statistics.median(e.value for e in step_time[WARMUP_STEPS:])
+    out_row["min_len"] = min(lengths)  # a lower bound of the shortest (only mean and max are logged)
+    out_row["max_len"] = max(longest)
+    return out_row
 
 
-def bench_trl(model_path: str, steps: int, group: int, prompts_per_step: int, max_new: int, out: Path) -> dict:
+def bench_trl(a: argparse.Namespace, setting: str, out: Path) -> dict[str, float]:
     from datasets import Dataset
+    from omegaconf import OmegaConf
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    problems = LabArith().problems("train")[: prompts_per_step * (steps + 2)]
+    from rlreason.registry import TASKS
+    from rlreason.train.run import task_verifier
+
+    cfg = load_config(RECIPE, rlreason_overrides(a, setting, out))
+    problems = step_problems(cfg, a.steps)
+    verifier = task_verifier(TASKS.build(OmegaConf.to_container(cfg.task), where="task"))
     ds = Dataset.from_dict({"prompt": [p.prompt for p in problems], "gold": [p.gold for p in problems]})
 
     def correctness(prompts, completions, gold, **kw):
-        return [float(v) for v in verify_batch(completions, gold)]
+        return [float(v) for v in verifier(completions, gold)]
 
-    times: list[float] = []
-    lengths: list[float] = []
+    ends: list[float] = []
+    begins: list[float] = []
+    lengths: list[dict[str, float]] = []  # TRL's logged completion lengths, one row per step
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
+            begins.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kw):
-            times.append(time.perf_counter() - self.t)
+            ends.append(time.perf_counter())
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "completions/mean_length" in logs:
-                lengths.append(float(logs["completions/mean_length"]))
+                lengths.append({k: float(v) for k, v in logs.items() if k.startswith("completions/")})
 
-    n = group * prompts_per_step
+    n = a.group * a.prompts
+    generation_kwargs = {"min_new_tokens": a.max_new_tokens} if setting == "equal_tokens" else None
     args = GRPOConfig(
         output_dir=str(out / "trl"),
         use_cpu=True,
         per_device_train_batch_size=n,
-        num_generations=group,
-        max_completion_length=max_new,
-        max_steps=steps,
-        learning_rate=1e-5,
+        num_generations=a.group,
+        max_completion_length=a.max_new_tokens,
+        generation_kwargs=generation_kwargs,
+        max_steps=a.steps,
+        learning_rate=a.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        optim="adamw_torch",
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        gradient_checkpointing=False,
         logging_steps=1,
         report_to=[],
+        disable_tqdm=True,
         save_strategy="no",
-        loss_type="grpo",
+        loss_type="dapo",
         beta=0.0,
         temperature=1.0,
         top_k=0,
@@ -157,67 +193,193 @@ def bench_trl(model_path: str, steps: int, group: int, prompts_per_step: int, ma
         gradient_accumulation_steps=1,
         steps_per_generation=1,
     )
-    model = AutoModelForCausalLM.from_pretrained(model_path)
-    tok = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(a.model)
+    tok = AutoTokenizer.from_pretrained(a.model)
     tok.padding_side = "left"
     trainer = GRPOTrainer(
         model=model, reward_funcs=correctness, args=args, train_dataset=ds, processing_class=tok, callbacks=[Timer()]
     )
     trainer.train()
-    times = times[1:]
-    mean_len = sum(lengths[1:]) / max(1, len(lengths[1:])) if lengths else float("nan")
+    tokens = [n * row["completions/mean_length"] for row in lengths]
+    out_row = throughput(ends, tokens, n)
+    out_row["in_step_s"] = statistics.median(e - b for b, e in zip(begins[WARMUP_STEPS:], ends[WARMUP_STEPS:]))
+    out_row["min_len"] = min(row["completions/min_length"] for row in lengths)
+    out_row["max_len"] = max(row["completions/max_length"] for row in lengths)
+    return out_row
+
+
+def bench_rollout(a: argparse.Namespace, model, tok, prompts: list[list[int]], setting: str, seed: int) -> dict:
+    """One generation of the whole rollout batch by rlreason's backend and by `model.generate`, in an order
+    that alternates with `seed` (ABBA over the repeats)."""
+    from rlreason.policy.padding import left_pad
+
+    equal = setting == "equal_tokens"
+    backend = HFRolloutBackend([tok.eos_token_id], tok.pad_token_id)
+    params = SamplingParams(max_new_tokens=a.max_new_tokens, temperature=1.0, stop_on_eos=not equal)
+    ids, mask = left_pad(prompts, tok.pad_token_id)
+
+    def ours() -> tuple[float, int]:
+        t = time.perf_counter()
+        gen = backend.generate(model, prompts, params, list(range(seed * 1000, seed * 1000 + len(prompts))))
+        return time.perf_counter() - t, int(gen.response_mask.sum())
+
+    def theirs() -> tuple[float, int]:
+        torch.manual_seed(seed)
+        t = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                max_new_tokens=a.max_new_tokens,
+                min_new_tokens=a.max_new_tokens if equal else 0,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+        dt = time.perf_counter() - t
+        is_eos = (out[:, ids.shape[1] :] == tok.eos_token_id).long()
+        return dt, int(((is_eos.cumsum(-1) - is_eos) == 0).sum())  # tokens up to and including the first EOS
+
+    sides = [("rlreason", ours), ("generate", theirs)]
+    timed = {name: fn() for name, fn in (sides if seed % 2 else sides[::-1])}
     return {
-        "step_s": sum(times) / len(times),
-        "samples_per_s": n * len(times) / sum(times),
-        "tokens_per_s": n * mean_len * len(times) / sum(times),
+        name: {"tokens_per_s": tokens / dt, "tokens_per_sample": tokens / len(prompts), "s": dt}
+        for name, (dt, tokens) in timed.items()
     }
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    cache = Path(os.environ.get("RLREASON_CACHE", Path.home() / ".cache" / "rlreason"))
+    cfg = load_config(RECIPE)
+    cfg.model.name_or_path = a.model
+    model, tok, _ = load_policy(cfg.model, cache_dir=cache)
+    problems = step_problems(load_config(RECIPE, [f"rollout.prompts_per_step={a.prompts}"]), 1)
+    prompts = [tok(p.prompt)["input_ids"] for p in problems for _ in range(a.group)]
+
+    rollout: dict[str, list[dict]] = {s: [] for s in SETTINGS}
+    train: dict[str, dict[str, list[dict]]] = {s: {"rlreason": [], "trl": []} for s in SETTINGS}
+    for s in SETTINGS:
+        bench_rollout(a, model, tok, prompts, s, seed=0)  # warm-up
+    for r in range(a.repeats):
+        for s in SETTINGS:
+            for i in range(a.rollout_repeats):
+                rollout[s].append(bench_rollout(a, model, tok, prompts, s, seed=1 + r * a.rollout_repeats + i))
+            sides = [("rlreason", bench_rlreason), ("trl", bench_trl)]
+            for name, fn in sides if r % 2 == 0 else sides[::-1]:
+                train[s][name].append(fn(a, s, tmp / f"{name}-{s}-{r}"))
+                print(f"[rl_step_speed] repeat {r} {s} {name}: {train[s][name][-1]}", flush=True)
+
+    result: dict[str, Any] = {"train": {}, "rollout": {}}
+    for s in SETTINGS:
+        ours, trl = train[s]["rlreason"], train[s]["trl"]
+        result["train"][s] = {
+            "rlreason": summarise(ours),
+            "trl": summarise(trl),
+            "speedup_samples_per_s": spread([o["samples_per_s"] / t["samples_per_s"] for o, t in zip(ours, trl)]),
+            "speedup_tokens_per_s": spread([o["tokens_per_s"] / t["tokens_per_s"] for o, t in zip(ours, trl)]),
+        }
+        rows = rollout[s]
+        result["rollout"][s] = {
+            "rlreason": summarise([row["rlreason"] for row in rows]),
+            "generate": summarise([row["generate"] for row in rows]),
+            "speedup_tokens_per_s": spread(
+                [r["rlreason"]["tokens_per_s"] / r["generate"]["tokens_per_s"] for r in rows]
+            ),
+        }
+    return result
+
+
+def check_equal_work(result: dict[str, Any], max_new: int) -> list[str]:
+    """Where an `equal_tokens` run did not generate exactly `max_new` tokens per completion."""
+    problems = []
+    for side, summary in result["train"]["equal_tokens"].items():
+        if side.startswith("speedup"):
+            continue
+        for row in summary["repeats"]:
+            if not row["min_len"] == row["max_len"] == max_new:
+                problems.append(f"train {side}: lengths {row['min_len']}..{row['max_len']}, not {max_new}")
+    for side in ("rlreason", "generate"):
+        for row in result["rollout"]["equal_tokens"][side]["repeats"]:
+            if row["tokens_per_sample"] != max_new:
+                problems.append(f"rollout {side}: {row['tokens_per_sample']} tokens per sample, not {max_new}")
+    return problems
+
+
+def fmt(s: dict[str, float], digits: int = 1) -> str:
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}, {s['max']:.{digits}f}]"
+
+
+def print_table(result: dict[str, Any]) -> None:
+    st = result["setup"]
+    print(
+        f"\nGRPO ({st['loss_type']}, beta 0) on the lab model: {st['group']} x {st['prompts']} samples/step, "
+        f"<= {st['max_new_tokens']} new tokens, CPU, {st['threads']} threads; median [min, max] of "
+        f"{st['repeats']} interleaved repeats; load {result['load']['before']} -> {result['load']['after']}"
+    )
+    head = f"{'setting':13} {'side':9} {'s/step':>18} {'samples/s':>20} {'tokens/s':>22} {'tok/sample':>10}"
+    print(head)
+    for s in SETTINGS:
+        block = result["train"][s]
+        for side in ("rlreason", "trl"):
+            r = block[side]
+            print(
+                f"{s:13} {side:9} {fmt(r['step_s'], 3):>18} {fmt(r['samples_per_s']):>20} "
+                f"{fmt(r['tokens_per_s'], 0):>22} {r['tokens_per_sample']['median']:>10.1f}"
+            )
+        print(
+            f"{'':13} {'ratio':9} samples/s {fmt(block['speedup_samples_per_s'], 2)}, "
+            f"tokens/s {fmt(block['speedup_tokens_per_s'], 2)}"
+        )
+    print("\nrollout of one step's batch: tokens/s, rlreason backend vs model.generate")
+    for s in SETTINGS:
+        block = result["rollout"][s]
+        print(
+            f"{s:13} rlreason {fmt(block['rlreason']['tokens_per_s'], 0):>20} "
+            f"({block['rlreason']['tokens_per_sample']['median']:.1f} tok/sample)  generate "
+            f"{fmt(block['generate']['tokens_per_s'], 0):>20} ({block['generate']['tokens_per_sample']['median']:.1f})"
+            f"  ratio {fmt(block['speedup_tokens_per_s'], 2)}"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="policy directory (default: run the lab SFT warm-up)")
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=6, help="RL steps per run (the first two are warm-up)")
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
-    args = ap.parse_args()
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved training runs per side and setting")
+    ap.add_argument("--rollout-repeats", type=int, default=2, help="rollout comparisons per training repeat")
+    a = ap.parse_args()
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        cache = Path(os.environ.get("RLREASON_CACHE", Path.home() / ".cache" / "rlreason"))
-        model_path = args.model
-        if model_path is None:
-            from rlreason.train.run import resolve_init
+    if a.model is None:
+        from rlreason.train.run import resolve_init
 
-            model_path = resolve_init(load_config("experiments/lab/grpo.yaml"))
-        model, tok, _ = lab_model(model_path, cache)
-        problems = LabArith().problems("train")[: args.prompts]
-        prompts = [tok(p.prompt)["input_ids"] for p in problems for _ in range(args.group)]
-        rollout = bench_rollout(model, tok, prompts, args.max_new_tokens, repeats=3)
-        ours = bench_rlreason(model_path, args.steps, args.group, args.prompts, args.max_new_tokens, tmp_path)
-        trl = bench_trl(model_path, args.steps, args.group, args.prompts, args.max_new_tokens, tmp_path)
-    result = {
-        "setup": vars(args) | {"model": model_path, "threads": torch.get_num_threads()},
-        "rlreason": ours,
-        "trl": trl,
-        "rollout": rollout,
-        "train_speedup_vs_trl": ours["samples_per_s"] / trl["samples_per_s"],
-        "rollout_speedup_vs_generate": rollout["rlreason_tokens_per_s"] / rollout["generate_tokens_per_s"],
+        a.model = resolve_init(load_config(RECIPE))
+    import transformers
+    import trl
+
+    setup = vars(a) | {
+        "loss_type": "dapo",
+        "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
     }
-    print(
-        f"GRPO on the lab model: {args.group} x {args.prompts} samples/step, <= {args.max_new_tokens} new tokens, CPU"
-    )
-    print(f"{'':24} {'s/step':>8} {'samples/s':>10} {'tokens/s':>10}")
-    for name in ("rlreason", "trl"):
-        r = result[name]
-        print(f"{name:24} {r['step_s']:>8.2f} {r['samples_per_s']:>10.1f} {r['tokens_per_s']:>10.0f}")
-    print(f"training speed-up vs TRL GRPOTrainer: {result['train_speedup_vs_trl']:.2f}x (target >= 1.5x)")
-    print(
-        f"rollout tokens/s: rlreason {rollout['rlreason_tokens_per_s']:.0f} vs generate "
-        f"{rollout['generate_tokens_per_s']:.0f} = {result['rollout_speedup_vs_generate']:.2f}x (target >= 1x)"
-    )
+    before, t0 = load(), time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(a, Path(tmp))
+    result = {"setup": setup, "load": {"before": before, "after": load(), "wall_s": time.time() - t0}, **result}
+    result["equal_work_violations"] = check_equal_work(result, a.max_new_tokens)
+    print_table(result)
+    for line in result["equal_work_violations"]:
+        print(f"NOT EQUAL WORK: {line}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rl_step_speed.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / "rl_step_speed.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

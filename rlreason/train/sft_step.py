@@ -60,7 +60,7 @@ def sft_batch(learner: Learner, problems: list[Problem]) -> tuple[torch.Tensor, 
             if control is not None and hasattr(control, "render"):
                 text = control.render(text)
             prompts.append(learner.prompts(p))
-            targets.append(tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+            targets.append(learner.prompts.encode_target(text))
     if not targets:
         raise ValueError("SFT needs problems with targets; the task gave none")
     prompt_ids, prompt_mask = left_pad(prompts, tok.pad_token_id)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlreason.cli import main
-from rlreason.verify import VerifierPool, _default_pool, extract_answer, is_correct, verify_batch
+from rlreason.verify import VerifierPool, _library_pool, extract_answer, is_correct, verify_batch
 from rlreason.verify.symbolic import exponent_tower, too_complex
 
 TIMEOUT = 1.0
@@ -89,7 +89,7 @@ def test_exponent_towers_are_refused_before_parsing():
 
 
 def test_is_correct_from_a_worker_thread_has_a_hard_timeout():
-    shared = _default_pool("math", TIMEOUT)  # the pool is_correct and verify_batch share
+    shared = _library_pool("math", TIMEOUT)  # the pool is_correct and verify_batch share
     killed = shared.timeouts
     assert run_in_thread(lambda: is_correct(r"\boxed{10000000!}", "1", timeout=TIMEOUT)) is False
     assert shared.timeouts - killed == 1

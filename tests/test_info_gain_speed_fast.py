@@ -15,6 +15,7 @@ from rlreason.policy.control_tokens import setup_control_tokens
 from rlreason.policy.episodes import segment_batch
 from rlreason.policy.jvp import directional_logprobs, last_block_directional_logprobs, last_block_tangent
 from rlreason.policy.lab_tiny import build_lab_tiny, build_lab_tokenizer
+from rlreason.policy.length_passes import length_sorted_passes
 from rlreason.rewards.base import RewardContext
 from rlreason.rewards.info_gain import InfoGain
 
@@ -124,3 +125,15 @@ def test_fast_on_float32_lab_tiny(tmp_path):
     exact, fast = InfoGain(batch_size=2)(batch, ctx), InfoGain(fast=True, batch_size=2)(batch, ctx)
     assert exact.metrics["info_gain/penalty_mean"] > 0
     assert_rewards_close(exact, fast, rtol=1e-5, atol=1e-6)
+
+
+def test_length_sorted_passes_partition_by_length_within_the_budget():
+    lengths = [30, 5, 6, 40, 7, 5, 31, 8]
+    passes = length_sorted_passes(lengths, max_rows=3)
+    assert sorted(i for p in passes for i in p) == list(range(len(lengths)))
+    flat = [lengths[i] for p in passes for i in p]
+    assert flat == sorted(flat)
+    budget = 3 * sum(lengths) / len(lengths)
+    for p in passes:
+        assert len(p) <= 3 and (len(p) == 1 or len(p) * max(lengths[i] for i in p) <= budget)
+    assert length_sorted_passes([], 4) == [] and length_sorted_passes([50], 4) == [[0]]

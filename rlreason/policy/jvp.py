@@ -14,6 +14,7 @@ import torch
 from torch.func import functional_call, jvp
 
 from rlreason.batch import RolloutBatch
+from rlreason.policy.length_passes import length_sorted_passes
 from rlreason.policy.padding import right_pad
 
 
@@ -151,7 +152,8 @@ def last_block_directional_logprobs(
     pushed forward from that layer's input hidden states on prompt + response (`layer_inputs[i]`,
     [len, H], e.g. recorded by the packed scoring pass): the layers below carry no tangent, so they
     are not run again; the output head runs on the response positions only. Rows go into passes
-    sorted by length (less padding). Equal to `directional_logprobs` up to float32 rounding."""
+    by length (`rlreason.policy.length_passes`: less padding). Equal to `directional_logprobs` up
+    to float32 rounding."""
     from rlreason.train.forward import decoder_of
 
     decoder = decoder_of(model)
@@ -161,11 +163,9 @@ def last_block_directional_logprobs(
     tangents = {n: tangent[n].to(device) for n in primals}
     n_resp_max = batch.response_ids.shape[1]
     lengths = [int(h.shape[0]) for h in layer_inputs]
-    order = sorted(range(batch.num_samples), key=lengths.__getitem__)
     out: torch.Tensor | None = None
     with jvp_ready(model):
-        for a in range(0, len(order), batch_size):
-            rows = order[a : a + batch_size]
+        for rows in length_sorted_passes(lengths, batch_size):
             width = max(lengths[i] for i in rows)
             hidden = torch.zeros(len(rows), width, layer_inputs[rows[0]].shape[-1], dtype=layer_inputs[rows[0]].dtype)
             hidden = hidden.to(device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.errors import RLReasonError
+from rlreason.policy.length_passes import length_sorted_passes
 from rlreason.policy.padding import right_pad
 
 
@@ -75,6 +76,7 @@ def packed_scores_and_layer_inputs(
     *,
     sort_by_length: bool = False,
     layer: torch.nn.Module | None = None,
+    drop_unread_token: bool = False,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     """`packed_forced_answer_scores`, and with `layer` also each sample's input hidden states to that
     decoder layer at its base positions ([len(bases[i]), H]): the base part of a packed row is
@@ -82,9 +84,11 @@ def packed_scores_and_layer_inputs(
     plain sequence from that layer on (the penalty's JVP on the last block) need not run the layers
     below it again. A sample with no context lengths is only encoded (no J).
 
-    `sort_by_length`: passes take samples of similar packed length together (less padding, same
-    rows per pass). The values then differ from the unsorted passes by float32 rounding only (the
-    attention kernels' reductions depend on the padded width)."""
+    `sort_by_length`: passes take samples of similar packed length together
+    (`rlreason.policy.length_passes`: less padding, no larger passes). `drop_unread_token`: a block's
+    last suffix token is only a target, no query reads it, so it is left out of the row. With either,
+    the values differ from the default layout by float32 rounding only (the kernels' reductions
+    depend on the padded width)."""
     attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
     if attn not in (None, "eager", "sdpa"):  # flash attention ignores a custom 4D mask: wrong J, silently
         raise RLReasonError(
@@ -95,15 +99,18 @@ def packed_scores_and_layer_inputs(
     model.eval()
     param = next(model.parameters())
     device, dtype = param.device, param.dtype if param.dtype.is_floating_point else torch.float32
-    lengths = [len(bases[i]) + len(context_lengths[i]) * len(suffix_ids[i]) for i in range(len(bases))]
-    order = sorted(range(len(bases)), key=lengths.__getitem__) if sort_by_length else list(range(len(bases)))
+    drop = int(drop_unread_token)
+    lengths = [len(bases[i]) + len(context_lengths[i]) * (len(suffix_ids[i]) - drop) for i in range(len(bases))]
+    if sort_by_length:
+        passes = length_sorted_passes(lengths, batch_size)
+    else:
+        passes = [list(range(a, min(a + batch_size, len(bases)))) for a in range(0, len(bases), batch_size)]
     scores: list[torch.Tensor] = [torch.zeros(0)] * len(bases)
     hidden: list[torch.Tensor] | None = [torch.zeros(0)] * len(bases) if layer is not None else None
     recorded: list[torch.Tensor] = []
     hook = layer.register_forward_pre_hook(_recorder(recorded), with_kwargs=True) if layer is not None else None
     try:
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in passes:
             inputs, scored = _packed_inputs(
                 [bases[i] for i in rows],
                 [context_lengths[i] for i in rows],
@@ -111,6 +118,7 @@ def packed_scores_and_layer_inputs(
                 [n_scored[i] for i in rows],
                 pad_id,
                 dtype,
+                drop,
             )
             inputs = {k: v.to(device) for k, v in inputs.items()}
             recorded.clear()
@@ -151,36 +159,39 @@ def _packed_inputs(
     n_scored: list[int],
     pad_id: int,
     dtype: torch.dtype,
+    drop: int = 0,
 ) -> tuple[dict[str, torch.Tensor], list[tuple[int, list[int], list[int]]]]:
     """Token ids, position ids and additive 4D mask of one pass of packed rows, and the scored
     (row, predictor positions, target ids) per block. A query sees the keys `allowed` marks: a base
     token its causal prefix; a block token the row's first c_k tokens and its own block causally; a
-    padding query only itself (a query that sees nothing is NaN)."""
-    lengths = [len(b) + len(c) * len(s) for b, c, s in zip(bases, context_lengths, suffix_ids)]
+    padding query only itself (a query that sees nothing is NaN). `drop`: leave out the last `drop`
+    suffix tokens of each block (targets only, read by no query)."""
+    lengths = [len(b) + len(c) * (len(s) - drop) for b, c, s in zip(bases, context_lengths, suffix_ids)]
     width = max(lengths)
     ids = torch.full((len(bases), width), pad_id, dtype=torch.long)
     pos = torch.zeros((len(bases), width), dtype=torch.long)
     allowed = torch.zeros((len(bases), width, width), dtype=torch.bool)
     scored: list[tuple[int, list[int], list[int]]] = []
     for r, (base, ctx, suffix) in enumerate(zip(bases, context_lengths, suffix_ids)):
-        n, s, length = len(base), len(suffix), lengths[r]
+        n, s, length = len(base), len(suffix) - drop, lengths[r]
         c = torch.tensor(ctx, dtype=torch.long)
         q = torch.arange(length)
         block = torch.where(q >= n, (q - n) // s, -1) if s else torch.full((length,), -1)
         no_prefix = torch.zeros(length, dtype=torch.long)
         prefix = torch.where(block >= 0, c[block.clamp(min=0)], 0) if len(ctx) else no_prefix
-        ids[r, :length] = torch.tensor(base + suffix * len(ctx), dtype=torch.long)
+        ids[r, :length] = torch.tensor(base + suffix[:s] * len(ctx), dtype=torch.long)
         pos[r, :length] = torch.where(block >= 0, prefix + (q - n) % max(s, 1), q)
         allowed[r, :length, :length] = ((block[:, None] == block[None, :]) & (q[None, :] <= q[:, None])) | (
             q[None, :] < prefix[:, None]
         )
         pad = torch.arange(length, width)
         allowed[r, pad, pad] = True
-        first_scored = s - n_scored[r] if s else 0
+        first_scored = len(suffix) - n_scored[r]
         for k, ck in enumerate(ctx):
             a = n + k * s
             # token j of the block is predicted at block position j - 1 (or at prefix token c - 1)
-            scored.append((r, [a + j - 1 if j > 0 else ck - 1 for j in range(first_scored, s)], suffix[first_scored:]))
+            predictors = [a + j - 1 if j > 0 else ck - 1 for j in range(first_scored, len(suffix))]
+            scored.append((r, predictors, suffix[first_scored:]))
     mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
     return {"input_ids": ids, "attention_mask": mask[:, None], "position_ids": pos}, scored
 

@@ -176,6 +176,7 @@ class InfoGain(Reward):
                 self.chunk_size,
                 sort_by_length=self.fast,
                 layer=layer,
+                drop_unread_token=self.fast,
             )
             scores = torch.cat(packed) if packed else torch.zeros(0)
             if recorded is not None:

@@ -85,7 +85,8 @@ def packed_scores_and_layer_inputs(
     below it again. A sample with no context lengths is only encoded (no J).
 
     `sort_by_length`: passes take samples of similar packed length together
-    (`rlreason.policy.length_passes`: less padding, no larger passes). `drop_unread_token`: a block's
+    (`rlreason.policy.length_passes`: less padding, no larger passes) and the output head runs at the
+    scored positions only. `drop_unread_token`: a block's
     last suffix token is only a target, no query reads it, so it is left out of the row. With either,
     the values differ from the default layout by float32 rounding only (the kernels' reductions
     depend on the padded width)."""
@@ -125,8 +126,8 @@ def packed_scores_and_layer_inputs(
             rr = torch.tensor([r for r, pr, _ in scored for _ in pr], dtype=torch.long)
             cc = torch.tensor([q for _, pr, _ in scored for q in pr], dtype=torch.long)
             yy = torch.tensor([y for _, _, ys in scored for y in ys], dtype=torch.long)
-            if chunk_size > 0:  # only the scored positions' logits, chunk_size of them at a time
-                flat = scored_logprobs(model, inputs, rr, cc, yy, chunk_size)
+            if chunk_size > 0 or sort_by_length:  # only the scored positions' logits, chunk_size at a time
+                flat = scored_logprobs(model, inputs, rr, cc, yy, chunk_size if chunk_size > 0 else max(1, len(rr)))
             else:
                 logp = torch.log_softmax(model(**inputs, use_cache=False).logits.float(), -1)
                 flat = logp[rr.to(device), cc.to(device), yy.to(device)]

@@ -19,6 +19,7 @@ Deviations from the paper and the released code: docs/algorithms.md#info_gain
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import torch
 
@@ -188,8 +189,9 @@ class InfoGain(Reward):
         gains: list[torch.Tensor] = []
         finals: list[float] = []
         k = 0
+        per_sample = Counter(owners)
         for i, e in enumerate(eps):
-            n_b = sum(1 for o in owners if o == i)
+            n_b = per_sample[i]
             if n_b == 0:
                 gains.append(torch.zeros(len(e.spans)))
                 continue

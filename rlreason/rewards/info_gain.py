@@ -90,7 +90,10 @@ def per_type_metrics(
 class InfoGain(Reward):
     """L2T information-gain process reward: per-episode fitting gain minus a Fisher compression penalty.
 
-    Deviations from the paper and the released code: docs/algorithms.md#info_gain
+    `fast`: the same estimator in fewer FLOPs (length-grouped scoring passes; with `params:
+    last_block`, the penalty's JVP on the last layer only, from the scoring pass's recorded inputs),
+    equal to the default path up to float32 rounding; off by default, so the default stays the
+    bit-for-bit reference. Deviations from the paper and the released code: docs/algorithms.md#info_gain
     """
 
     needs_policy = True

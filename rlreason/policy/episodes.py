@@ -45,11 +45,25 @@ class Episodes:
     reasoning: bool = True  # False: no reasoning region (``<short>`` answer or malformed): no fitting gain
 
 
-def _token_offsets(ids: list[int], tokenizer: Any) -> tuple[str, list[int]]:
+class _PieceCache:
+    """Token id -> its decoded text, each id decoded once (a batch repeats the same few hundred ids,
+    and one `decode` call costs more than the rest of the segmenting of its token)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer, self.pieces = tokenizer, {}
+
+    def __call__(self, t: int) -> str:
+        piece = self.pieces.get(t)
+        if piece is None:
+            piece = self.pieces[t] = self.tokenizer.decode([t], skip_special_tokens=False)
+        return piece
+
+
+def _token_offsets(ids: list[int], decode: Any) -> tuple[str, list[int]]:
     """Concatenated text of the tokens and the character offset where each token starts."""
     starts, pieces, pos = [], [], 0
     for t in ids:
-        piece = tokenizer.decode([t], skip_special_tokens=False)
+        piece = decode(t)
         starts.append(pos)
         pieces.append(piece)
         pos += len(piece)
@@ -68,21 +82,25 @@ def _single(n: int, ok: bool) -> Episodes:
     return Episodes(spans=[(0, n)], boundaries=[min(1, n), n], format_ok=ok, reasoning=False)
 
 
-def segment(ids: list[int], tokenizer: Any, mode: str = "lab", canonicalize: Any = None) -> Episodes:
-    """Episodes of one response (`ids` = its valid tokens, EOS included)."""
+def segment(
+    ids: list[int], tokenizer: Any, mode: str = "lab", canonicalize: Any = None, pieces: _PieceCache | None = None
+) -> Episodes:
+    """Episodes of one response (`ids` = its valid tokens, EOS included); `pieces`: a decode cache
+    shared over a batch (`segment_batch`)."""
     if mode not in MODES:
         raise ConfigError(f"episodes: expected one of {', '.join(MODES)}, got {mode!r}")
     n = len(ids)
     if n == 0:
         return Episodes(spans=[(0, 0)], boundaries=[0, 0], format_ok=False, reasoning=False)
-    text, starts = _token_offsets(ids, tokenizer)
+    decode = pieces if pieces is not None else _PieceCache(tokenizer)
+    text, starts = _token_offsets(ids, decode)
     if canonicalize is not None:  # mapped control tokens: offsets are kept by replacing per token
-        pieces = [canonicalize(tokenizer.decode([t], skip_special_tokens=False)) for t in ids]
+        canonical = [canonicalize(decode(t)) for t in ids]
         starts, pos = [], 0
-        for p in pieces:
+        for p in canonical:
             starts.append(pos)
             pos += len(p)
-        text = "".join(pieces)
+        text = "".join(canonical)
     try:
         ends = _episode_char_ends(text, mode)
     except ValueError:
@@ -136,7 +154,8 @@ def segment_batch(
 ) -> list[Episodes]:
     """`segment` for every row of a (right-padded) response batch, masked tokens dropped."""
     out = []
+    pieces = _PieceCache(tokenizer)
     for ids, m in zip(response_ids.tolist(), response_mask.tolist()):
         valid = [t for t, keep in zip(ids, m) if keep]
-        out.append(segment(valid, tokenizer, mode, canonicalize))
+        out.append(segment(valid, tokenizer, mode, canonicalize, pieces))
     return out

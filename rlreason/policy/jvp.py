@@ -14,6 +14,7 @@ import torch
 from torch.func import functional_call, jvp
 
 from rlreason.batch import RolloutBatch
+from rlreason.policy.length_passes import length_sorted_passes
 from rlreason.policy.padding import right_pad
 
 
@@ -74,7 +75,8 @@ def directional_logprobs(
             def logprobs(params: dict[str, torch.Tensor], ids=ids, mask=mask, index=index, targets=targets):
                 if chunk_size > 0:
                     return _chunked_jvp_logprobs(model, params, ids, mask, index, targets, chunk_size)
-                logits = functional_call(model, params, (), {"input_ids": ids, "attention_mask": mask}, strict=False)
+                kwargs = {"input_ids": ids, "attention_mask": mask, "use_cache": False}  # no K/V copies
+                logits = functional_call(model, params, (), kwargs, strict=False)
                 raw = logits.logits
                 logp = torch.log_softmax(raw.to(torch.promote_types(raw.dtype, torch.float32)), -1)
                 at_response = logp.gather(1, index.unsqueeze(-1).expand(-1, -1, logp.shape[-1]))  # [n, T, V]
@@ -118,3 +120,85 @@ def _chunked_jvp_logprobs(
         logp = torch.log_softmax(raw.to(torch.promote_types(raw.dtype, torch.float32)), -1)
         parts.append(logp.gather(-1, targets[:, a : a + chunk_size].unsqueeze(-1)).squeeze(-1))
     return torch.cat(parts, dim=1)
+
+
+def last_block_tangent(model: torch.nn.Module, tangent: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """The tangent renamed to the last decoder layer's own parameter names when all of it lives in
+    that layer (`params: last_block`) and the model has the Llama/Qwen layout (decoder `layers`,
+    `norm`, `rotary_emb`); None otherwise. Then `last_block_directional_logprobs` applies."""
+    from rlreason.train.forward import decoder_of
+
+    try:
+        decoder = decoder_of(model)
+    except ValueError:
+        return None
+    if not all(hasattr(decoder, a) for a in ("layers", "norm", "rotary_emb")) or not len(decoder.layers):
+        return None
+    local = {id(p): n for n, p in decoder.layers[-1].named_parameters()}
+    params = dict(model.named_parameters())
+    if not all(id(params[n]) in local for n in tangent if n in params) or any(n not in params for n in tangent):
+        return None
+    return {local[id(params[n])]: t for n, t in tangent.items()}
+
+
+def last_block_directional_logprobs(
+    model: torch.nn.Module,
+    batch: RolloutBatch,
+    layer_inputs: list[torch.Tensor],
+    tangent: dict[str, torch.Tensor],
+    batch_size: int,
+) -> torch.Tensor:
+    """`directional_logprobs` for a tangent on the last decoder layer only (`last_block_tangent`),
+    pushed forward from that layer's input hidden states on prompt + response (`layer_inputs[i]`,
+    [len, H], e.g. recorded by the packed scoring pass): the layers below carry no tangent, so they
+    are not run again; the output head runs on the response positions only. Rows go into passes
+    by length (`rlreason.policy.length_passes`: less padding). Equal to `directional_logprobs` up
+    to float32 rounding."""
+    from rlreason.train.forward import decoder_of
+
+    decoder = decoder_of(model)
+    layer, head = decoder.layers[-1], model.get_output_embeddings()
+    device = next(model.parameters()).device
+    primals = {n: p.detach() for n, p in layer.named_parameters() if n in tangent}
+    tangents = {n: tangent[n].to(device) for n in primals}
+    n_resp_max = batch.response_ids.shape[1]
+    lengths = [int(h.shape[0]) for h in layer_inputs]
+    out: torch.Tensor | None = None
+    with jvp_ready(model):
+        for rows in length_sorted_passes(lengths, batch_size):
+            width = max(lengths[i] for i in rows)
+            hidden = torch.zeros(len(rows), width, layer_inputs[rows[0]].shape[-1], dtype=layer_inputs[rows[0]].dtype)
+            hidden = hidden.to(device)
+            seqs, starts = [], []
+            for r, i in enumerate(rows):
+                prompt = batch.prompt_ids[i][batch.prompt_mask[i].bool()].tolist()
+                seqs.append(prompt + batch.response_ids[i][batch.response_mask[i].bool()].tolist())
+                starts.append(len(prompt))
+                hidden[r, : lengths[i]] = layer_inputs[i]
+            ids, valid = right_pad(seqs, 0)
+            ids, valid = ids.to(device), valid.to(device).bool()
+            q = torch.arange(width, device=device)
+            allowed = (q[None, :] <= q[:, None])[None] & valid[:, None, :]  # causal, real keys (pad queries too)
+            mask = torch.zeros(allowed.shape, dtype=hidden.dtype, device=device)
+            mask = mask.masked_fill(~allowed, torch.finfo(hidden.dtype).min)[:, None]
+            pos = q[None].expand(len(rows), -1)
+            rope = decoder.rotary_emb(hidden, pos)
+            index = torch.tensor(starts, device=device)[:, None] - 1 + torch.arange(n_resp_max, device=device)
+            index = index.clamp(max=width - 2)
+            targets = ids.gather(1, index + 1)
+
+            def logprobs(params, hidden=hidden, mask=mask, pos=pos, rope=rope, index=index, targets=targets):
+                kwargs = {"attention_mask": mask, "position_ids": pos, "position_embeddings": rope}
+                y = functional_call(layer, params, (hidden,), kwargs, strict=False)
+                y = decoder.norm(y[0] if isinstance(y, tuple) else y)
+                at = y.gather(1, index.unsqueeze(-1).expand(-1, -1, y.shape[-1]))
+                raw = head(at)
+                logp = torch.log_softmax(raw.to(torch.promote_types(raw.dtype, torch.float32)), -1)
+                return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+            _, d = jvp(logprobs, (primals,), (tangents,))
+            keep = batch.response_mask[rows].to(device).bool()
+            if out is None:
+                out = torch.zeros(batch.num_samples, n_resp_max, dtype=d.dtype)
+            out[rows] = torch.where(keep, d, torch.zeros_like(d)).detach().cpu()
+    return out if out is not None else torch.zeros(0, n_resp_max)

@@ -11,7 +11,7 @@ forced after s, Delta_theta = theta - theta_ref on `params` (`rlreason.policy.ta
 g_k . Delta_theta from one forward-mode JVP (`rlreason.policy.jvp`).
 
 Defaults: alpha 0.8, beta 0.6 (the paper's), correct 1.0, wrong 0.0, episodes lab, params
-last_block, rank 8, seed 0, damping 0, batch_size 64, scoring packed, chunk_size 0.
+last_block, rank 8, seed 0, damping 0, batch_size 64, scoring packed, chunk_size 0, fast False.
 
 Deviations from the paper and the released code: docs/algorithms.md#info_gain
 """
@@ -19,17 +19,19 @@ Deviations from the paper and the released code: docs/algorithms.md#info_gain
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import torch
 
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.policy.episodes import MODES, Episodes, segment_batch
-from rlreason.policy.jvp import directional_logprobs
-from rlreason.policy.tangent import SUBSETS, parameter_delta
+from rlreason.policy.jvp import directional_logprobs, last_block_directional_logprobs, last_block_tangent
+from rlreason.policy.tangent import SUBSETS, parameter_delta, subset_names
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.rewards.episode_types import EPISODE_TYPES, episode_types
-from rlreason.rewards.forced_answer import forced_answer_scores, packed_forced_answer_scores
+from rlreason.rewards.forced_answer import forced_answer_scores, packed_scores_and_layer_inputs
+from rlreason.train.forward import decoder_of
 
 
 def cue_ids(ctx: RewardContext) -> list[int]:
@@ -88,7 +90,10 @@ def per_type_metrics(
 class InfoGain(Reward):
     """L2T information-gain process reward: per-episode fitting gain minus a Fisher compression penalty.
 
-    Deviations from the paper and the released code: docs/algorithms.md#info_gain
+    `fast`: the same estimator in fewer FLOPs (length-grouped scoring passes; with `params:
+    last_block`, the penalty's JVP on the last layer only, from the scoring pass's recorded inputs),
+    equal to the default path up to float32 rounding; off by default, so the default stays the
+    bit-for-bit reference. Deviations from the paper and the released code: docs/algorithms.md#info_gain
     """
 
     needs_initial_params = True
@@ -107,6 +112,7 @@ class InfoGain(Reward):
         batch_size: int = 64,
         scoring: str = "packed",
         chunk_size: int = 0,
+        fast: bool = False,
     ) -> None:
         if episodes not in MODES:
             raise ValueError(f"episodes: expected one of {', '.join(MODES)}, got {episodes!r}")
@@ -122,6 +128,7 @@ class InfoGain(Reward):
                 raise ValueError(f"{key}: expected an integer >= 1, got {value}")
         if chunk_size < 0:
             raise ValueError(f"chunk_size: expected >= 0 (0 = whole logits in one pass), got {chunk_size}")
+        self.fast = fast  # the same estimator in fewer FLOPs, equal up to float32 rounding (docs)
         self.chunk_size = chunk_size  # > 0: logits of at most this many positions at once (memory)
         self.alpha, self.beta, self.correct, self.wrong = alpha, beta, correct, wrong
         self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
@@ -130,38 +137,63 @@ class InfoGain(Reward):
 
     # -- the two estimators ----------------------------------------------------------------------
     def fitting_gain(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
+        return self._score_prefixes(batch, eps, ctx)[0]
+
+    def _score_prefixes(
+        self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext, layer: torch.nn.Module | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Per-sample gains and, with `layer` (the `fast` penalty), every sample's input to that layer
+        on prompt + response, recorded by the packed pass (samples without reasoning are only encoded)."""
         tok = ctx.tokenizer
         cue = cue_ids(ctx)
         contexts, answers, owners = [], [], []
-        bases, context_lengths, suffixes, n_scored = [], [], [], []
+        packed_rows, bases, context_lengths, suffixes, n_scored = [], [], [], [], []
         for i, e in enumerate(eps):
+            if not self._has_reasoning(e) and layer is None:
+                continue
             prompt = batch.prompt_ids[i][batch.prompt_mask[i].bool()].tolist()
             response = batch.response_ids[i][batch.response_mask[i].bool()].tolist()
             gold = tok(batch.golds[i], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-            if not self._has_reasoning(e):
-                continue
+            boundaries = e.boundaries if self._has_reasoning(e) else []
+            packed_rows.append(i)
             bases.append(prompt + response)
-            context_lengths.append([len(prompt) + b for b in e.boundaries])
+            context_lengths.append([len(prompt) + b for b in boundaries])
             suffixes.append(cue + gold)
             n_scored.append(len(gold))
-            for b in e.boundaries:
+            for b in boundaries:
                 contexts.append(prompt + response[:b] + cue)
                 answers.append(gold)
                 owners.append(i)
+        hidden: list[torch.Tensor] | None = None
         if self.scoring == "packed":
             # a packed row is ~K+1 sequences long, so fewer rows per pass keep the pass the same size
             per_pass = max(1, self.batch_size // max(1, max((len(c) for c in context_lengths), default=1)))
-            packed = packed_forced_answer_scores(
-                ctx.policy, bases, context_lengths, suffixes, n_scored, tok.pad_token_id, per_pass, self.chunk_size
+            packed, recorded = packed_scores_and_layer_inputs(
+                ctx.policy,
+                bases,
+                context_lengths,
+                suffixes,
+                n_scored,
+                tok.pad_token_id,
+                per_pass,
+                self.chunk_size,
+                sort_by_length=self.fast,
+                layer=layer,
+                drop_unread_token=self.fast,
             )
             scores = torch.cat(packed) if packed else torch.zeros(0)
+            if recorded is not None:
+                hidden = [torch.zeros(0)] * len(eps)
+                for i, h in zip(packed_rows, recorded):
+                    hidden[i] = h
         else:
             scores = forced_answer_scores(ctx.policy, contexts, answers, tok.pad_token_id, self.batch_size)
         gains: list[torch.Tensor] = []
         finals: list[float] = []
         k = 0
+        per_sample = Counter(owners)
         for i, e in enumerate(eps):
-            n_b = sum(1 for o in owners if o == i)
+            n_b = per_sample[i]
             if n_b == 0:
                 gains.append(torch.zeros(len(e.spans)))
                 continue
@@ -170,18 +202,28 @@ class InfoGain(Reward):
             gains.append(j[1:] - j[:-1])
             finals.append(float(j[-1]))
         self.last_final_j = finals  # J(s_{K+1}) of the samples with reasoning, for the metrics
-        return gains
+        return gains, hidden
 
     @staticmethod
     def _has_reasoning(e: Episodes) -> bool:
         """A well-formed reasoning region (a <short> answer or broken markup has none: zero gain)."""
         return e.format_ok and e.reasoning
 
-    def penalty(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
+    def penalty(
+        self,
+        batch: RolloutBatch,
+        eps: list[Episodes],
+        ctx: RewardContext,
+        layer_inputs: list[torch.Tensor] | None = None,
+    ) -> list[torch.Tensor]:
         if self.beta == 0 or ctx.initial_params is None:
             return [torch.zeros(len(e.spans)) for e in eps]
         tangent, sq_norm = self.tangent(ctx.policy, ctx.initial_params)
-        d = directional_logprobs(ctx.policy, batch, tangent, self.batch_size, self.chunk_size)
+        local = last_block_tangent(ctx.policy, tangent) if layer_inputs is not None else None
+        if local is not None and layer_inputs is not None:
+            d = last_block_directional_logprobs(ctx.policy, batch, layer_inputs, local, self.batch_size)
+        else:
+            d = directional_logprobs(ctx.policy, batch, tangent, self.batch_size, self.chunk_size)
         out = []
         for i, e in enumerate(eps):
             per_ep = torch.stack([d[i, a:b].sum() for a, b in e.spans]) if e.spans else torch.zeros(1)
@@ -194,14 +236,27 @@ class InfoGain(Reward):
         """Delta_theta on the subset (or its random projection) and its squared norm."""
         return parameter_delta(model, initial, self.params, self.rank, self.seed)
 
+    def _penalty_layer(self, ctx: RewardContext) -> torch.nn.Module | None:
+        """With `fast` (packed scoring, a penalty on the last block): the layer whose inputs the
+        scoring pass records for the penalty's JVP; None: the penalty runs its own full forward."""
+        if not self.fast or self.scoring != "packed" or self.beta == 0 or ctx.initial_params is None:
+            return None
+        if self.params != "last_block" or self.chunk_size > 0:
+            return None
+        names = {n: t for n, t in ctx.policy.named_parameters() if n in subset_names(ctx.policy, "last_block")}
+        if last_block_tangent(ctx.policy, names) is None:
+            return None
+        return decoder_of(ctx.policy).layers[-1]
+
     # -- the reward ------------------------------------------------------------------------------
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         if ctx.policy is None or ctx.tokenizer is None:
             raise ValueError("info_gain needs the policy and tokenizer in the reward context")
         canon = getattr(ctx, "canonicalize", None)
         eps = segment_batch(batch.response_ids, batch.response_mask, ctx.tokenizer, self.mode, canon)
-        gains = self.fitting_gain(batch, eps, ctx)
-        penalties = self.penalty(batch, eps, ctx)
+        layer = self._penalty_layer(ctx)
+        gains, layer_inputs = self._score_prefixes(batch, eps, ctx, layer)
+        penalties = self.penalty(batch, eps, ctx, layer_inputs)
         r_out = torch.where(ctx.correct, self.correct, self.wrong).float()
         episode_rewards = []
         for i, e in enumerate(eps):

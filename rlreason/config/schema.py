@@ -126,6 +126,14 @@ class OptimConfig:
     max_grad_norm: float = field(default=1.0, metadata=doc("gradient clipping norm (0 disables clipping)"))
     minibatches: int = field(default=1, metadata=doc("optimiser steps per pass over a rollout batch"))
     micro_batch_size: int = field(default=0, metadata=doc("gradient-accumulation chunk; 0 = the whole minibatch"))
+    micro_batch_tokens: int = field(
+        default=0,
+        metadata=doc(
+            "RL update: > 0 packs length-sorted samples into micro-batches of at most this many padded tokens, "
+            "each cut to its own longest prompt and response (replaces micro_batch_size; same gradient up to "
+            "float rounding); 0 = off (rlreason/train/micro_batches.py)"
+        ),
+    )
     max_nonfinite_in_a_row: int = field(
         default=3, metadata=doc("skipped non-finite updates in a row before the run stops")
     )

@@ -132,6 +132,7 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
         ("optim.warmup_steps", o.warmup_steps >= 0, ">= 0"),
         ("optim.minibatches", o.minibatches >= 1, "a positive integer"),
         ("optim.micro_batch_size", o.micro_batch_size >= 0, ">= 0 (0 = the whole minibatch)"),
+        ("optim.micro_batch_tokens", o.micro_batch_tokens >= 0, ">= 0 (0 = off)"),
         ("optim.batch_size", o.batch_size >= 1, "a positive integer"),
         ("optim.max_grad_norm", o.max_grad_norm >= 0, ">= 0 (0 disables clipping)"),
         ("optim.max_nonfinite_in_a_row", o.max_nonfinite_in_a_row >= 1, "a positive integer"),

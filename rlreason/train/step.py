@@ -31,6 +31,7 @@ from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
 from rlreason.train.forward import response_logprobs
+from rlreason.train.micro_batches import micro_batches, micro_columns
 from rlreason.train.parity import Parity, ParityMonitor
 from rlreason.train.passes import critic_values, micro_slices, sequence_logprobs
 from rlreason.train.ranks import RankReducer
@@ -210,8 +211,8 @@ def update(
             rows = torch.arange(n)[mb]
             norms = minibatch_normalisers(learner, h, batch, mask, rows, adv.keep, tokens_batch)
             losses = (
-                micro_loss(learner, h, batch, adv, values, mask, rows[micro], norms, on_policy, parity)
-                for micro in micro_slices(len(rows), cfg.optim.micro_batch_size)
+                micro_loss(learner, h, batch, adv, values, mask, sub, norms, on_policy, parity)
+                for sub in micro_batches(batch, rows, cfg.optim.micro_batch_size, cfg.optim.micro_batch_tokens)
             )
             stats = optimise(learner, h, losses, sums)
             for k, v in stats.items():
@@ -298,13 +299,18 @@ def micro_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The algorithm's loss on the micro-batch `sub`: log-probs (with grad) -> `LossInputs` -> `algo.loss`."""
     algo, dev, cfg = learner.algo, h.device, learner.cfg
+    pc, rc = micro_columns(batch, sub, trim=cfg.optim.micro_batch_tokens > 0)
+
+    def take(x: torch.Tensor) -> torch.Tensor:  # a [N, T] tensor's rows of `sub`, columns of its responses
+        return x[sub][:, rc].to(dev)
+
     entropy_coef = float(getattr(algo, "entropy_coef", 0.0) or 0.0)
     out = response_logprobs(
         learner.policy,
-        batch.prompt_ids[sub].to(dev),
-        batch.prompt_mask[sub].to(dev),
-        batch.response_ids[sub].to(dev),
-        batch.response_mask[sub].to(dev),
+        batch.prompt_ids[sub][:, pc].to(dev),
+        batch.prompt_mask[sub][:, pc].to(dev),
+        take(batch.response_ids),
+        take(batch.response_mask),
         temperature=cfg.rollout.temperature,
         with_entropy=True,
         entropy_grad=algo.needs_entropy_grad or entropy_coef > 0,
@@ -312,19 +318,19 @@ def micro_loss(
         chunk_size=cfg.model.logit_chunk_size,
     )
     if parity is not None:  # before the first optimiser step: sampler and trainer hold the same weights
-        parity.add(batch.old_logprobs[sub].to(dev), out.logprobs.detach(), mask[sub].to(dev))
-    old = out.logprobs.detach() if on_policy else batch.old_logprobs[sub].to(dev)
+        parity.add(take(batch.old_logprobs), out.logprobs.detach(), take(mask))
+    old = out.logprobs.detach() if on_policy else take(batch.old_logprobs)
     value_now = returns = old_values = None
     if learner.value_head is not None:
         value_now = learner.value_head(out.hidden).squeeze(-1)
-        returns = adv.returns[sub].to(dev) if adv.returns is not None else None
-        old_values = values[sub].to(dev) if values is not None else None
+        returns = take(adv.returns) if adv.returns is not None else None
+        old_values = take(values) if values is not None else None
     inp = LossInputs(
         logprobs=out.logprobs,
-        mask=mask[sub].to(dev),
+        mask=take(mask),
         old_logprobs=old,
-        ref_logprobs=batch.ref_logprobs[sub].to(dev) if batch.ref_logprobs is not None else None,
-        advantages=adv.tokens[sub].to(dev),
+        ref_logprobs=take(batch.ref_logprobs) if batch.ref_logprobs is not None else None,
+        advantages=take(adv.tokens),
         entropy=out.entropy,
         values=value_now,
         returns=returns,

@@ -105,6 +105,7 @@ def rlreason_overrides(a: argparse.Namespace, setting: str, out: Path) -> list[s
         "logging.histograms=false",
         "logging.checkpoint_every_n_steps=0",
         f"logging.dir={out}",
+        f"optim.micro_batch_tokens={a.micro_batch_tokens}",
     ]
 
 
@@ -134,11 +135,12 @@ def bench_trl(a: argparse.Namespace, setting: str, out: Path) -> dict[str, float
     from trl import GRPOConfig, GRPOTrainer
 
     from rlreason.registry import TASKS
-    from rlreason.train.run import task_verifier
+    from rlreason.verify.task_verifier import RunVerifiers
 
     cfg = load_config(RECIPE, rlreason_overrides(a, setting, out))
     problems = step_problems(cfg, a.steps)
-    verifier = task_verifier(TASKS.build(OmegaConf.to_container(cfg.task), where="task"))
+    verifiers = RunVerifiers()  # the benchmark's own pools, closed when TRL's run ends
+    verifier = verifiers.for_task(TASKS.build(OmegaConf.to_container(cfg.task), where="task"))
     ds = Dataset.from_dict({"prompt": [p.prompt for p in problems], "gold": [p.gold for p in problems]})
 
     def correctness(prompts, completions, gold, **kw):
@@ -199,7 +201,10 @@ def bench_trl(a: argparse.Namespace, setting: str, out: Path) -> dict[str, float
     trainer = GRPOTrainer(
         model=model, reward_funcs=correctness, args=args, train_dataset=ds, processing_class=tok, callbacks=[Timer()]
     )
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        verifiers.close()
     tokens = [n * row["completions/mean_length"] for row in lengths]
     out_row = throughput(ends, tokens, n)
     out_row["in_step_s"] = statistics.median(e - b for b, e in zip(begins[WARMUP_STEPS:], ends[WARMUP_STEPS:]))
@@ -356,6 +361,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved training runs per side and setting")
     ap.add_argument("--rollout-repeats", type=int, default=2, help="rollout comparisons per training repeat")
+    ap.add_argument(
+        "--micro-batch-tokens",
+        type=int,
+        default=0,
+        help="rlreason optim.micro_batch_tokens (0: the default, bit-for-bit path); > 0 writes rl_step_speed_mbt.json",
+    )
     a = ap.parse_args()
     torch.manual_seed(0)
     if a.model is None:
@@ -379,7 +390,8 @@ def main() -> None:
     for line in result["equal_work_violations"]:
         print(f"NOT EQUAL WORK: {line}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rl_step_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "rl_step_speed.json" if not a.micro_batch_tokens else "rl_step_speed_mbt.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

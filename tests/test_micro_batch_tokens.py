@@ -67,3 +67,18 @@ def test_the_first_update_matches_the_default_up_to_rounding(tmp_path, tiny_sft_
 def test_a_negative_budget_is_refused():
     with pytest.raises(ConfigError, match=r"optim\.micro_batch_tokens"):
         load_config("experiments/lab/grpo.yaml", ["optim.micro_batch_tokens=-1"])
+
+
+def test_the_option_at_its_default_keeps_cached_stages_valid():
+    """A stage hashed before the key existed keeps its hash while the key is 0; setting it is a new stage."""
+    from rlreason.train.run import config_hash
+
+    sft = "experiments/lab/sft.yaml"
+    default = config_hash(load_config(sft))
+    assert default == config_hash(load_config(sft, ["optim.micro_batch_tokens=0"]))
+    assert default != config_hash(load_config(sft, ["optim.micro_batch_tokens=512"]))
+    from omegaconf import OmegaConf
+
+    older = OmegaConf.to_container(load_config(sft))
+    del older["optim"]["micro_batch_tokens"]  # the config as it was before the key existed
+    assert config_hash(OmegaConf.create(older)) == default

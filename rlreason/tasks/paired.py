@@ -15,13 +15,13 @@ prompts; the lab builds the same pairs itself (`lab-arith` targets).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rlreason.errors import DataError
 from rlreason.registry import TASKS
 from rlreason.tasks.base import Problem, Task
 from rlreason.tasks.prompts import TEMPLATES, render
+from rlreason.tasks.sources import JsonlFile, stop_at_first
 from rlreason.verify.extract import last_boxed
 
 
@@ -58,29 +58,20 @@ class PairedSFT(Task):
         self._problems: list[Problem] | None = None
 
     def _load(self) -> list[Problem]:
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: file not found (task.path)")
         out = []
-        with self.path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{self.path}:{lineno}: invalid JSON ({exc.msg})") from None
-                missing = [k for k in self.fields if not isinstance(row, dict) or not isinstance(row.get(k), str)]
-                if missing:
-                    raise DataError(f"{self.path}:{lineno}: missing or non-string field '{missing[0]}'")
-                prompt, long, short, gold = (row[k] for k in self.fields)
-                out.append(
-                    Problem(
-                        uid=f"paired-{lineno}",
-                        prompt=render(self.template, prompt),
-                        gold=gold.strip(),
-                        targets={"think": think_target(long, gold), "short": "<short>" + short.strip()},
-                    )
+        for where, row in JsonlFile(self.path, "task.path").rows(stop_at_first):
+            missing = [k for k in self.fields if not isinstance(row.get(k), str)]
+            if missing:
+                raise DataError(f"{where}: missing or non-string field '{missing[0]}'")
+            prompt, long, short, gold = (row[k] for k in self.fields)
+            out.append(
+                Problem(
+                    uid=f"paired-{where.rpartition(':')[2]}",  # the line number
+                    prompt=render(self.template, prompt),
+                    gold=gold.strip(),
+                    targets={"think": think_target(long, gold), "short": "<short>" + short.strip()},
                 )
+            )
         return out
 
     def problems(self, split: str) -> list[Problem]:
@@ -92,3 +83,4 @@ class PairedSFT(Task):
             if split == "test"
             else self._problems[: len(self._problems) - n_test]
         )
+

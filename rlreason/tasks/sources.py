@@ -53,6 +53,11 @@ class JsonlFile:
                 yield f"{self.path}:{lineno}", row
 
 
+def stop_at_first(message: str) -> None:
+    """A `rows(fail)` policy: the first malformed line ends the read with a one-line DataError."""
+    raise DataError(message)
+
+
 @dataclass(frozen=True)
 class HFSplit:
     """One split of a Hugging Face dataset (hub name or local folder), with its config name."""

@@ -11,8 +11,9 @@ from typing import Any
 import torch
 
 from rlreason.batch import RolloutBatch
+from rlreason.policy.padding import left_pad
 from rlreason.policy.responses import decode_responses, find_control
-from rlreason.policy.rollout import HFRolloutBackend, SamplingParams, left_pad
+from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
 from rlreason.policy.sampling import sample_seed
 from rlreason.tasks.base import Problem
 

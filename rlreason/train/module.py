@@ -83,29 +83,9 @@ class RLModule(pl.LightningModule):
         self.last_batch: RolloutBatch | None = None  # for the sample-text callback
         self.last_reward: RewardOutput | None = None
 
-    # the components callbacks and evaluation read
     @property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> Any:  # the checkpoint callback saves it next to the policy
         return self.learner.tokenizer
-
-    @property
-    def control(self) -> Any:
-        return self.learner.control
-
-    @property
-    def algo(self) -> Algorithm:
-        return self.learner.algo
-
-    @property
-    def reward(self) -> Reward | None:
-        return self.learner.reward
-
-    @property
-    def verifier(self) -> Any:
-        return self.learner.verifier
-
-    def prompt_ids(self, problem: Problem) -> list[int]:
-        return self.learner.prompts(problem)
 
     # -- setup --------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -193,14 +173,6 @@ class RLModule(pl.LightningModule):
             metrics["perf/tokens_per_sec"] = metrics.pop("perf/tokens") / metrics["perf/step_time"]
         self._log_metrics(fault_metrics(metrics, self.guard))
         self.guard.end_step(batch_idx)
-
-    @property
-    def nonfinite_in_a_row(self) -> int:
-        return self.guard.in_a_row
-
-    @property
-    def nonfinite_total(self) -> int:
-        return self.guard.total
 
     # -- logging ------------------------------------------------------------------------------
     def _log_metrics(self, metrics: dict[str, Metric]) -> None:

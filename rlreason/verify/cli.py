@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rlreason.errors import DataError
+from rlreason.tasks.sources import JsonlFile, stop_at_first
 from rlreason.verify.gold import normalize_gold
 from rlreason.verify.verifier_pool import VerifierPool, read_answer
 
@@ -15,22 +16,13 @@ def read_predictions(path: Path, response_field: str, gold_field: str) -> list[d
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg}); expected one object per line") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            for field in (response_field, gold_field):
-                if field not in row:
-                    raise DataError(f"{path}:{lineno}: missing field '{field}' (set --response-field / --gold-field)")
-            if not isinstance(row[response_field], str):
-                raise DataError(f"{path}:{lineno}: field '{response_field}' must be a string")
-            rows.append(row)
+    for where, row in JsonlFile(path, "PREDICTIONS").rows(stop_at_first):
+        for field in (response_field, gold_field):
+            if field not in row:
+                raise DataError(f"{where}: missing field '{field}' (set --response-field / --gold-field)")
+        if not isinstance(row[response_field], str):
+            raise DataError(f"{where}: field '{response_field}' must be a string")
+        rows.append(row)
     return rows
 
 

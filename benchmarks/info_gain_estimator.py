@@ -188,6 +188,7 @@ COST_CONFIGS = {  # name -> overrides of experiments/lab/l2t.yaml (the first is 
     "binary + grpo": ["reward={name: binary}", "algo={name: grpo, loss_type: dapo, beta: 0.0}"],  # l2t_grpo.yaml
     "info_gain + l2t_ppo": [],
     "info_gain + l2t_ppo (fast)": ["reward.fast=true"],
+    "info_gain + l2t_ppo (fast, rollout_cache)": ["reward.fast=true", "reward.scoring=rollout_cache"],
     "info_gain + l2t_ppo (no penalty: beta 0)": ["reward.beta=0.0"],
 }
 PHASES = ("step", "rollout", "reward", "forward_backward")

@@ -123,6 +123,12 @@ def bench_rlreason(a: argparse.Namespace, setting: str, out: Path) -> dict[str, 
     longest = [e.value for e in acc.Scalars("train/response_len_max")]
     out_row = throughput([e.wall_time for e in step_time], [n * x for x in lengths], n)
     out_row["in_step_s"] = statistics.median(e.value for e in step_time[WARMUP_STEPS:])
+    measured = slice(WARMUP_STEPS, None)
+    update = [
+        a.value + b.value for a, b in zip(acc.Scalars("perf/forward_backward_time"), acc.Scalars("perf/optimizer_time"))
+    ]
+    out_row["update_s"] = statistics.median(update[measured])  # forward-backward + optimiser: what no rollout saves
+    out_row["rollout_s"] = statistics.median(e.value for e in acc.Scalars("perf/rollout_time")[measured])
     out_row["min_len"] = min(lengths)  # a lower bound of the shortest (only mean and max are logged)
     out_row["max_len"] = max(longest)
     return out_row
@@ -220,16 +226,19 @@ def bench_rollout(a: argparse.Namespace, model, tok, prompts: list[list[int]], s
 
     equal = setting == "equal_tokens"
     backend = HFRolloutBackend([tok.eos_token_id], tok.pad_token_id)
+    in_model = ModelClock(model)
     params = SamplingParams(max_new_tokens=a.max_new_tokens, temperature=1.0, stop_on_eos=not equal)
     ids, mask = left_pad(prompts, tok.pad_token_id)
 
     def ours() -> tuple[float, int]:
+        in_model.reset()
         t = time.perf_counter()
         gen = backend.generate(model, prompts, params, list(range(seed * 1000, seed * 1000 + len(prompts))))
         return time.perf_counter() - t, int(gen.response_mask.sum())
 
     def theirs() -> tuple[float, int]:
         torch.manual_seed(seed)
+        in_model.reset()
         t = time.perf_counter()
         with torch.no_grad():
             out = model.generate(
@@ -248,11 +257,42 @@ def bench_rollout(a: argparse.Namespace, model, tok, prompts: list[list[int]], s
         return dt, int(((is_eos.cumsum(-1) - is_eos) == 0).sum())  # tokens up to and including the first EOS
 
     sides = [("rlreason", ours), ("generate", theirs)]
-    timed = {name: fn() for name, fn in (sides if seed % 2 else sides[::-1])}
+    timed, model_s = {}, {}
+    for name, fn in sides if seed % 2 else sides[::-1]:
+        timed[name] = fn()
+        model_s[name] = in_model.seconds
+    in_model.remove()
     return {
-        name: {"tokens_per_s": tokens / dt, "tokens_per_sample": tokens / len(prompts), "s": dt}
+        name: {
+            "tokens_per_s": tokens / dt,
+            "tokens_per_sample": tokens / len(prompts),
+            "s": dt,
+            "model_s": model_s[name],
+        }
         for name, (dt, tokens) in timed.items()
     }
+
+
+class ModelClock:
+    """Wall time spent inside the model's forward (hooks on the top module): the part of a rollout
+    that our loop and `generate` share, so the rest is each loop's own overhead."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.seconds, self._t = 0.0, 0.0
+        self._hooks = [model.register_forward_pre_hook(self._start), model.register_forward_hook(self._stop)]
+
+    def _start(self, *args: Any) -> None:
+        self._t = time.perf_counter()
+
+    def _stop(self, *args: Any) -> None:
+        self.seconds += time.perf_counter() - self._t
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+
+    def remove(self) -> None:
+        for h in self._hooks:
+            h.remove()
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -287,6 +327,8 @@ def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "trl": summarise(trl),
             "speedup_samples_per_s": spread([o["samples_per_s"] / t["samples_per_s"] for o, t in zip(ours, trl)]),
             "speedup_tokens_per_s": spread([o["tokens_per_s"] / t["tokens_per_s"] for o, t in zip(ours, trl)]),
+            # the speed-up if our rollout cost nothing and the update stayed as it is (same repeat)
+            "ceiling_free_rollout": spread([t["step_s"] / o["update_s"] for o, t in zip(ours, trl)]),
         }
         rows = rollout[s]
         result["rollout"][s] = {
@@ -295,6 +337,13 @@ def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "speedup_tokens_per_s": spread(
                 [r["rlreason"]["tokens_per_s"] / r["generate"]["tokens_per_s"] for r in rows]
             ),
+            # the speed-up if our loop had no overhead outside the model's forward (same tokens)
+            "ceiling_no_loop_overhead": spread(
+                [r["generate"]["s"] / r["rlreason"]["model_s"] for r in rows] if s == "equal_tokens" else [0.0]
+            ),
+            "model_share": {
+                side: spread([r[side]["model_s"] / r[side]["s"] for r in rows]) for side in ("rlreason", "generate")
+            },
         }
     return result
 
@@ -338,7 +387,8 @@ def print_table(result: dict[str, Any]) -> None:
             )
         print(
             f"{'':13} {'ratio':9} samples/s {fmt(block['speedup_samples_per_s'], 2)}, "
-            f"tokens/s {fmt(block['speedup_tokens_per_s'], 2)}"
+            f"tokens/s {fmt(block['speedup_tokens_per_s'], 2)}; ceiling with a free rollout "
+            f"(TRL step / our update) {fmt(block['ceiling_free_rollout'], 2)}"
         )
     print("\nrollout of one step's batch: tokens/s, rlreason backend vs model.generate")
     for s in SETTINGS:
@@ -348,6 +398,16 @@ def print_table(result: dict[str, Any]) -> None:
             f"({block['rlreason']['tokens_per_sample']['median']:.1f} tok/sample)  generate "
             f"{fmt(block['generate']['tokens_per_s'], 0):>20} ({block['generate']['tokens_per_sample']['median']:.1f})"
             f"  ratio {fmt(block['speedup_tokens_per_s'], 2)}"
+        )
+        share = block["model_share"]
+        print(
+            f"{'':13} time inside the model's forward: rlreason {fmt(share['rlreason'], 2)}, generate "
+            f"{fmt(share['generate'], 2)}"
+            + (
+                f"; ceiling with no loop overhead {fmt(block['ceiling_no_loop_overhead'], 2)}"
+                if s == "equal_tokens"
+                else ""
+            )
         )
 
 

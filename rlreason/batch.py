@@ -33,6 +33,9 @@ class RolloutBatch:
     control_mode: list[str | None] | None = None  # "think" | "short" | None per sample
     forced_mode: list[str] | None = None  # the mode a sampler forced on each sample (None: plain rollout)
     rollout_metrics: dict[str, float] = field(default_factory=dict)  # logged as they are (rollout/*)
+    # the rollout's KV cache (rlreason/policy/decode_state.py), kept only for a reward that reads it;
+    # the step drops it after the reward
+    decode_state: Any = None
 
     @property
     def num_samples(self) -> int:

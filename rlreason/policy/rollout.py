@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rlreason.policy.decode_state import DecodeRecorder, DecodeState
 from rlreason.policy.padding import left_pad
 from rlreason.policy.sampling import sample_tokens, uniforms
 from rlreason.registry import ROLLOUT_BACKENDS
@@ -39,16 +40,22 @@ class Generation:
     response_mask: torch.Tensor  # [N, T]
     logprobs: torch.Tensor  # [N, T] log pi(o_t) under softmax(logits / temperature); 0 at padding
     truncated: torch.Tensor  # [N] bool
+    decode_state: DecodeState | None = None  # the KV cache, with `keep_decode_state` (policy/decode_state.py)
 
 
 @ROLLOUT_BACKENDS.register("hf")
 class HFRolloutBackend:
-    """Batched sampling with the model's own KV cache (`rollout.backend: hf`)."""
+    """Batched sampling with the model's own KV cache (`rollout.backend: hf`).
+
+    `keep_decode_state`: also return the cache of every row (and the last layer's inputs) for a
+    reward that reads the sequences again (`reward.scoring: rollout_cache`); set by the run when its
+    reward asks for it. The samples are the same either way."""
 
     def __init__(self, eos_ids: list[int], pad_id: int, batch_size: int = 0) -> None:
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
         self.pad_id = pad_id
         self.batch_size = batch_size
+        self.keep_decode_state = False
 
     @torch.no_grad()
     def generate(
@@ -70,11 +77,13 @@ class HFRolloutBackend:
             tensors = [getattr(p, name) for p in parts]
             return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=fill) for t in tensors])
 
+        states = [p.decode_state for p in parts]
         return Generation(
             response_ids=cat("response_ids", self.pad_id),
             response_mask=cat("response_mask", 0),
             logprobs=cat("logprobs", 0.0),
             truncated=torch.cat([p.truncated for p in parts]),
+            decode_state=DecodeState.concat(states) if all(states) else None,  # type: ignore[arg-type]
         )
 
     def _generate_chunk(
@@ -85,9 +94,11 @@ class HFRolloutBackend:
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
+        recorder: DecodeRecorder | None = None
         try:
             ids, mask = left_pad(prompts, self.pad_id)
             ids, mask = ids.to(device), mask.to(device)
+            prompt_mask = mask
             n, t_max = ids.shape[0], params.max_new_tokens
             u = uniforms(seeds, t_max) if params.temperature > 0 else None
             eos = self.eos_ids.to(device)
@@ -100,10 +111,13 @@ class HFRolloutBackend:
             # outputs' deprecated `past_key_values` field
             cache = DynamicCache(config=model.config)
             kw = _cache_kwarg(model)
+            recorder = _recorder(model, n, ids.shape[1] + t_max, ids.shape[1]) if self.keep_decode_state else None
             out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **{kw: cache})
+            rows = torch.arange(n, device=device)  # rows still generating; finished ones leave the batch
+            if recorder is not None:
+                recorder.record_inputs(rows, 0, ids.shape[1])
             logits = out.logits[:, -1, :]
             next_pos = position[:, -1:] + 1
-            rows = torch.arange(n, device=device)  # rows still generating; finished ones leave the batch
             steps = 0
             for t in range(t_max):
                 steps = t + 1
@@ -124,6 +138,9 @@ class HFRolloutBackend:
                     break
                 keep = ~finished
                 if not bool(keep.all()):  # compact: drop finished rows from the batch and the KV cache
+                    if recorder is not None:  # their cache, before it is dropped
+                        leaving = torch.nonzero(finished).squeeze(-1)
+                        recorder.save_rows(cache, leaving, rows[leaving])
                     idx = torch.nonzero(keep).squeeze(-1)
                     cache.batch_select_indices(idx)
                     rows, tok, mask, next_pos = rows[idx], tok[idx], mask[idx], next_pos[idx]
@@ -135,17 +152,33 @@ class HFRolloutBackend:
                     use_cache=True,
                     **{kw: cache},
                 )
+                if recorder is not None:
+                    recorder.record_inputs(rows, ids.shape[1] + t, 1)
                 logits = out.logits[:, -1, :]
                 next_pos = next_pos + 1
+            state = None
+            if recorder is not None:
+                recorder.save_rows(cache, torch.arange(rows.numel(), device=device), rows)
+                state = recorder.close(prompt_mask, out_mask[:, :steps])
+                recorder = None
             truncated = ~done if params.stop_on_eos else torch.ones(n, dtype=torch.bool, device=device)
             return Generation(
                 response_ids=out_ids[:, :steps].cpu(),
                 response_mask=out_mask[:, :steps].cpu(),
                 logprobs=out_lp[:, :steps].cpu(),
                 truncated=truncated.cpu(),
+                decode_state=state,
             )
         finally:
+            if recorder is not None:  # sampling failed: leave no hook behind
+                recorder.remove()
             model.train(was_training)
+
+
+def _recorder(model: torch.nn.Module, n: int, width: int, prompt_width: int) -> DecodeRecorder:
+    from rlreason.train.forward import decoder_of
+
+    return DecodeRecorder(decoder_of(model).layers[-1], n, width, prompt_width)
 
 
 def _cache_kwarg(model: torch.nn.Module) -> str:
@@ -154,5 +187,3 @@ def _cache_kwarg(model: torch.nn.Module) -> str:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT forwards **kwargs
     params = inspect.signature(base.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
-
-

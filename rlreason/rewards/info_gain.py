@@ -29,9 +29,12 @@ from rlreason.policy.jvp import directional_logprobs, last_block_directional_log
 from rlreason.policy.tangent import SUBSETS, parameter_delta, subset_names
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
+from rlreason.rewards.cached_scoring import cache_is_usable, cached_forced_answer_scores
 from rlreason.rewards.episode_types import EPISODE_TYPES, episode_types
 from rlreason.rewards.forced_answer import forced_answer_scores, packed_scores_and_layer_inputs
 from rlreason.train.forward import decoder_of
+
+SCORINGS = ("packed", "rollout_cache", "separate")
 
 
 def cue_ids(ctx: RewardContext) -> list[int]:
@@ -116,8 +119,11 @@ class InfoGain(Reward):
     ) -> None:
         if episodes not in MODES:
             raise ValueError(f"episodes: expected one of {', '.join(MODES)}, got {episodes!r}")
-        if scoring not in ("packed", "separate"):
-            raise ValueError(f"scoring: expected 'packed' (one pass per sample) or 'separate', got {scoring!r}")
+        if scoring not in SCORINGS:
+            raise ValueError(
+                f"scoring: expected 'packed' (one pass per sample), 'rollout_cache' (the blocks only, on the "
+                f"rollout's KV cache) or 'separate', got {scoring!r}"
+            )
         if params not in SUBSETS:
             raise ValueError(f"params: expected one of {', '.join(SUBSETS)}, got {params!r}")
         for key, value, low in (("alpha", alpha, 0), ("beta", beta, 0), ("damping", damping, 0)):
@@ -134,6 +140,12 @@ class InfoGain(Reward):
         self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
         self.damping, self.batch_size, self.scoring = damping, batch_size, scoring
         self.last_final_j: list[float] = []
+        self.last_cache_scored = False
+
+    @property
+    def reads_decode_state(self) -> bool:
+        """Ask the rollout to keep its KV cache for this reward (`scoring: rollout_cache`)."""
+        return self.scoring == "rollout_cache"
 
     # -- the two estimators ----------------------------------------------------------------------
     def fitting_gain(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
@@ -146,6 +158,10 @@ class InfoGain(Reward):
         on prompt + response, recorded by the packed pass (samples without reasoning are only encoded)."""
         tok = ctx.tokenizer
         cue = cue_ids(ctx)
+        state = batch.decode_state if self.scoring == "rollout_cache" else None
+        self.last_cache_scored = state is not None and bool(cue) and cache_is_usable(ctx.policy)
+        if self.last_cache_scored:
+            return self._score_from_cache(batch, eps, ctx, cue, with_layer_inputs=layer is not None)
         contexts, answers, owners = [], [], []
         packed_rows, bases, context_lengths, suffixes, n_scored = [], [], [], [], []
         for i, e in enumerate(eps):
@@ -165,7 +181,7 @@ class InfoGain(Reward):
                 answers.append(gold)
                 owners.append(i)
         hidden: list[torch.Tensor] | None = None
-        if self.scoring == "packed":
+        if self.scoring in ("packed", "rollout_cache"):  # rollout_cache without a usable cache: packed
             # a packed row is ~K+1 sequences long, so fewer rows per pass keep the pass the same size
             per_pass = max(1, self.batch_size // max(1, max((len(c) for c in context_lengths), default=1)))
             packed, recorded = packed_scores_and_layer_inputs(
@@ -188,21 +204,55 @@ class InfoGain(Reward):
                     hidden[i] = h
         else:
             scores = forced_answer_scores(ctx.policy, contexts, answers, tok.pad_token_id, self.batch_size)
+        per_sample = Counter(owners)
+        per_row, k = [], 0
+        for i in range(len(eps)):
+            per_row.append(scores[k : k + per_sample[i]])
+            k += per_sample[i]
+        return self._gains(eps, per_row), hidden
+
+    def _gains(self, eps: list[Episodes], scores: list[torch.Tensor]) -> list[torch.Tensor]:
+        """DeltaI_k = J(s_{k+1}) - J(s_k) from each sample's J values (none: no reasoning, zero gain)."""
         gains: list[torch.Tensor] = []
         finals: list[float] = []
-        k = 0
-        per_sample = Counter(owners)
-        for i, e in enumerate(eps):
-            n_b = per_sample[i]
-            if n_b == 0:
+        for e, j in zip(eps, scores):
+            if j.numel() == 0:
                 gains.append(torch.zeros(len(e.spans)))
                 continue
-            j = scores[k : k + n_b]
-            k += n_b
             gains.append(j[1:] - j[:-1])
             finals.append(float(j[-1]))
         self.last_final_j = finals  # J(s_{K+1}) of the samples with reasoning, for the metrics
-        return gains, hidden
+        return gains
+
+    def _score_from_cache(
+        self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext, cue: list[int], with_layer_inputs: bool
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """`_score_prefixes` with the prompt + response read from the rollout's KV cache
+        (`rlreason.rewards.cached_scoring`); the penalty's layer inputs come from the cache too."""
+        tok, state = ctx.tokenizer, batch.decode_state
+        prompt_lengths = batch.prompt_mask.sum(-1).tolist()
+        response_lengths = batch.response_mask.sum(-1).tolist()
+        rows = [i for i, e in enumerate(eps) if self._has_reasoning(e)]
+        golds = [tok(batch.golds[i], add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for i in rows]
+        scored = cached_forced_answer_scores(
+            ctx.policy,
+            state,
+            rows,
+            [prompt_lengths[i] for i in rows],
+            [batch.response_ids[i, : response_lengths[i]].tolist() for i in rows],
+            [eps[i].boundaries for i in rows],
+            [cue + g for g in golds],
+            [len(g) for g in golds],
+            tok.pad_token_id,
+            self.batch_size,
+        )
+        scores = [torch.zeros(0)] * len(eps)
+        for i, j in zip(rows, scored):
+            scores[i] = j
+        hidden = None
+        if with_layer_inputs:
+            hidden = [state.sequence_layer_input(i, prompt_lengths[i], response_lengths[i]) for i in range(len(eps))]
+        return self._gains(eps, scores), hidden
 
     @staticmethod
     def _has_reasoning(e: Episodes) -> bool:
@@ -239,7 +289,7 @@ class InfoGain(Reward):
     def _penalty_layer(self, ctx: RewardContext) -> torch.nn.Module | None:
         """With `fast` (packed scoring, a penalty on the last block): the layer whose inputs the
         scoring pass records for the penalty's JVP; None: the penalty runs its own full forward."""
-        if not self.fast or self.scoring != "packed" or self.beta == 0 or ctx.initial_params is None:
+        if not self.fast or self.scoring == "separate" or self.beta == 0 or ctx.initial_params is None:
             return None
         if self.params != "last_block" or self.chunk_size > 0:
             return None
@@ -273,6 +323,8 @@ class InfoGain(Reward):
             "info_gain/episodes_per_sample": sum(len(e.spans) for e in eps) / max(1, len(eps)),
             "info_gain/format_fail": sum(not e.format_ok for e in eps) / max(1, len(eps)),
         }
+        if self.scoring == "rollout_cache":  # 0: no usable cache this step, the packed pass ran instead
+            metrics["info_gain/cache_scored"] = float(self.last_cache_scored)
         metrics.update(per_type_metrics(batch, eps, gains, penalties, episode_rewards))
         return RewardOutput(
             rewards=rewards,

@@ -69,6 +69,7 @@ def collect_rollout(
         meta=meta,
         control_pos=control_pos,
         control_mode=control_mode,
+        decode_state=gen.decode_state,
     )
     if sampler is not None:
         batch.forced_mode = forced

@@ -76,6 +76,9 @@ class RLModule(pl.LightningModule):
             frozen={"ref": ref_policy, "initial": None},  # not submodules: no grads, not in the checkpoint
             answer_cue=answer_cue,
         )
+        backend = self.learner.backend
+        if hasattr(backend, "keep_decode_state"):  # a reward that reads the rollout's KV cache asks for it
+            backend.keep_decode_state = bool(getattr(reward, "reads_decode_state", False))
         self.guard = NonFiniteGuard(int(getattr(cfg.optim, "max_nonfinite_in_a_row", 3) or 3))
         self.parity = ParityMonitor()
         self._step = 0

@@ -99,6 +99,7 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
             batch.ref_logprobs = reference_logprobs(learner, h, batch)
     with timed("reward"):
         reward = score(learner, h, batch, correct, answered)
+    batch.decode_state = None  # the rollout's KV cache, kept for the reward only
     metrics = rollout_metrics(batch, reward, correct, learner.control)
     metrics.update(batch.rollout_metrics)
     if h.ranks.sum(float(not torch.isfinite(reward.rewards).all())) > 0:  # every rank skips together

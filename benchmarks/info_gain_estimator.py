@@ -194,11 +194,16 @@ COST_CONFIGS = {  # name -> overrides of experiments/lab/l2t.yaml (the first is 
 PHASES = ("step", "rollout", "reward", "forward_backward")
 
 
-def cost_part(init: str, steps: int, repeats: int) -> dict:
+def cost_part(init: str, steps: int, repeats: int, lr: float = 1e-12) -> dict:
     """Step time of each configuration, `repeats` rounds with the configurations interleaved (a
     loaded machine drifts; interleaving spreads the drift over all of them). Per round, the ratio of
     each configuration's median step time to the baseline's in the same round; reported: the median
-    of those ratios and their min / max, and the per-phase medians over all rounds."""
+    of those ratios and their min / max, and the per-phase medians over all rounds.
+
+    `lr`: at the default 1e-12 (below float32 resolution: Adam's step of ~lr leaves every weight
+    unchanged) the policy stays at the init, so every configuration samples the same batches at every
+    step and the ratio is the reward's cost at equal work; at a training lr the runs drift apart
+    (different rewards, different updates, different lengths) and the ratio mixes in that drift."""
     times: dict[str, dict[str, list[float]]] = {n: {p: [] for p in PHASES} for n in COST_CONFIGS}
     ratios: dict[str, list[float]] = {n: [] for n in COST_CONFIGS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,6 +215,7 @@ def cost_part(init: str, steps: int, repeats: int) -> dict:
                     [
                         f"init.from={init}",
                         f"optim.steps={steps}",
+                        f"optim.lr={lr}",
                         "eval.n=3",
                         "eval.every_n_steps=0",
                         "logging.samples_every_n_steps=0",
@@ -231,6 +237,7 @@ def cost_part(init: str, steps: int, repeats: int) -> dict:
                 ratios[name].append(m / base)
     return {
         "steps_per_run": steps,
+        "lr": lr,
         "repeats": repeats,
         "load_average": os.getloadavg(),
         "median_seconds": {n: {p: statistics.median(v) for p, v in t.items() if v} for n, t in times.items()},
@@ -260,6 +267,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3, help="(b): interleaved rounds of every configuration")
+    ap.add_argument(
+        "--cost-lr",
+        type=float,
+        default=1e-12,
+        help="(b): the learning rate; the default is below float32 resolution, so the policy stays at the init "
+        "and every configuration samples the same batches at every step (equal work)",
+    )
     ap.add_argument("--init", default=None, help="the SFT policy to start from (default: the l2t.yaml init stage)")
     args = ap.parse_args()
     init = args.init or resolve_init(load_config("experiments/lab/l2t.yaml"))
@@ -269,7 +283,7 @@ def main() -> None:
         results["accuracy"] = accuracy_part(init, args.prompts)
         print_accuracy(results["accuracy"])
     if args.part in ("b", "all"):
-        results["cost"] = cost_part(init, args.steps, args.repeats)
+        results["cost"] = cost_part(init, args.steps, args.repeats, args.cost_lr)
         print_cost(results["cost"])
     RESULTS.mkdir(exist_ok=True)
     out_file.write_text(json.dumps(results, indent=2))

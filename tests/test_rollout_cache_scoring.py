@@ -119,13 +119,21 @@ def test_a_prefix_ending_at_the_last_token_is_scored_from_the_cache_too(tok, qwe
     assert_rewards_close(packed, cached, rtol=1e-9, atol=1e-12)
 
 
-def test_falls_back_to_the_packed_pass_without_a_cache_or_a_cue(tok, qwen64):
+def test_falls_back_to_the_packed_pass_without_a_cache_a_cue_or_the_same_weights(tok, qwen64):
     model, initial = qwen64
     batch, ctx = context(tok, model, initial)
     packed = InfoGain(fast=True)(batch, ctx)
     no_cache = InfoGain(fast=True, scoring="rollout_cache")(batch, ctx)  # e.g. a mode sampler's rollout
     assert no_cache.metrics["info_gain/cache_scored"] == 0.0
     assert torch.equal(no_cache.rewards, packed.rewards)
+    batch.decode_state = teacher_forced_state(
+        model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask
+    )
+    with torch.no_grad():  # the weights changed in place since the rollout (values kept: only the version)
+        next(model.parameters()).add_(0.0)
+    stale = InfoGain(fast=True, scoring="rollout_cache")(batch, ctx)
+    assert stale.metrics["info_gain/cache_scored"] == 0.0
+    assert torch.equal(stale.rewards, packed.rewards)
     batch.decode_state = teacher_forced_state(
         model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask
     )

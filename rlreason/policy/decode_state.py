@@ -30,6 +30,11 @@ class DecodeState:
     layer_input: torch.Tensor  # [N, S, hidden]: the last decoder layer's input at every column
     valid: torch.Tensor  # [N, S] bool
     prompt_width: int  # P
+    weights_version: int = -1  # `weights_version(model)` when the cache was filled
+
+    def matches(self, model: torch.nn.Module) -> bool:
+        """The cache was filled by these weights as they are now (no in-place update since)."""
+        return self.weights_version == weights_version(model)
 
     @property
     def num_rows(self) -> int:
@@ -59,7 +64,14 @@ class DecodeState:
             layer_input=torch.cat([place(s.layer_input, s, 1) for s in parts]),
             valid=torch.cat([place(s.valid, s, 1) for s in parts]),
             prompt_width=p,
+            weights_version=parts[0].weights_version if len({s.weights_version for s in parts}) == 1 else -1,
         )
+
+
+def weights_version(model: torch.nn.Module) -> int:
+    """A counter that every in-place change of a parameter advances (the optimiser's step, a load):
+    a cache is only valid for the weights that filled it."""
+    return sum(p._version for p in model.parameters())
 
 
 class DecodeRecorder:
@@ -77,6 +89,7 @@ class DecodeRecorder:
         self.hidden: torch.Tensor | None = None
         self._inputs: list[torch.Tensor] = []
         self._hook = layer.register_forward_pre_hook(self._record_input, with_kwargs=True)
+        self.weights_version = -1  # set by the caller: `weights_version(model)` at sampling time
 
     def _record_input(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         self._inputs.append((args[0] if args else kwargs["hidden_states"]).detach())
@@ -102,8 +115,8 @@ class DecodeRecorder:
                 self.values.append(layer.values.new_zeros((self.n, h, self.width, layer.values.shape[-1])))
         for store_k, store_v, layer in zip(self.keys, self.values, layers):
             length = layer.keys.shape[2]
-            store_k[rows, :, :length] = layer.keys[local]
-            store_v[rows, :, :length] = layer.values[local]
+            store_k[:, :, :length].index_copy_(0, rows, layer.keys.index_select(0, local))
+            store_v[:, :, :length].index_copy_(0, rows, layer.values.index_select(0, local))
 
     def close(self, prompt_mask: torch.Tensor, response_mask: torch.Tensor) -> DecodeState:
         """The state: every column the loop fed through the model. Each row's last sampled token was
@@ -122,6 +135,7 @@ class DecodeRecorder:
             layer_input=self.hidden[:, :width],
             valid=valid,
             prompt_width=p,
+            weights_version=self.weights_version,
         )
 
     def remove(self) -> None:
@@ -161,7 +175,9 @@ def teacher_forced_state(
         recorder.remove()
         model.train(was_training)
     assert recorder.hidden is not None
-    state = DecodeState(recorder.keys, recorder.values, recorder.hidden, mask.bool(), prompt_ids.shape[1])
+    state = DecodeState(
+        recorder.keys, recorder.values, recorder.hidden, mask.bool(), prompt_ids.shape[1], weights_version(model)
+    )
     last = response_mask.sum(-1).to(device) - 1  # as in the rollout: the last token was never fed
     state.valid[torch.arange(n, device=device)[last >= 0], prompt_ids.shape[1] + last[last >= 0]] = False
     return state

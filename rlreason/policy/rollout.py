@@ -176,9 +176,12 @@ class HFRolloutBackend:
 
 
 def _recorder(model: torch.nn.Module, n: int, width: int, prompt_width: int) -> DecodeRecorder:
+    from rlreason.policy.decode_state import weights_version
     from rlreason.train.forward import decoder_of
 
-    return DecodeRecorder(decoder_of(model).layers[-1], n, width, prompt_width)
+    recorder = DecodeRecorder(decoder_of(model).layers[-1], n, width, prompt_width)
+    recorder.weights_version = weights_version(model)
+    return recorder
 
 
 def _cache_kwarg(model: torch.nn.Module) -> str:

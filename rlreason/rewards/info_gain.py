@@ -159,7 +159,9 @@ class InfoGain(Reward):
         tok = ctx.tokenizer
         cue = cue_ids(ctx)
         state = batch.decode_state if self.scoring == "rollout_cache" else None
-        self.last_cache_scored = state is not None and bool(cue) and cache_is_usable(ctx.policy)
+        self.last_cache_scored = (
+            state is not None and bool(cue) and cache_is_usable(ctx.policy) and state.matches(ctx.policy)
+        )
         if self.last_cache_scored:
             return self._score_from_cache(batch, eps, ctx, cue, with_layer_inputs=layer is not None)
         contexts, answers, owners = [], [], []

@@ -154,7 +154,7 @@ def teacher_forced_state(
     sequences instead of token by token (same layout; values equal up to float rounding)."""
     from transformers import DynamicCache
 
-    from rlreason.policy.rollout import _cache_kwarg
+    from rlreason.policy.cache_arg import cache_kwarg
     from rlreason.train.forward import decoder_of
 
     device = next(model.parameters()).device
@@ -167,7 +167,7 @@ def teacher_forced_state(
     try:
         cache = DynamicCache(config=model.config)
         position = (mask.cumsum(-1) - 1).clamp(min=0)
-        model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **{_cache_kwarg(model): cache})
+        model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **{cache_kwarg(model): cache})
         every = torch.arange(n, device=device)
         recorder.save_rows(cache, every, every)
         recorder.record_inputs(every, 0, width)

@@ -14,11 +14,11 @@ drawn.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 
+from rlreason.policy.cache_arg import cache_kwarg
 from rlreason.policy.decode_state import DecodeRecorder, DecodeState
 from rlreason.policy.padding import left_pad
 from rlreason.policy.sampling import sample_tokens, uniforms
@@ -110,7 +110,7 @@ class HFRolloutBackend:
             # our own cache object, updated in place by every forward: nothing is read back from the
             # outputs' deprecated `past_key_values` field
             cache = DynamicCache(config=model.config)
-            kw = _cache_kwarg(model)
+            kw = cache_kwarg(model)
             recorder = _recorder(model, n, ids.shape[1] + t_max, ids.shape[1]) if self.keep_decode_state else None
             out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **{kw: cache})
             rows = torch.arange(n, device=device)  # rows still generating; finished ones leave the batch
@@ -182,11 +182,3 @@ def _recorder(model: torch.nn.Module, n: int, width: int, prompt_width: int) -> 
     recorder = DecodeRecorder(decoder_of(model).layers[-1], n, width, prompt_width)
     recorder.weights_version = weights_version(model)
     return recorder
-
-
-def _cache_kwarg(model: torch.nn.Module) -> str:
-    """The forward argument that takes the KV cache: `cache` (transformers >= 5.x, where
-    `past_key_values` is deprecated, to be removed in 5.40) or `past_key_values` (older 5.x)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT forwards **kwargs
-    params = inspect.signature(base.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"

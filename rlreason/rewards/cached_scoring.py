@@ -12,11 +12,11 @@ the packed pass otherwise).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 
+from rlreason.policy.cache_arg import cache_kwarg
 from rlreason.policy.decode_state import DecodeState
 from rlreason.policy.length_passes import length_sorted_passes
 
@@ -54,7 +54,7 @@ def cached_forced_answer_scores(
     from rlreason.train.forward import decoder_of
 
     body, head = decoder_of(model), model.get_output_embeddings()
-    kwarg = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+    kwarg = cache_kwarg(body)
     device = state.valid.device
     dtype = state.layer_input.dtype
     p = state.prompt_width

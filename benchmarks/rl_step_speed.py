@@ -351,10 +351,8 @@ def run(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def check_equal_work(result: dict[str, Any], max_new: int) -> list[str]:
     """Where an `equal_tokens` run did not generate exactly `max_new` tokens per completion."""
     problems = []
-    for side, summary in result["train"]["equal_tokens"].items():
-        if side.startswith("speedup"):
-            continue
-        for row in summary["repeats"]:
+    for side in ("rlreason", "trl"):
+        for row in result["train"]["equal_tokens"][side]["repeats"]:
             if not row["min_len"] == row["max_len"] == max_new:
                 problems.append(f"train {side}: lengths {row['min_len']}..{row['max_len']}, not {max_new}")
     for side in ("rlreason", "generate"):

@@ -7,7 +7,7 @@ Shapes: N samples (prompts x group size), P prompt positions (left-padded), T re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -52,6 +52,41 @@ class RolloutBatch:
     @property
     def attention_mask(self) -> torch.Tensor:
         return torch.cat([self.prompt_mask, self.response_mask], dim=1)
+
+
+def select_rows(batch: RolloutBatch, rows: list[int]) -> RolloutBatch:
+    """The samples `rows` of `batch`, in that order (per-sample tensors and lists indexed, the rest kept)."""
+    n, idx = batch.num_samples, torch.tensor(rows, dtype=torch.long)
+    picked: dict[str, Any] = {}
+    for f in fields(batch):
+        value = getattr(batch, f.name)
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == n:
+            picked[f.name] = value[idx]
+        elif isinstance(value, list) and len(value) == n:
+            picked[f.name] = [value[i] for i in rows]
+        elif f.name == "decode_state" and value is not None:
+            picked[f.name] = value.select(rows)
+    return replace(batch, **picked)
+
+
+def unique_samples(batch: RolloutBatch) -> tuple[list[int], list[int]]:
+    """(representatives, owner): the first sample of every distinct (prompt, response, gold), and for
+    each sample the position of its representative. A sharp policy samples the same response several
+    times in a group; whatever is a function of the sequence need only be computed once."""
+    first: dict[tuple, int] = {}
+    reps: list[int] = []
+    owner: list[int] = []
+    for i in range(batch.num_samples):
+        key = (
+            tuple(batch.prompt_ids[i][batch.prompt_mask[i].bool()].tolist()),
+            tuple(batch.response_ids[i][batch.response_mask[i].bool()].tolist()),
+            batch.golds[i] if i < len(batch.golds) else None,
+        )
+        if key not in first:
+            first[key] = len(reps)
+            reps.append(i)
+        owner.append(first[key])
+    return reps, owner
 
 
 @dataclass

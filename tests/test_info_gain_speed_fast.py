@@ -137,3 +137,46 @@ def test_length_sorted_passes_partition_by_length_within_the_budget():
     for p in passes:
         assert len(p) <= 3 and (len(p) == 1 or len(p) * max(lengths[i] for i in p) <= budget)
     assert length_sorted_passes([], 4) == [] and length_sorted_passes([50], 4) == [[0]]
+
+
+def test_fast_scores_each_distinct_sequence_once(tok, qwen, monkeypatch):
+    """Copies of a (prompt, response, gold) share one scoring and one JVP; per-sample values and the
+    metrics are those of the batch without copies (J_final_mean still averages over samples)."""
+    from rlreason.batch import unique_samples
+
+    model, initial = qwen
+    batch, ctx = context(tok, model, initial)
+    single = InfoGain(fast=True)(batch, ctx)
+    prompts = [tok(q, add_special_tokens=False)["input_ids"] for q in QUESTIONS]
+    responses = [tok(r, add_special_tokens=False)["input_ids"] for r in RESPONSES]
+    order = [0, 1, 0, 2, 3, 4, 4, 4, 5, 1]  # samples 0, 1 and 4 sampled several times
+    doubled = rollout_batch(
+        [prompts[i] for i in order], [responses[i] for i in order], tok.pad_token_id, ["376"] * len(order)
+    )
+    ctx.correct = torch.tensor([True, True, True, False, True, False])[order]
+    ctx.answered = torch.ones(len(order), dtype=torch.bool)
+    assert unique_samples(doubled) == ([0, 1, 3, 4, 5, 8], [0, 1, 0, 2, 3, 4, 4, 4, 5, 1])
+    scored_rows: list[int] = []
+    original = InfoGain._score_prefixes
+
+    def counting(self, b, eps, c, layer=None):
+        scored_rows.append(b.num_samples)
+        return original(self, b, eps, c, layer)
+
+    monkeypatch.setattr(InfoGain, "_score_prefixes", counting)
+    out = InfoGain(fast=True)(doubled, ctx)
+    assert scored_rows == [6]
+    torch.testing.assert_close(out.rewards, single.rewards[order], rtol=1e-9, atol=1e-12)
+    for a, i in zip(out.episode_rewards, order):
+        torch.testing.assert_close(a, single.episode_rewards[i], rtol=1e-9, atol=1e-12)
+    from rlreason.policy.decode_state import teacher_forced_state
+
+    doubled.decode_state = teacher_forced_state(
+        model, doubled.prompt_ids, doubled.prompt_mask, doubled.response_ids, doubled.response_mask
+    )
+    cached = InfoGain(fast=True, scoring="rollout_cache")(doubled, ctx)  # the copies' cache rows are dropped too
+    assert cached.metrics["info_gain/cache_scored"] == 1.0 and scored_rows == [6, 6]
+    torch.testing.assert_close(cached.rewards, out.rewards, rtol=1e-9, atol=1e-12)
+    exact = InfoGain()(doubled, ctx)  # the exact path scores every sample
+    assert out.metrics["info_gain/J_final_mean"] == pytest.approx(exact.metrics["info_gain/J_final_mean"], rel=1e-5)
+    assert out.metrics["info_gain/J_final_mean"] != pytest.approx(single.metrics["info_gain/J_final_mean"], rel=1e-3)

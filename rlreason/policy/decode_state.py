@@ -45,6 +45,18 @@ class DecodeState:
         p = self.prompt_width
         return self.layer_input[i, p - prompt_len : p + response_len]
 
+    def select(self, rows: list[int]) -> DecodeState:
+        """The state of the batch rows `rows`, in that order."""
+        idx = torch.tensor(rows, dtype=torch.long, device=self.valid.device)
+        return DecodeState(
+            keys=[k[idx] for k in self.keys],
+            values=[v[idx] for v in self.values],
+            layer_input=self.layer_input[idx],
+            valid=self.valid[idx],
+            prompt_width=self.prompt_width,
+            weights_version=self.weights_version,
+        )
+
     @staticmethod
     def concat(parts: list[DecodeState]) -> DecodeState:
         """Rows of several rollout chunks in one state (columns padded to the widest; pads invalid)."""

@@ -23,7 +23,7 @@ from collections import Counter
 
 import torch
 
-from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.batch import RewardOutput, RolloutBatch, select_rows, unique_samples
 from rlreason.policy.episodes import MODES, Episodes, segment_batch
 from rlreason.policy.jvp import directional_logprobs, last_block_directional_logprobs, last_block_tangent
 from rlreason.policy.tangent import SUBSETS, parameter_delta, subset_names
@@ -141,6 +141,7 @@ class InfoGain(Reward):
         self.damping, self.batch_size, self.scoring = damping, batch_size, scoring
         self.last_final_j: list[float] = []
         self.last_cache_scored = False
+        self._finals: list[float | None] = []
 
     @property
     def reads_decode_state(self) -> bool:
@@ -216,14 +217,15 @@ class InfoGain(Reward):
     def _gains(self, eps: list[Episodes], scores: list[torch.Tensor]) -> list[torch.Tensor]:
         """DeltaI_k = J(s_{k+1}) - J(s_k) from each sample's J values (none: no reasoning, zero gain)."""
         gains: list[torch.Tensor] = []
-        finals: list[float] = []
+        self._finals = []  # J(s_{K+1}) per sample, None without reasoning
         for e, j in zip(eps, scores):
             if j.numel() == 0:
                 gains.append(torch.zeros(len(e.spans)))
+                self._finals.append(None)
                 continue
             gains.append(j[1:] - j[:-1])
-            finals.append(float(j[-1]))
-        self.last_final_j = finals  # J(s_{K+1}) of the samples with reasoning, for the metrics
+            self._finals.append(float(j[-1]))
+        self.last_final_j = [f for f in self._finals if f is not None]  # for the metrics
         return gains
 
     def _score_from_cache(
@@ -300,15 +302,29 @@ class InfoGain(Reward):
             return None
         return decoder_of(ctx.policy).layers[-1]
 
+    def _gains_and_penalties(
+        self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """DeltaI_k and C_k of every sample. With `fast`, each distinct sequence is scored once and
+        its values shared by its copies (a sharp policy repeats responses within a group)."""
+        layer = self._penalty_layer(ctx)
+        reps, owner = unique_samples(batch) if self.fast else (list(range(batch.num_samples)), [])
+        if len(reps) == batch.num_samples:
+            gains, layer_inputs = self._score_prefixes(batch, eps, ctx, layer)
+            return gains, self.penalty(batch, eps, ctx, layer_inputs)
+        sub, sub_eps = select_rows(batch, reps), [eps[i] for i in reps]
+        gains, layer_inputs = self._score_prefixes(sub, sub_eps, ctx, layer)
+        penalties = self.penalty(sub, sub_eps, ctx, layer_inputs)
+        self.last_final_j = [self._finals[owner[i]] for i in range(len(eps)) if self._finals[owner[i]] is not None]
+        return [gains[o] for o in owner], [penalties[o] for o in owner]
+
     # -- the reward ------------------------------------------------------------------------------
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         if ctx.policy is None or ctx.tokenizer is None:
             raise ValueError("info_gain needs the policy and tokenizer in the reward context")
         canon = getattr(ctx, "canonicalize", None)
         eps = segment_batch(batch.response_ids, batch.response_mask, ctx.tokenizer, self.mode, canon)
-        layer = self._penalty_layer(ctx)
-        gains, layer_inputs = self._score_prefixes(batch, eps, ctx, layer)
-        penalties = self.penalty(batch, eps, ctx, layer_inputs)
+        gains, penalties = self._gains_and_penalties(batch, eps, ctx)
         r_out = torch.where(ctx.correct, self.correct, self.wrong).float()
         episode_rewards = []
         for i, e in enumerate(eps):

@@ -106,6 +106,7 @@ def rlreason_overrides(a: argparse.Namespace, setting: str, out: Path) -> list[s
         "logging.checkpoint_every_n_steps=0",
         f"logging.dir={out}",
         f"optim.micro_batch_tokens={a.micro_batch_tokens}",
+        f"optim.dedup_sequences={a.dedup_sequences}".lower(),
     ]
 
 
@@ -425,6 +426,11 @@ def main() -> None:
         default=0,
         help="rlreason optim.micro_batch_tokens (0: the default, bit-for-bit path); > 0 writes rl_step_speed_mbt.json",
     )
+    ap.add_argument(
+        "--dedup-sequences",
+        action="store_true",
+        help="rlreason optim.dedup_sequences (off: the default path); writes rl_step_speed[_mbt]_dedup.json",
+    )
     a = ap.parse_args()
     torch.manual_seed(0)
     if a.model is None:
@@ -448,7 +454,9 @@ def main() -> None:
     for line in result["equal_work_violations"]:
         print(f"NOT EQUAL WORK: {line}")
     RESULTS.mkdir(exist_ok=True)
-    name = "rl_step_speed.json" if not a.micro_batch_tokens else "rl_step_speed_mbt.json"
+    name = (
+        "rl_step_speed" + ("_mbt" if a.micro_batch_tokens else "") + ("_dedup" if a.dedup_sequences else "") + ".json"
+    )
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
 
 

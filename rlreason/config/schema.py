@@ -134,6 +134,14 @@ class OptimConfig:
             "float rounding); 0 = off (rlreason/train/micro_batches.py)"
         ),
     )
+    dedup_sequences: bool = field(
+        default=False,
+        metadata=doc(
+            "RL passes: run the model once per distinct (prompt, response) of a micro-batch and give its "
+            "copies the same log-probs (the backward sums their gradients); same gradient up to float "
+            "rounding; off = every row (rlreason/train/distinct_rows.py)"
+        ),
+    )
     max_nonfinite_in_a_row: int = field(
         default=3, metadata=doc("skipped non-finite updates in a row before the run stops")
     )

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from rlreason.batch import RolloutBatch
+from rlreason.train.distinct_rows import distinct_logprobs
 from rlreason.train.forward import TokenOutputs, response_logprobs
 
 
@@ -19,11 +20,17 @@ def micro_slices(n: int, size: int) -> list[slice]:
 
 
 def _micro_outputs(
-    model: torch.nn.Module, batch: RolloutBatch, micro_batch_size: int, device: torch.device, **kwargs: Any
+    model: torch.nn.Module,
+    batch: RolloutBatch,
+    micro_batch_size: int,
+    device: torch.device,
+    distinct: bool = False,
+    **kwargs: Any,
 ) -> Iterator[TokenOutputs]:
-    """`response_logprobs` of the batch, one micro-batch at a time."""
+    """`response_logprobs` of the batch, one micro-batch at a time (`distinct`: once per distinct row)."""
+    forward = distinct_logprobs if distinct else response_logprobs
     for sl in micro_slices(batch.num_samples, micro_batch_size):
-        yield response_logprobs(
+        yield forward(
             model,
             batch.prompt_ids[sl].to(device),
             batch.prompt_mask[sl].to(device),
@@ -42,9 +49,12 @@ def sequence_logprobs(
     temperature: float,
     chunk_size: int,
     device: torch.device,
+    distinct: bool = False,
 ) -> torch.Tensor:
     """[N, T] log-probabilities of the sampled responses under `model` (on the CPU)."""
-    outs = _micro_outputs(model, batch, micro_batch_size, device, temperature=temperature, chunk_size=chunk_size)
+    outs = _micro_outputs(
+        model, batch, micro_batch_size, device, distinct, temperature=temperature, chunk_size=chunk_size
+    )
     return torch.cat([o.logprobs.cpu() for o in outs])
 
 
@@ -57,7 +67,8 @@ def critic_values(
     micro_batch_size: int,
     chunk_size: int,
     device: torch.device,
+    distinct: bool = False,
 ) -> torch.Tensor:
     """[N, T] critic values at rollout time (GAE's V_t and the value clip's V_old), zero off the mask."""
-    outs = _micro_outputs(policy, batch, micro_batch_size, device, with_hidden=True, chunk_size=chunk_size)
+    outs = _micro_outputs(policy, batch, micro_batch_size, device, distinct, with_hidden=True, chunk_size=chunk_size)
     return torch.cat([value_head(o.hidden).squeeze(-1).float().cpu() for o in outs]) * batch.response_mask

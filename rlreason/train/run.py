@@ -71,7 +71,7 @@ def config_hash(cfg: DictConfig) -> str:
 
 # Keys added after stages were cached: at their default they select the behaviour the stage had
 # before the key existed, so they stay out of the hash and existing warm-ups are reused.
-KEYS_ADDED_LATER = {("optim", "micro_batch_tokens"): 0}
+KEYS_ADDED_LATER = {("optim", "micro_batch_tokens"): 0, ("optim", "dedup_sequences"): False}
 
 
 def next_version(root: Path) -> str:

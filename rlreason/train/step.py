@@ -30,6 +30,7 @@ from rlreason.policy.rollout import SamplingParams
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
+from rlreason.train.distinct_rows import distinct_logprobs
 from rlreason.train.forward import response_logprobs
 from rlreason.train.micro_batches import micro_batches, micro_columns
 from rlreason.train.parity import Parity, ParityMonitor
@@ -114,6 +115,7 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
                 micro_batch_size=learner.cfg.optim.micro_batch_size,
                 chunk_size=learner.cfg.model.logit_chunk_size,
                 device=h.device,
+                distinct=learner.cfg.optim.dedup_sequences,
             )
     with timed("advantages"):
         advantages = learner.algo.advantages(batch, reward, values)
@@ -158,6 +160,7 @@ def reference_logprobs(learner: Learner, h: StepHandles, batch: RolloutBatch) ->
         temperature=cfg.rollout.temperature,
         chunk_size=cfg.model.logit_chunk_size,
         device=h.device,
+        distinct=cfg.optim.dedup_sequences,
     )
     ref = learner.frozen["ref"]
     if ref is None and is_lora(learner.policy):
@@ -306,7 +309,8 @@ def micro_loss(
         return x[sub][:, rc].to(dev)
 
     entropy_coef = float(getattr(algo, "entropy_coef", 0.0) or 0.0)
-    out = response_logprobs(
+    forward = distinct_logprobs if cfg.optim.dedup_sequences else response_logprobs
+    out = forward(
         learner.policy,
         batch.prompt_ids[sub][:, pc].to(dev),
         batch.prompt_mask[sub][:, pc].to(dev),

@@ -153,7 +153,9 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path, uninterrupted):
 
 
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, uninterrupted):
-    _kill_when(tmp_path, "checkpoints/step-000004.ckpt.json")
+    # the checkpoint itself, not its manifest: the manifest is written before the rename (by design),
+    # so a kill right after it may find no step-4 checkpoint yet (seen under load)
+    _kill_when(tmp_path, "checkpoints/step-000004.ckpt")
     latest = tmp_path / "runs" / "faults" / "v" / "checkpoints" / "step-000004.ckpt"
     data = bytearray(latest.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # inside tensor data: torch.load alone would not notice

@@ -105,7 +105,7 @@ def uninterrupted(tmp_path_factory) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def test_kill_9_during_training_then_resume_is_bitwise_identical(tmp_path, uninterrupted):
-    _kill_when(tmp_path, "checkpoints/step-000004.ckpt.json")  # killed somewhere in step 5 or 6
+    _kill_when(tmp_path, "checkpoints/step-000004.ckpt")  # killed somewhere in step 5 or 6
     proc = _run(tmp_path, "--resume")
     assert "resuming" in proc.stdout and "step-000004.ckpt" in proc.stdout
     _assert_same(_outcome(tmp_path), uninterrupted)
@@ -167,7 +167,7 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, un
 
 
 def test_truncated_checkpoint_is_refused_when_named_explicitly(tmp_path):
-    _kill_when(tmp_path, "checkpoints/step-000002.ckpt.json")
+    _kill_when(tmp_path, "checkpoints/step-000002.ckpt")
     ckpt = tmp_path / "runs" / "faults" / "v" / "checkpoints" / "step-000002.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     proc = _run(tmp_path, f"init.resume={ckpt}", check=False)

@@ -11,7 +11,8 @@ forced after s, Delta_theta = theta - theta_ref on `params` (`rlreason.policy.ta
 g_k . Delta_theta from one forward-mode JVP (`rlreason.policy.jvp`).
 
 Defaults: alpha 0.8, beta 0.6 (the paper's), correct 1.0, wrong 0.0, episodes lab, params
-last_block, rank 8, seed 0, damping 0, batch_size 64, scoring packed, chunk_size 0, fast False.
+last_block, rank 8, seed 0, damping 0, batch_size 64, scoring packed (or rollout_cache,
+separate), chunk_size 0, fast False.
 
 Deviations from the paper and the released code: docs/algorithms.md#info_gain
 """

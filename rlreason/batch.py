@@ -69,19 +69,41 @@ def select_rows(batch: RolloutBatch, rows: list[int]) -> RolloutBatch:
     return replace(batch, **picked)
 
 
+def distinct_rows(
+    prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(representatives, owner) over padded rows: the first row of every distinct (prompt, response),
+    in row order, and for each row the index of its representative in that list; None when every
+    row is distinct. A sharp policy samples the same response several times for a prompt; whatever
+    is a function of the sequence need only be computed once."""
+    key = torch.cat(
+        [torch.where(prompt_mask.bool(), prompt_ids, -1), torch.where(response_mask.bool(), response_ids, -1)], dim=1
+    )
+    n = key.shape[0]
+    _, inverse = torch.unique(key, dim=0, return_inverse=True)
+    u = int(inverse.max()) + 1 if n else 0
+    if u == n:
+        return None
+    rows = torch.arange(n, device=key.device)
+    first = torch.full((u,), n, dtype=torch.long, device=key.device).scatter_reduce(0, inverse, rows, "amin")
+    order = first.argsort()
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(u, device=key.device)
+    return first[order], rank[inverse]
+
+
 def unique_samples(batch: RolloutBatch) -> tuple[list[int], list[int]]:
-    """(representatives, owner): the first sample of every distinct (prompt, response, gold), and for
-    each sample the position of its representative. A sharp policy samples the same response several
-    times in a group; whatever is a function of the sequence need only be computed once."""
-    first: dict[tuple, int] = {}
+    """`distinct_rows` of a batch as lists, with the gold answer part of the key (the same prompt
+    asked with another gold is another sample): (representatives, owner)."""
+    n = batch.num_samples
+    found = distinct_rows(batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask)
+    if found is None:
+        return list(range(n)), list(range(n))
+    first: dict[tuple[int, str], int] = {}
     reps: list[int] = []
     owner: list[int] = []
-    for i in range(batch.num_samples):
-        key = (
-            tuple(batch.prompt_ids[i][batch.prompt_mask[i].bool()].tolist()),
-            tuple(batch.response_ids[i][batch.response_mask[i].bool()].tolist()),
-            batch.golds[i] if i < len(batch.golds) else None,
-        )
+    for i, group in enumerate(found[1].tolist()):
+        key = (group, batch.golds[i] if i < len(batch.golds) else "")
         if key not in first:
             first[key] = len(reps)
             reps.append(i)

@@ -15,28 +15,8 @@ from typing import Any
 
 import torch
 
+from rlreason.batch import distinct_rows
 from rlreason.train.forward import TokenOutputs, response_logprobs
-
-
-def distinct_rows(
-    prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(representatives, owner): the first row of every distinct sequence, in row order, and for each
-    row the index of its representative in that list; None when every row is distinct."""
-    key = torch.cat(
-        [torch.where(prompt_mask.bool(), prompt_ids, -1), torch.where(response_mask.bool(), response_ids, -1)], dim=1
-    )
-    n = key.shape[0]
-    _, inverse = torch.unique(key, dim=0, return_inverse=True)
-    u = int(inverse.max()) + 1 if n else 0
-    if u == n:
-        return None
-    rows = torch.arange(n, device=key.device)
-    first = torch.full((u,), n, dtype=torch.long, device=key.device).scatter_reduce(0, inverse, rows, "amin")
-    order = first.argsort()
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(u, device=key.device)
-    return first[order], rank[inverse]
 
 
 def distinct_logprobs(

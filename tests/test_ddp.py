@@ -61,12 +61,24 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "policy" / "model.safetensors"))
 
 
-@pytest.mark.parametrize("algo", ["grpo", "degrpo"])
+# a length term makes rewards differ within groups even when an untrained model gets all answers wrong
+RECIPES = {
+    "grpo": ("experiments/lab/grpo.yaml", ["reward={name: sum, terms: [{name: binary}, {name: kimi}]}"]),
+    "degrpo": ("experiments/lab/thinkless.yaml", ["reward={name: sum, terms: [{name: thinkless}, {name: kimi}]}"]),
+    # the opt-in fast paths: info-gain scored on each rank's own rollout cache, copies run once
+    "l2t_fast": (
+        "experiments/lab/l2t.yaml",
+        [
+            "reward={name: sum, terms: [{name: info_gain, fast: true, scoring: rollout_cache}, {name: kimi}]}",
+            "optim.dedup_sequences=true",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("algo", list(RECIPES))
 def test_two_process_ddp_matches_one_process(tmp_path, sft_policy, env, algo):
-    config = "experiments/lab/thinkless.yaml" if algo == "degrpo" else "experiments/lab/grpo.yaml"
-    first = "thinkless" if algo == "degrpo" else "binary"
-    # a length term makes rewards differ within groups even when an untrained model gets all answers wrong
-    reward = f"reward={{name: sum, terms: [{{name: {first}}}, {{name: kimi}}]}}"
+    config, reward = RECIPES[algo]
     common = [
         *TINY,
         f"init.from={sft_policy}",
@@ -79,7 +91,7 @@ def test_two_process_ddp_matches_one_process(tmp_path, sft_policy, env, algo):
         "trainer.accelerator=cpu",
         "logging.samples_every_n_steps=0",
         "algo.beta=0.0",
-        reward,
+        *reward,
     ]
     single = run_cli(config, [*common, f"logging.dir={tmp_path / 'one'}", "rollout.prompts_per_step=4"], env)
     assert single.returncode == 0, single.stderr[-2000:]
@@ -107,6 +119,10 @@ def test_two_process_ddp_matches_one_process(tmp_path, sft_policy, env, algo):
     r1 = json.loads((one_dir / "results.json").read_text())["lab-arith"]
     r2 = json.loads((two_dir / "results.json").read_text())["lab-arith"]
     assert r1["n"] == r2["n"] == 8 and r1["accuracy"] == r2["accuracy"]
+    if algo == "l2t_fast":  # each rank scored from its own rollout's cache
+        acc = EventAccumulator(str(two_dir))
+        acc.Reload()
+        assert [e.value for e in acc.Scalars("info_gain/cache_scored")] == [1.0]
 
 
 def test_two_process_ddp_resume_is_exact(tmp_path, sft_policy, env):

@@ -154,7 +154,7 @@ def scalars(run_dir, tag: str) -> list[float]:
     return [e.value for e in acc.Scalars(tag)]
 
 
-def test_a_run_scores_from_the_rollout_cache(tmp_path, monkeypatch, tiny_sft_policy):
+def test_the_l2t_fast_recipe_scores_from_the_rollout_cache(tmp_path, monkeypatch, tiny_sft_policy):
     from rlreason.config import load_config
     from rlreason.train.run import run_experiment
 
@@ -166,14 +166,12 @@ def test_a_run_scores_from_the_rollout_cache(tmp_path, monkeypatch, tiny_sft_pol
         "rollout.prompts_per_step=3",
         "rollout.group_size=4",
         "rollout.max_new_tokens=24",
-        "reward.fast=true",
     ]
     runs = {}
-    for scoring in ("packed", "rollout_cache"):
-        cfg = load_config(
-            "experiments/lab/l2t.yaml", [*base, f"reward.scoring={scoring}", f"logging.dir={tmp_path / scoring}"]
-        )
-        runs[scoring] = run_experiment(cfg)
+    recipes = {"packed": ("l2t.yaml", ["reward.fast=true"]), "rollout_cache": ("l2t_fast.yaml", [])}
+    for name, (recipe, extra) in recipes.items():
+        cfg = load_config(f"experiments/lab/{recipe}", [*base, *extra, f"logging.dir={tmp_path / name}"])
+        runs[name] = run_experiment(cfg)
     assert scalars(runs["rollout_cache"], "info_gain/cache_scored") == [1.0, 1.0]
     # keeping the cache does not change what is sampled: the same responses at step 0 (same seed and
     # weights); the rewards' agreement is tested above on well-formed responses

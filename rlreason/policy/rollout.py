@@ -175,10 +175,18 @@ class HFRolloutBackend:
             model.train(was_training)
 
 
-def _recorder(model: torch.nn.Module, n: int, width: int, prompt_width: int) -> DecodeRecorder:
+def _recorder(model: torch.nn.Module, n: int, width: int, prompt_width: int) -> DecodeRecorder | None:
+    """A recorder on the model's last decoder layer; None for a model without one (`decoder.layers`):
+    its rollout keeps no cache and the reward that asked falls back to its own pass."""
     from rlreason.policy.decode_state import weights_version
     from rlreason.train.forward import decoder_of
 
-    recorder = DecodeRecorder(decoder_of(model).layers[-1], n, width, prompt_width)
+    try:
+        layers = decoder_of(model).layers
+    except (ValueError, AttributeError):
+        return None
+    if not len(layers):
+        return None
+    recorder = DecodeRecorder(layers[-1], n, width, prompt_width)
     recorder.weights_version = weights_version(model)
     return recorder

@@ -43,6 +43,7 @@ RECIPES = {
     "grpo": "experiments/lab/grpo.yaml",
     "degrpo": "experiments/lab/thinkless.yaml",
     "l2t": "experiments/lab/l2t.yaml",
+    "l2t_fast": "experiments/lab/l2t_fast.yaml",  # the opt-in fast paths (not in the default run)
 }
 PHASES = ("rollout", "verify", "reference", "reward", "values", "advantages", "forward_backward", "optimizer")
 
@@ -353,7 +354,7 @@ def main() -> None:
     ap.add_argument("--sft-l2t", default=None, help="SFT policy for L2T (default: its trained stage, else --sft)")
     ap.add_argument("--steps", type=int, default=5, help="steps per recipe (the first is dropped)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--recipes", nargs="+", default=["grpo", "degrpo", "l2t"], choices=list(RECIPES))
     a = ap.parse_args()
     sft, sft_l2t, l2t_note = default_inits(a.sft, a.sft_l2t)
     shape = model_shape(sft)
@@ -380,7 +381,7 @@ def main() -> None:
             ops = rollout_op_shares(sft, rows, prompt)
             block: dict[str, Any] = {"machine": hw, "decode_overhead": overhead, "rollout_ops": ops, "recipes": {}}
             for name in a.recipes:
-                init = sft_l2t if name == "l2t" else sft
+                init = sft_l2t if name.startswith("l2t") else sft
                 block["recipes"][name] = profile(
                     name, RECIPES[name], init, a.steps, Path(tmp) / str(threads), shape, hw
                 )
@@ -397,7 +398,15 @@ def main() -> None:
             )
     result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} cores)"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "step_profile.json").write_text(json.dumps(result, indent=2) + "\n")
+    out = RESULTS / "step_profile.json"
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    for threads, block in old.get("by_threads", {}).items():  # keep the recipes and thread counts not re-run
+        if threads in result["by_threads"]:
+            kept = {k: v for k, v in block["recipes"].items() if k not in result["by_threads"][threads]["recipes"]}
+            result["by_threads"][threads]["recipes"] = {**kept, **result["by_threads"][threads]["recipes"]}
+        else:
+            result["by_threads"][threads] = block
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -85,3 +85,31 @@ def test_filtering_and_inverse_cdf_by_hand():
     # cumulative probs 0.5, 0.8, 0.95, 1.0: u=0.49 -> 0, u=0.51 -> 1, u=0.96 -> 3
     for u, expected in [(0.49, 0), (0.51, 1), (0.96, 3)]:
         assert int(sample_tokens(logits, torch.tensor([u]))[0]) == expected
+
+
+def test_a_ready_decode_mask_gives_the_attention_transformers_builds(model):
+    """The rollout hands sdpa a padded batch's decoding mask as [rows, 1, 1, keys] booleans instead of
+    letting transformers rebuild it from the 2D mask every token: the logits are bit for bit equal."""
+    from transformers import DynamicCache
+
+    from rlreason.policy.cache_arg import cache_kwarg
+
+    assert model.config._attn_implementation == "sdpa"
+    ids, mask = left_pad([[5, 6, 7, 8], [9, 10], [11, 12, 13]], PAD)
+    kw = cache_kwarg(model)
+    with torch.no_grad():
+        logits = []
+        for ready in (False, True):
+            cache = DynamicCache(config=model.config)
+            position = (mask.cumsum(-1) - 1).clamp(min=0)
+            model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **{kw: cache})
+            step_mask = torch.cat([mask, torch.ones(3, 1, dtype=mask.dtype)], dim=1)
+            out = model(
+                input_ids=torch.tensor([[3], [4], [5]]),
+                attention_mask=step_mask[:, None, None, :].bool() if ready else step_mask,
+                position_ids=position[:, -1:] + 1,
+                use_cache=True,
+                **{kw: cache},
+            )
+            logits.append(out.logits)
+    assert torch.equal(logits[0], logits[1])

@@ -114,6 +114,12 @@ class HFRolloutBackend:
             recorder = _recorder(model, n, ids.shape[1] + t_max, ids.shape[1]) if self.keep_decode_state else None
             out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **{kw: cache})
             rows = torch.arange(n, device=device)  # rows still generating; finished ones leave the batch
+            # one query per decoding step: for sdpa, the mask transformers builds from a padded 2D mask
+            # is that mask as [rows, 1, 1, keys] booleans; passing it ready skips rebuilding it every
+            # token (the same values, so the same attention; 6 % of a lab rollout). Unpadded batches
+            # keep the 2D mask (transformers then passes none); eager wants an additive float mask.
+            attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
+            padded = attn == "sdpa" and not bool(prompt_mask.all())
             if recorder is not None:
                 recorder.record_inputs(rows, 0, ids.shape[1])
             logits = out.logits[:, -1, :]
@@ -147,7 +153,7 @@ class HFRolloutBackend:
                 mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=device)], dim=1)
                 out = model(
                     input_ids=tok[:, None],
-                    attention_mask=mask,
+                    attention_mask=mask[:, None, None, :].bool() if padded else mask,
                     position_ids=next_pos,
                     use_cache=True,
                     **{kw: cache},

@@ -116,10 +116,10 @@ class HFRolloutBackend:
             rows = torch.arange(n, device=device)  # rows still generating; finished ones leave the batch
             # one query per decoding step: for sdpa, the mask transformers builds from a padded 2D mask
             # is that mask as [rows, 1, 1, keys] booleans; passing it ready skips rebuilding it every
-            # token (the same values, so the same attention; 6 % of a lab rollout). Unpadded batches
-            # keep the 2D mask (transformers then passes none); eager wants an additive float mask.
-            attn = getattr(getattr(model, "config", None), "_attn_implementation", None)
-            padded = attn == "sdpa" and not bool(prompt_mask.all())
+            # token (the same values, so the same attention; 6 % of a lab rollout). A step without
+            # padding (also once finished rows have left) keeps the 2D mask, for which transformers
+            # passes no mask at all; eager attention wants an additive float mask instead.
+            sdpa = getattr(getattr(model, "config", None), "_attn_implementation", None) == "sdpa"
             if recorder is not None:
                 recorder.record_inputs(rows, 0, ids.shape[1])
             logits = out.logits[:, -1, :]
@@ -151,9 +151,10 @@ class HFRolloutBackend:
                     cache.batch_select_indices(idx)
                     rows, tok, mask, next_pos = rows[idx], tok[idx], mask[idx], next_pos[idx]
                 mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=device)], dim=1)
+                ready = sdpa and not bool(mask.all())
                 out = model(
                     input_ids=tok[:, None],
-                    attention_mask=mask[:, None, None, :].bool() if padded else mask,
+                    attention_mask=mask[:, None, None, :].bool() if ready else mask,
                     position_ids=next_pos,
                     use_cache=True,
                     **{kw: cache},

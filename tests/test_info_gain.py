@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tests_helpers import perturbed_tiny_qwen, rollout_batch
+from tests_helpers import lab_reward_inputs, perturbed_tiny_qwen, rollout_batch
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from rlreason.errors import RegistryError, RLReasonError
@@ -91,31 +91,11 @@ def qwen(tok):
 
 
 def lab_batch(tok):
-    responses = [
-        "<think>\n7*8=56\n4*8=32\n32+5=37\n</think>376<eos>",
-        "<short>376<eos>",
-        "<think>\n7*8=56\n</think>376<eos>",
-        "<think>\n7*8=5",  # truncated: malformed
-        "<think>\n4*8=32\n7*8=56\n7*8=56\n320+56=376\n</think>376<eos>",
-        "",  # empty: malformed, must not raise
-    ]
-    questions = ["47*8=", "47*8=", "1+47*8=", "9=", "47*8=", "1="]
-    prompts = [tok(q, add_special_tokens=False)["input_ids"] for q in questions]
-    resp = [tok(r, add_special_tokens=False)["input_ids"] for r in responses]
-    return rollout_batch(prompts, resp, tok.pad_token_id, ["376"] * 6)
+    return lab_reward_inputs(tok, None, None)[0]
 
 
 def run_reward(tok, qwen, **kw):
-    model, initial = qwen
-    ctx = RewardContext(
-        correct=torch.tensor([True, True, True, False, True, False]),
-        answered=torch.ones(6, dtype=torch.bool),
-        policy=model,
-        tokenizer=tok,
-        initial_params=initial,
-        answer_cue="</think>",
-    )
-    return InfoGain(**kw)(lab_batch(tok), ctx)
+    return InfoGain(**kw)(*lab_reward_inputs(tok, *qwen))
 
 
 def test_batching_invariance_and_damping(tok, qwen):

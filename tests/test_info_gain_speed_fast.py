@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests_helpers import rollout_batch, tiny_qwen_config
+from tests_helpers import LAB_QUESTIONS, LAB_RESPONSES, lab_reward_inputs, rollout_batch, tiny_qwen_config
 from transformers import AutoModelForCausalLM, Qwen2ForCausalLM
 
 from rlreason.policy.control_tokens import setup_control_tokens
@@ -19,15 +19,7 @@ from rlreason.policy.length_passes import length_sorted_passes
 from rlreason.rewards.base import RewardContext
 from rlreason.rewards.info_gain import InfoGain
 
-RESPONSES = [
-    "<think>\n7*8=56\n4*8=32\n32+5=37\n</think>376<eos>",
-    "<short>376<eos>",
-    "<think>\n7*8=56\n</think>376<eos>",
-    "<think>\n7*8=5",  # truncated: malformed
-    "<think>\n4*8=32\n7*8=56\n7*8=56\n320+56=376\n</think>376<eos>",
-    "",  # empty: malformed
-]
-QUESTIONS = ["47*8=", "47*8=", "1+47*8=", "9=", "47*8=", "1="]
+RESPONSES, QUESTIONS = LAB_RESPONSES, LAB_QUESTIONS
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +46,7 @@ def qwen(tok):
 
 
 def context(tok, model, initial) -> tuple[object, RewardContext]:
-    prompts = [tok(q, add_special_tokens=False)["input_ids"] for q in QUESTIONS]
-    batch = rollout_batch(
-        prompts, [tok(r, add_special_tokens=False)["input_ids"] for r in RESPONSES], tok.pad_token_id, ["376"] * 6
-    )
-    ctx = RewardContext(
-        correct=torch.tensor([True, True, True, False, True, False]),
-        answered=torch.ones(6, dtype=torch.bool),
-        policy=model,
-        tokenizer=tok,
-        initial_params=initial,
-        answer_cue="</think>",
-    )
-    return batch, ctx
+    return lab_reward_inputs(tok, model, initial)
 
 
 def assert_rewards_close(exact, fast, rtol: float, atol: float) -> None:

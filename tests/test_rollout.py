@@ -113,3 +113,34 @@ def test_a_ready_decode_mask_gives_the_attention_transformers_builds(model):
             )
             logits.append(out.logits)
     assert torch.equal(logits[0], logits[1])
+
+
+def test_rows_without_padding_after_compaction_get_no_mask(model, monkeypatch):
+    """Once the short-prompt row has finished and left the batch, the rest has no padding: as
+    transformers would, the rollout then passes sdpa no mask (a ready all-True mask takes another
+    kernel path and changed a logged log-prob at rounding in the lab main job)."""
+    import transformers.integrations.sdpa_attention as sdpa_module
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    prompts, free_run = [[5, 6, 7, 8], [9]], SamplingParams(max_new_tokens=6, stop_on_eos=False)
+    for first_seed in range(0, 200, 2):  # seeds where the short row's first token ends no step of the long row
+        seeds = [first_seed, first_seed + 1]
+        free = HFRolloutBackend([EOS], PAD).generate(model, prompts, free_run, seeds)
+        short, long = free.response_ids[1, :2].tolist(), free.response_ids[0, :5].tolist()
+        stop = short[1]  # the short row's second token will end it, after one decoding step of both
+        if EOS not in short and short[0] != stop and not {stop, EOS} & set(long):
+            break
+    else:
+        pytest.fail("no seed pair separates the two rows")
+    masks: list[tuple[int, bool]] = []
+
+    def spy(module, query, key, value, attention_mask, *args, **kwargs):
+        if query.shape[2] == 1 and module.layer_idx == 0:  # decoding steps, once per step
+            masks.append((query.shape[0], attention_mask is None))
+        return sdpa_module.sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS, "sdpa", spy)
+    gen = HFRolloutBackend([EOS, stop], PAD).generate(model, prompts, SamplingParams(max_new_tokens=6), seeds)
+    assert gen.response_mask.sum(-1).tolist()[1] == 2 and masks[0] == (2, False)  # padded: a mask
+    assert masks[1:] and all(m == (1, True) for m in masks[1:])  # the long row alone: none
+    assert torch.equal(gen.response_ids[0, :5], free.response_ids[0, :5])

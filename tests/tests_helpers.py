@@ -28,6 +28,38 @@ def rollout_batch(prompts, responses, pad_id, golds, group_ids=None) -> RolloutB
     )
 
 
+# Six lab responses for the info-gain tests: well-formed <think> answers of 1-4 episodes, a <short>
+# answer, a truncated and an empty one (both malformed), to the same gold 376.
+LAB_RESPONSES = [
+    "<think>\n7*8=56\n4*8=32\n32+5=37\n</think>376<eos>",
+    "<short>376<eos>",
+    "<think>\n7*8=56\n</think>376<eos>",
+    "<think>\n7*8=5",  # truncated: malformed
+    "<think>\n4*8=32\n7*8=56\n7*8=56\n320+56=376\n</think>376<eos>",
+    "",  # empty: malformed, must not raise
+]
+LAB_QUESTIONS = ["47*8=", "47*8=", "1+47*8=", "9=", "47*8=", "1="]
+LAB_CORRECT = [True, True, True, False, True, False]
+
+
+def lab_reward_inputs(tok, model, initial):
+    """(RolloutBatch, RewardContext) of the six lab responses, for `model` moved from `initial`."""
+    from rlreason.rewards.base import RewardContext
+
+    prompts = [tok(q, add_special_tokens=False)["input_ids"] for q in LAB_QUESTIONS]
+    responses = [tok(r, add_special_tokens=False)["input_ids"] for r in LAB_RESPONSES]
+    batch = rollout_batch(prompts, responses, tok.pad_token_id, ["376"] * len(responses))
+    ctx = RewardContext(
+        correct=torch.tensor(LAB_CORRECT),
+        answered=torch.ones(len(responses), dtype=torch.bool),
+        policy=model,
+        tokenizer=tok,
+        initial_params=initial,
+        answer_cue="</think>",
+    )
+    return batch, ctx
+
+
 # The tiny lab model and a few problems: real runs of a few steps that take seconds.
 TINY_LAB = [
     "model.lab={hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, "

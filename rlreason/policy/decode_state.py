@@ -36,10 +36,6 @@ class DecodeState:
         """The cache was filled by these weights as they are now (no in-place update since)."""
         return self.weights_version == weights_version(model)
 
-    @property
-    def num_rows(self) -> int:
-        return int(self.valid.shape[0])
-
     def sequence_layer_input(self, i: int, prompt_len: int, response_len: int) -> torch.Tensor:
         """[prompt_len + response_len, hidden]: row i's layer inputs on its prompt + response, in order."""
         p = self.prompt_width
@@ -94,14 +90,14 @@ class DecodeRecorder:
     store costs one copy per row, not one per token. A forward pre-hook on the last decoder layer
     records that layer's input, one column per decoding step (`record_inputs`)."""
 
-    def __init__(self, layer: torch.nn.Module, n: int, width: int, prompt_width: int) -> None:
+    def __init__(self, layer: torch.nn.Module, n: int, width: int, prompt_width: int, weights: int) -> None:
         self.n, self.width, self.prompt_width = n, width, prompt_width
+        self.weights_version = weights  # `weights_version(model)` at sampling time
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.hidden: torch.Tensor | None = None
         self._inputs: list[torch.Tensor] = []
         self._hook = layer.register_forward_pre_hook(self._record_input, with_kwargs=True)
-        self.weights_version = -1  # set by the caller: `weights_version(model)` at sampling time
 
     def _record_input(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         self._inputs.append((args[0] if args else kwargs["hidden_states"]).detach())
@@ -173,7 +169,7 @@ def teacher_forced_state(
     ids = torch.cat([prompt_ids, response_ids], dim=1).to(device)
     mask = torch.cat([prompt_mask, response_mask], dim=1).to(device)
     n, width = ids.shape
-    recorder = DecodeRecorder(decoder_of(model).layers[-1], n, width, prompt_ids.shape[1])
+    recorder = DecodeRecorder(decoder_of(model).layers[-1], n, width, prompt_ids.shape[1], weights_version(model))
     was_training = model.training
     model.eval()
     try:
@@ -183,13 +179,7 @@ def teacher_forced_state(
         every = torch.arange(n, device=device)
         recorder.save_rows(cache, every, every)
         recorder.record_inputs(every, 0, width)
+        return recorder.close(prompt_mask.to(device), response_mask.to(device))  # as the rollout's
     finally:
         recorder.remove()
         model.train(was_training)
-    assert recorder.hidden is not None
-    state = DecodeState(
-        recorder.keys, recorder.values, recorder.hidden, mask.bool(), prompt_ids.shape[1], weights_version(model)
-    )
-    last = response_mask.sum(-1).to(device) - 1  # as in the rollout: the last token was never fed
-    state.valid[torch.arange(n, device=device)[last >= 0], prompt_ids.shape[1] + last[last >= 0]] = False
-    return state

@@ -116,10 +116,12 @@ class HFRolloutBackend:
             rows = torch.arange(n, device=device)  # rows still generating; finished ones leave the batch
             # one query per decoding step: for sdpa, the mask transformers builds from a padded 2D mask
             # is that mask as [rows, 1, 1, keys] booleans; passing it ready skips rebuilding it every
-            # token (the same values, so the same attention; 6 % of a lab rollout). A step without
-            # padding (also once finished rows have left) keeps the 2D mask, for which transformers
-            # passes no mask at all; eager attention wants an additive float mask instead.
+            # token (the same values, so the same attention; 6 % of a lab rollout). Rows without
+            # padding (also once finished rows have left) keep the 2D mask, for which transformers
+            # passes no mask at all; eager attention wants an additive float mask instead. Only the
+            # prompt columns can be padding, so this changes only when rows leave.
             sdpa = getattr(getattr(model, "config", None), "_attn_implementation", None) == "sdpa"
+            ready = sdpa and not bool(prompt_mask.all())
             if recorder is not None:
                 recorder.record_inputs(rows, 0, ids.shape[1])
             logits = out.logits[:, -1, :]
@@ -150,8 +152,8 @@ class HFRolloutBackend:
                     idx = torch.nonzero(keep).squeeze(-1)
                     cache.batch_select_indices(idx)
                     rows, tok, mask, next_pos = rows[idx], tok[idx], mask[idx], next_pos[idx]
+                    ready = ready and not bool(prompt_mask[rows].all())
                 mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=device)], dim=1)
-                ready = sdpa and not bool(mask.all())
                 out = model(
                     input_ids=tok[:, None],
                     attention_mask=mask[:, None, None, :].bool() if ready else mask,
@@ -194,6 +196,4 @@ def _recorder(model: torch.nn.Module, n: int, width: int, prompt_width: int) -> 
         return None
     if not len(layers):
         return None
-    recorder = DecodeRecorder(layers[-1], n, width, prompt_width)
-    recorder.weights_version = weights_version(model)
-    return recorder
+    return DecodeRecorder(layers[-1], n, width, prompt_width, weights_version(model))

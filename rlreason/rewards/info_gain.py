@@ -140,9 +140,8 @@ class InfoGain(Reward):
         self.alpha, self.beta, self.correct, self.wrong = alpha, beta, correct, wrong
         self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
         self.damping, self.batch_size, self.scoring = damping, batch_size, scoring
-        self.last_final_j: list[float] = []
+        self.last_final_j: list[float | None] = []  # J(s_{K+1}) per sample, None without reasoning
         self.last_cache_scored = False
-        self._finals: list[float | None] = []
 
     @property
     def reads_decode_state(self) -> bool:
@@ -218,15 +217,14 @@ class InfoGain(Reward):
     def _gains(self, eps: list[Episodes], scores: list[torch.Tensor]) -> list[torch.Tensor]:
         """DeltaI_k = J(s_{k+1}) - J(s_k) from each sample's J values (none: no reasoning, zero gain)."""
         gains: list[torch.Tensor] = []
-        self._finals = []  # J(s_{K+1}) per sample, None without reasoning
+        self.last_final_j = []
         for e, j in zip(eps, scores):
             if j.numel() == 0:
                 gains.append(torch.zeros(len(e.spans)))
-                self._finals.append(None)
+                self.last_final_j.append(None)
                 continue
             gains.append(j[1:] - j[:-1])
-            self._finals.append(float(j[-1]))
-        self.last_final_j = [f for f in self._finals if f is not None]  # for the metrics
+            self.last_final_j.append(float(j[-1]))
         return gains
 
     def _score_from_cache(
@@ -309,14 +307,14 @@ class InfoGain(Reward):
         """DeltaI_k and C_k of every sample. With `fast`, each distinct sequence is scored once and
         its values shared by its copies (a sharp policy repeats responses within a group)."""
         layer = self._penalty_layer(ctx)
-        reps, owner = unique_samples(batch) if self.fast else (list(range(batch.num_samples)), [])
-        if len(reps) == batch.num_samples:
+        reps, owner = unique_samples(batch) if self.fast else ([], [])
+        if not self.fast or len(reps) == batch.num_samples:
             gains, layer_inputs = self._score_prefixes(batch, eps, ctx, layer)
             return gains, self.penalty(batch, eps, ctx, layer_inputs)
         sub, sub_eps = select_rows(batch, reps), [eps[i] for i in reps]
         gains, layer_inputs = self._score_prefixes(sub, sub_eps, ctx, layer)
         penalties = self.penalty(sub, sub_eps, ctx, layer_inputs)
-        self.last_final_j = [self._finals[owner[i]] for i in range(len(eps)) if self._finals[owner[i]] is not None]
+        self.last_final_j = [self.last_final_j[o] for o in owner]
         return [gains[o] for o in owner], [penalties[o] for o in owner]
 
     # -- the reward ------------------------------------------------------------------------------
@@ -335,10 +333,11 @@ class InfoGain(Reward):
         rewards = torch.stack([e.sum() for e in episode_rewards])
         all_g = torch.cat(gains) if gains else torch.zeros(1)
         all_p = torch.cat(penalties) if penalties else torch.zeros(1)
+        finals = [j for j in self.last_final_j if j is not None]  # the samples with reasoning
         metrics = {
             "info_gain/gain_mean": float(all_g.mean()),
             "info_gain/penalty_mean": float(all_p.mean()),
-            "info_gain/J_final_mean": sum(self.last_final_j) / len(self.last_final_j) if self.last_final_j else 0.0,
+            "info_gain/J_final_mean": sum(finals) / len(finals) if finals else 0.0,
             "info_gain/episodes_per_sample": sum(len(e.spans) for e in eps) / max(1, len(eps)),
             "info_gain/format_fail": sum(not e.format_ok for e in eps) / max(1, len(eps)),
         }

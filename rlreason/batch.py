@@ -28,14 +28,10 @@ class RolloutBatch:
     completions: list[str]  # decoded responses (special tokens kept, EOS/pad removed)
     golds: list[str]
     meta: list[dict[str, Any]] = field(default_factory=list)  # per-sample task metadata (difficulty, ...)
-    ref_logprobs: torch.Tensor | None = None  # [N, T] under the frozen reference, when beta > 0
     control_pos: torch.Tensor | None = None  # [N] response index of the control token, -1 if none
     control_mode: list[str | None] | None = None  # "think" | "short" | None per sample
     forced_mode: list[str] | None = None  # the mode a sampler forced on each sample (None: plain rollout)
     rollout_metrics: dict[str, float] = field(default_factory=dict)  # logged as they are (rollout/*)
-    # the rollout's KV cache (rlreason/policy/decode_state.py), kept only for a reward that reads it;
-    # the step drops it after the reward
-    decode_state: Any = None
 
     @property
     def num_samples(self) -> int:
@@ -64,8 +60,6 @@ def select_rows(batch: RolloutBatch, rows: list[int]) -> RolloutBatch:
             picked[f.name] = value[idx]
         elif isinstance(value, list) and len(value) == n:
             picked[f.name] = [value[i] for i in rows]
-        elif f.name == "decode_state" and value is not None:
-            picked[f.name] = value.select(rows)
     return replace(batch, **picked)
 
 

@@ -270,7 +270,8 @@ each with `state_bytes_per_param`, the fp32 state it keeps (for the checkpoint s
 SCHEDULES = Registry("schedules")
 """`optim.schedule`: the learning-rate multiplier after warm-up, `(progress in [0, 1]) -> float`."""
 ROLLOUT_BACKENDS = Registry("rollout_backends")
-"""`rollout.backend`: classes `(eos_ids, pad_id, batch_size)` with `generate` (rlreason/policy/rollout.py)."""
+"""`rollout.backend`: classes `(eos_ids, pad_id, batch_size, keep_decode_state)` with `generate`
+(rlreason/policy/rollout.py)."""
 
 CHOICE_REGISTRIES: dict[str, Registry] = {r.name: r for r in (OPTIMIZERS, SCHEDULES, ROLLOUT_BACKENDS)}
 """Registries a config picks from with a plain string key; their entries take framework arguments,

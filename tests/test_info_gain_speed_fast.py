@@ -151,7 +151,7 @@ def test_fast_scores_each_distinct_sequence_once(tok, qwen, monkeypatch):
         torch.testing.assert_close(a, single.episode_rewards[i], rtol=1e-9, atol=1e-12)
     from rlreason.policy.decode_state import teacher_forced_state
 
-    doubled.decode_state = teacher_forced_state(
+    ctx.decode_state = teacher_forced_state(
         model, doubled.prompt_ids, doubled.prompt_mask, doubled.response_ids, doubled.response_mask
     )
     cached = InfoGain(fast=True, scoring="rollout_cache")(doubled, ctx)  # the copies' cache rows are dropped too

@@ -44,8 +44,7 @@ def test_rollout_keeps_its_cache_without_changing_the_samples(tok, qwen64):
     params = SamplingParams(max_new_tokens=12)
     stops = [tok.eos_token_id, *range(0, 250, 6)]  # random weights: rows stop at different steps, some never
     plain = HFRolloutBackend(stops, tok.pad_token_id).generate(model, prompts, params, list(range(7)))
-    keeping = HFRolloutBackend(stops, tok.pad_token_id)
-    keeping.keep_decode_state = True
+    keeping = HFRolloutBackend(stops, tok.pad_token_id, keep_decode_state=True)
     kept = keeping.generate(model, prompts, params, list(range(7)))
     assert plain.decode_state is None
     for name in ("response_ids", "response_mask", "logprobs", "truncated"):
@@ -76,7 +75,7 @@ def test_cached_scoring_equals_the_packed_pass(tok, qwen64, fast):
     model, initial = qwen64
     batch, ctx = context(tok, model, initial)
     packed = InfoGain(fast=fast)(batch, ctx)
-    batch.decode_state = teacher_forced_state(
+    ctx.decode_state = teacher_forced_state(
         model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask
     )
     reward = InfoGain(fast=fast, scoring="rollout_cache")
@@ -90,16 +89,16 @@ def test_the_gains_are_read_from_the_cache(tok, qwen64):
     model, initial = qwen64
     batch, ctx = context(tok, model, initial)
     eps = segment_batch(batch.response_ids, batch.response_mask, tok, "lab", None)
-    batch.decode_state = teacher_forced_state(
+    ctx.decode_state = teacher_forced_state(
         model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask
     )
     reward = InfoGain(scoring="rollout_cache", fast=True)
     before = reward(batch, ctx)
     gains = torch.cat(reward._score_prefixes(batch, eps, ctx)[0])
-    batch.decode_state.keys[-1].mul_(3.0)  # a wrong cache must give other gains
+    ctx.decode_state.keys[-1].mul_(3.0)  # a wrong cache must give other gains
     changed = torch.cat(reward._score_prefixes(batch, eps, ctx)[0])
     assert (changed - gains).abs().max() > 0.02 * gains.abs().max()
-    batch.decode_state.layer_input.mul_(1.5)  # and, with `fast`, another penalty
+    ctx.decode_state.layer_input.mul_(1.5)  # and, with `fast`, another penalty
     after = reward(batch, ctx)
     assert abs(after.metrics["info_gain/penalty_mean"] - before.metrics["info_gain/penalty_mean"]) > 1e-9
 
@@ -111,7 +110,7 @@ def test_a_prefix_ending_at_the_last_token_is_scored_from_the_cache_too(tok, qwe
     model, initial = qwen64
     batch, ctx = context(tok, model, initial)
     packed = InfoGain(fast=fast, episodes="tags")(batch, ctx)
-    batch.decode_state = teacher_forced_state(
+    ctx.decode_state = teacher_forced_state(
         model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask
     )
     cached = InfoGain(fast=fast, scoring="rollout_cache", episodes="tags")(batch, ctx)
@@ -126,7 +125,7 @@ def test_falls_back_to_the_packed_pass_without_a_cache_a_cue_or_the_same_weights
     no_cache = InfoGain(fast=True, scoring="rollout_cache")(batch, ctx)  # e.g. a mode sampler's rollout
     assert no_cache.metrics["info_gain/cache_scored"] == 0.0
     assert torch.equal(no_cache.rewards, packed.rewards)
-    batch.decode_state = teacher_forced_state(
+    ctx.decode_state = teacher_forced_state(
         model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask
     )
     with torch.no_grad():  # the weights changed in place since the rollout (values kept: only the version)
@@ -134,7 +133,7 @@ def test_falls_back_to_the_packed_pass_without_a_cache_a_cue_or_the_same_weights
     stale = InfoGain(fast=True, scoring="rollout_cache")(batch, ctx)
     assert stale.metrics["info_gain/cache_scored"] == 0.0
     assert torch.equal(stale.rewards, packed.rewards)
-    batch.decode_state = teacher_forced_state(
+    ctx.decode_state = teacher_forced_state(
         model, batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask
     )
     ctx.answer_cue = ""  # the first gold token would be predicted by a position the cache has no output for

@@ -13,7 +13,6 @@ Every algorithm's equation, options and deviations: docs/algorithms.md#algorithm
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 
@@ -56,13 +55,18 @@ class Advantages:
 class Algorithm:
     """Base class for registered algorithms (`ALGOS`)."""
 
-    needs_rollout: ClassVar[bool] = True  # False for supervised algorithms (SFT)
-    needs_entropy_grad: ClassVar[bool] = False
-    needs_values: ClassVar[bool] = False
-    min_group_size: ClassVar[int] = 2
+    needs_rollout: bool = True  # False for supervised algorithms (SFT)
+    needs_values: bool = False  # a critic: the loop attaches `value_head` and passes its values
+    min_group_size: int = 2
     beta: float = 0.0  # KL coefficient; 0 means no reference model is loaded
-    num_iterations: int = 1
+    num_iterations: int = 1  # passes over each rollout batch
     mask_truncated_completions: bool = False
+    entropy_coef: float = 0.0  # an entropy bonus in the loss
+
+    @property
+    def needs_entropy_grad(self) -> bool:
+        """The entropy the loop hands `loss` must carry gradients (the bonus backpropagates)."""
+        return self.entropy_coef != 0
 
     def advantages(
         self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None

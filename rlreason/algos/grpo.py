@@ -121,7 +121,6 @@ class GRPO(Algorithm):
         self.eps_low, self.eps_high, self.beta = eps_low, eps_high, beta
         self.num_iterations, self.mask_truncated_completions = num_iterations, mask_truncated_completions
         self.entropy_coef = entropy_coef
-        self.needs_entropy_grad = entropy_coef != 0  # type: ignore[misc]  # the bonus must backpropagate
 
     def sequence_advantages(self, batch: RolloutBatch, reward: RewardOutput) -> Advantages:
         """Per-sample advantages [N] (in `tokens`) from the sequence rewards, with `zero_std_frac`."""

@@ -121,7 +121,7 @@ class L2TPPO(GRPO):
         self.group_score = group_score
         self.trim, self.guard_eps, self.advantage = trim, guard_eps, advantage
         self.gamma, self.gae_lambda, self.vf_coef, self.value_clip = gamma, gae_lambda, vf_coef, value_clip
-        self.needs_values = advantage == "gae"  # type: ignore[misc]
+        self.needs_values = advantage == "gae"
 
     def value_head(self, hidden_size: int) -> torch.nn.Module | None:
         if not self.needs_values:

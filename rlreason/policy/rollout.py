@@ -48,14 +48,14 @@ class HFRolloutBackend:
     """Batched sampling with the model's own KV cache (`rollout.backend: hf`).
 
     `keep_decode_state`: also return the cache of every row (and the last layer's inputs) for a
-    reward that reads the sequences again (`reward.scoring: rollout_cache`); set by the run when its
-    reward asks for it. The samples are the same either way."""
+    reward that reads the sequences again (`Reward.reads_decode_state`). The samples are the same
+    either way."""
 
-    def __init__(self, eos_ids: list[int], pad_id: int, batch_size: int = 0) -> None:
+    def __init__(self, eos_ids: list[int], pad_id: int, batch_size: int = 0, keep_decode_state: bool = False) -> None:
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
         self.pad_id = pad_id
         self.batch_size = batch_size
-        self.keep_decode_state = False
+        self.keep_decode_state = keep_decode_state
 
     @torch.no_grad()
     def generate(

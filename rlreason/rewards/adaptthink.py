@@ -34,8 +34,6 @@ class AdaptThink(Reward):
     Deviations from the paper and the released code: docs/algorithms.md#adaptthink
     """
 
-    needs_initial_params = False  # set per instance: only the presampling source needs theta_0
-
     def __init__(
         self,
         delta: float = 0.05,
@@ -60,7 +58,7 @@ class AdaptThink(Reward):
         self.delta, self.source, self.column = float(delta), source, column
         self.samples, self.temperature, self.max_new_tokens = int(samples), float(temperature), max_new_tokens
         self.cache, self.seed = cache, seed
-        self.needs_initial_params = source == "presample"  # type: ignore[misc]
+        self.needs_initial_params = source == "presample"  # theta_0 samples the reference accuracies
         self._ref: dict[str, float] = {}
         self._loaded = False
         self._initial: torch.nn.Module | None = None

@@ -8,11 +8,12 @@ gain); those that need the initial parameters as well set `needs_initial_params`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.policy.decode_state import DecodeState
 
 
 @dataclass
@@ -33,12 +34,14 @@ class RewardContext:
     control: Any = None  # the ControlTokens (rewards that generate with a forced mode: adaptthink)
     verifier: Any = None  # fn(responses, golds) -> list[bool], the run's verifier
     run_dir: str | None = None  # the run directory (caches kept next to the run)
+    decode_state: DecodeState | None = None  # the rollout's KV cache, for a reward that `reads_decode_state`
 
 
 class Reward:
     """Base class. Subclasses implement `__call__(batch, ctx) -> RewardOutput`."""
 
-    needs_initial_params: ClassVar[bool] = False
+    needs_initial_params: bool = False  # the context must carry theta_ref (`initial_params`)
+    reads_decode_state: bool = False  # the rollout must keep its KV cache for this reward (`decode_state`)
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:  # pragma: no cover
         raise NotImplementedError

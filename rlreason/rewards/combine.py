@@ -46,9 +46,8 @@ class WeightedSum(Reward):
             # built through Registry.check like any component; an error names `terms[k].<key>`, which
             # the build of this sum prefixes with its own key (`reward.terms[1].name`)
             self.terms.append((float(weight), REWARDS.build(params, where=f"terms[{k}]"), str(term["name"])))
-        self.needs_initial_params = any(t.needs_initial_params for _, t, _ in self.terms)  # type: ignore[misc]
-        # a term that reads the rollout's KV cache (info_gain's `scoring: rollout_cache`) gets it here too
-        self.reads_decode_state = any(getattr(t, "reads_decode_state", False) for _, t, _ in self.terms)
+        self.needs_initial_params = any(t.needs_initial_params for _, t, _ in self.terms)
+        self.reads_decode_state = any(t.reads_decode_state for _, t, _ in self.terms)
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         total = torch.zeros(batch.num_samples)

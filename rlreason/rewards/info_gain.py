@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 
 import torch
 
@@ -140,13 +141,9 @@ class InfoGain(Reward):
         self.alpha, self.beta, self.correct, self.wrong = alpha, beta, correct, wrong
         self.mode, self.params, self.rank, self.seed = episodes, params, rank, seed
         self.damping, self.batch_size, self.scoring = damping, batch_size, scoring
+        self.reads_decode_state = scoring == "rollout_cache"
         self.last_final_j: list[float | None] = []  # J(s_{K+1}) per sample, None without reasoning
         self.last_cache_scored = False
-
-    @property
-    def reads_decode_state(self) -> bool:
-        """Ask the rollout to keep its KV cache for this reward (`scoring: rollout_cache`)."""
-        return self.scoring == "rollout_cache"
 
     # -- the two estimators ----------------------------------------------------------------------
     def fitting_gain(self, batch: RolloutBatch, eps: list[Episodes], ctx: RewardContext) -> list[torch.Tensor]:
@@ -159,7 +156,7 @@ class InfoGain(Reward):
         on prompt + response, recorded by the packed pass (samples without reasoning are only encoded)."""
         tok = ctx.tokenizer
         cue = cue_ids(ctx)
-        state = batch.decode_state if self.scoring == "rollout_cache" else None
+        state = ctx.decode_state if self.scoring == "rollout_cache" else None
         self.last_cache_scored = (
             state is not None and bool(cue) and cache_is_usable(ctx.policy) and state.matches(ctx.policy)
         )
@@ -232,7 +229,7 @@ class InfoGain(Reward):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """`_score_prefixes` with the prompt + response read from the rollout's KV cache
         (`rlreason.rewards.cached_scoring`); the penalty's layer inputs come from the cache too."""
-        tok, state = ctx.tokenizer, batch.decode_state
+        tok, state = ctx.tokenizer, ctx.decode_state
         prompt_lengths = batch.prompt_mask.sum(-1).tolist()
         response_lengths = batch.response_mask.sum(-1).tolist()
         rows = [i for i, e in enumerate(eps) if self._has_reasoning(e)]
@@ -312,8 +309,10 @@ class InfoGain(Reward):
             gains, layer_inputs = self._score_prefixes(batch, eps, ctx, layer)
             return gains, self.penalty(batch, eps, ctx, layer_inputs)
         sub, sub_eps = select_rows(batch, reps), [eps[i] for i in reps]
-        gains, layer_inputs = self._score_prefixes(sub, sub_eps, ctx, layer)
-        penalties = self.penalty(sub, sub_eps, ctx, layer_inputs)
+        state = ctx.decode_state.select(reps) if ctx.decode_state is not None else None
+        sub_ctx = replace(ctx, decode_state=state)
+        gains, layer_inputs = self._score_prefixes(sub, sub_eps, sub_ctx, layer)
+        penalties = self.penalty(sub, sub_eps, sub_ctx, layer_inputs)
         self.last_final_j = [self.last_final_j[o] for o in owner]
         return [gains[o] for o in owner], [penalties[o] for o in owner]
 
@@ -321,7 +320,7 @@ class InfoGain(Reward):
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         if ctx.policy is None or ctx.tokenizer is None:
             raise ValueError("info_gain needs the policy and tokenizer in the reward context")
-        canon = getattr(ctx, "canonicalize", None)
+        canon = ctx.canonicalize
         eps = segment_batch(batch.response_ids, batch.response_mask, ctx.tokenizer, self.mode, canon)
         gains, penalties = self._gains_and_penalties(batch, eps, ctx)
         r_out = torch.where(ctx.correct, self.correct, self.wrong).float()

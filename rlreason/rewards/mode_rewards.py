@@ -54,7 +54,8 @@ class AdaGRPO(Reward):
         self.base = REWARDS.build(base_cfg, where="reward.base")
         self.base_name = str(base_cfg["name"])
         self.total_steps = total_steps
-        self.needs_initial_params = getattr(self.base, "needs_initial_params", False)  # type: ignore[misc]
+        self.needs_initial_params = self.base.needs_initial_params
+        self.reads_decode_state = self.base.reads_decode_state
 
     def __call__(self, batch: RolloutBatch, ctx: RewardContext) -> RewardOutput:
         total = self.total_steps or ctx.max_steps

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from rlreason.batch import RolloutBatch
+from rlreason.policy.decode_state import DecodeState
 from rlreason.policy.padding import left_pad
 from rlreason.policy.responses import decode_responses, find_control
 from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
@@ -32,11 +33,12 @@ def collect_rollout(
     control: Any = None,
     group_offset: int = 0,
     sampler: Any = None,
-) -> RolloutBatch:
+) -> tuple[RolloutBatch, DecodeState | None]:
     """Sample `group_size` responses for each problem; sample j of problem p is seeded by
     (seed, step, p.uid, j), so the batch is the same however problems are spread over ranks.
 
-    A mode sampler (`rlreason.policy.samplers`) forces each sample's first token; None: plain rollout."""
+    A mode sampler (`rlreason.policy.samplers`) forces each sample's first token; None: plain rollout.
+    Returns the batch and the rollout's KV cache (None unless the backend keeps it for the reward)."""
     prompts, seeds, group_ids, golds, meta, texts = [], [], [], [], [], []
     forced: list[str] = []
     for g, (problem, ids) in enumerate(zip(problems, prompt_token_ids)):
@@ -55,6 +57,7 @@ def collect_rollout(
         gen = sampler.generate(backend, policy, prompts, params, seeds, forced, control)
     prompt_ids, prompt_mask = left_pad(prompts, backend.pad_id)
     control_pos, control_mode = find_control(gen.response_ids, gen.response_mask, control)
+    forced_short = sum(m == "short" for m in forced) / max(1, len(forced))
     batch = RolloutBatch(
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
@@ -69,10 +72,7 @@ def collect_rollout(
         meta=meta,
         control_pos=control_pos,
         control_mode=control_mode,
-        decode_state=gen.decode_state,
+        forced_mode=forced if sampler is not None else None,
+        rollout_metrics={"rollout/forced_short_share": forced_short} if sampler is not None else {},
     )
-    if sampler is not None:
-        batch.forced_mode = forced
-        share = sum(m == "short" for m in forced) / max(1, len(forced))
-        batch.rollout_metrics = {"rollout/forced_short_share": share}
-    return batch
+    return batch, gen.decode_state

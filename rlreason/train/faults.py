@@ -1,19 +1,56 @@
-"""Fault injection for the reliability tests: failpoints switched on by an environment variable.
+"""Faults: non-finite updates, counted and bounded, and the failpoints the reliability tests arm.
 
-`RLREASON_FAULTS="checkpoint_write@4,nan_loss@2"` makes the run SIGKILL itself after writing the
-step-4 checkpoint's temporary file (before its manifest and rename), and makes the step-2 loss NaN.
-Unset (always, outside tests/test_faults.py), every call here is a dictionary lookup that returns
-False. Faults that real inputs can produce (a NaN reward from a user's reward function, a corrupted or
-truncated checkpoint file, kill -9 at an arbitrary moment) are tested with those real inputs instead.
+A non-finite loss, gradient or reward skips its update on every rank together (`rl_step`); the
+run stops on its last good state when `optim.max_nonfinite_in_a_row` steps in a row skipped any.
+
+Failpoints: `RLREASON_FAULTS="checkpoint_write@4,nan_loss@2"` makes the run SIGKILL itself after
+writing the step-4 checkpoint's temporary file (before its manifest and rename), and makes every
+loss of step 2 NaN. Unset (always, outside tests/test_faults.py), `active` returns False. Faults that
+real inputs can produce (a NaN reward from a user's reward function, a corrupted or truncated
+checkpoint file, kill -9 at an arbitrary moment) are tested with those real inputs instead.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 
+from rlreason.algos.base import Algorithm, LossInputs
+from rlreason.errors import RLReasonError
+
 ENV = "RLREASON_FAULTS"
 KINDS = ("checkpoint_write", "nan_loss")
+
+
+class NonFiniteError(RLReasonError):
+    """Too many consecutive non-finite updates: the run stops on the last good state (exit status 3)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, steps_done: int) -> None:
+        super().__init__(message)
+        self.steps_done = steps_done  # steps whose updates the parameters hold (the last good state)
+
+
+class NonFiniteGuard:
+    """Counts skipped updates over the run; a step with any skipped update extends the run of faulty steps."""
+
+    def __init__(self, max_in_a_row: int = 3) -> None:
+        self.max_in_a_row = max_in_a_row
+        self.in_a_row = 0
+        self.total = 0
+
+    def end_step(self, step: int, skipped: int, cause: str | None) -> str | None:
+        """Count one step's skipped updates; returns why the run must stop, or None."""
+        self.total += skipped
+        self.in_a_row = self.in_a_row + 1 if skipped else 0
+        if self.in_a_row < self.max_in_a_row:
+            return None
+        return (
+            f"{self.in_a_row} steps in a row with non-finite updates (last: non-finite {cause} at"
+            f" step {step + 1}; optim.max_nonfinite_in_a_row={self.max_in_a_row})"
+        )
 
 
 def _armed() -> dict[str, set[int]]:
@@ -34,3 +71,15 @@ def active(kind: str, step: int) -> bool:
 def maybe_kill(kind: str, step: int) -> None:
     if active(kind, step):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def nan_loss(algo: Algorithm) -> Algorithm:
+    """A copy of `algo` whose every micro-batch loss is NaN (its metrics unchanged): the `nan_loss` failpoint."""
+    poisoned = copy.copy(algo)
+
+    def loss(inp: LossInputs):
+        value, metrics = algo.loss(inp)
+        return value * float("nan"), metrics
+
+    poisoned.loss = loss  # type: ignore[method-assign]
+    return poisoned

@@ -1,47 +1,54 @@
-"""The LightningModule: a thin adapter from Lightning's hooks to the step functions in
-`rlreason/train/step.py` (which read as the algorithm does), plus checkpoint state and logging.
+"""The LightningModule: adapts Lightning's hooks to the step functions (`train/step.py`,
+`train/sft_step.py`), keeps checkpoint state beyond parameters and optimiser, and writes the
+step's metrics.
 
-Optimisation is manual (`automatic_optimization = False`) because one RL step performs several
-optimiser steps (num_iterations x minibatches).
+Optimisation is manual (`automatic_optimization = False`): one RL step performs
+`StepSettings.updates_per_step` optimiser updates, written out in `rl_step`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig
 
 from rlreason.algos.base import Algorithm
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.policy.control_tokens import ControlTokens
 from rlreason.policy.prompt_encoder import PromptEncoder
 from rlreason.policy.rollout import SamplingParams
 from rlreason.policy.samplers import build_sampler
 from rlreason.registry import ROLLOUT_BACKENDS
 from rlreason.rewards.base import Reward
 from rlreason.tasks.base import Problem
+from rlreason.train import faults
+from rlreason.train.faults import NonFiniteError, NonFiniteGuard
+from rlreason.train.loggers import log_scalars
 from rlreason.train.optim import build_optimizer, build_scheduler
 from rlreason.train.parity import ParityMonitor
 from rlreason.train.precision import compute_dtype, disable_dropout
 from rlreason.train.ranks import RankReducer
 from rlreason.train.resume import capture_rng_state, restore_rng_state
 from rlreason.train.sft_step import sft_step
-from rlreason.train.step import Learner, StepHandles, rl_step
+from rlreason.train.step import Learner, StepHandles, rl_step, step_settings
 from rlreason.train.step_metrics import Metric, reduce_metrics
-from rlreason.train.update import NonFiniteGuard, fault_metrics
+from rlreason.verify.task_verifier import TaskVerifier
 
 
 class RLModule(pl.LightningModule):
     def __init__(
         self,
-        cfg: Any,
+        cfg: DictConfig,
         policy: torch.nn.Module,
         tokenizer: Any,
-        control: Any,
+        control: ControlTokens | None,
         algo: Algorithm,
         reward: Reward | None,
-        verifier: Any = None,
+        verifier: TaskVerifier | None = None,
         ref_policy: torch.nn.Module | None = None,
         answer_cue: str = "",
         format_prompt: Any = None,
@@ -52,10 +59,11 @@ class RLModule(pl.LightningModule):
         self.policy = policy  # a submodule: trained, checkpointed
         hidden = getattr(policy.config, "hidden_size", None)
         self.value_head = algo.value_head(hidden) if algo.needs_values and hidden else None
-        eos = [tokenizer.eos_token_id] + [t for t in getattr(control, "extra_eos_ids", []) or []]
         r = cfg.rollout
+        backend_cls = ROLLOUT_BACKENDS.get(r.backend, where="rollout.backend")
+        keep_cache = reward is not None and reward.reads_decode_state  # a reward that reads the rollout's KV cache
         self.learner = Learner(
-            cfg=cfg,
+            settings=step_settings(cfg, algo),
             policy=policy,
             tokenizer=tokenizer,
             control=control,
@@ -63,8 +71,8 @@ class RLModule(pl.LightningModule):
             reward=reward,
             verifier=verifier,
             prompts=PromptEncoder(tokenizer, format_prompt, chat_template=cfg.model.use_chat_template),
-            backend=ROLLOUT_BACKENDS.get(r.backend, where="rollout.backend")(eos, tokenizer.pad_token_id, r.batch_size),
-            sampler=build_sampler(r),  # None unless rollout.sampler forces modes
+            backend=backend_cls([tokenizer.eos_token_id], tokenizer.pad_token_id, r.batch_size, keep_cache),
+            sampler=build_sampler(r),
             sampling=SamplingParams(
                 max_new_tokens=r.max_new_tokens,
                 temperature=r.temperature,
@@ -73,13 +81,10 @@ class RLModule(pl.LightningModule):
                 stop_on_eos=r.stop_on_eos,
             ),
             value_head=self.value_head,
-            frozen={"ref": ref_policy, "initial": None},  # not submodules: no grads, not in the checkpoint
+            ref_policy=ref_policy,  # not a submodule: no grads, not in the checkpoint
             answer_cue=answer_cue,
         )
-        backend = self.learner.backend
-        if hasattr(backend, "keep_decode_state"):  # a reward that reads the rollout's KV cache asks for it
-            backend.keep_decode_state = bool(getattr(reward, "reads_decode_state", False))
-        self.guard = NonFiniteGuard(int(getattr(cfg.optim, "max_nonfinite_in_a_row", 3) or 3))
+        self.guard = NonFiniteGuard(self.learner.settings.max_nonfinite_in_a_row)
         self.parity = ParityMonitor()
         self._step = 0
         self._rng_to_restore: Any = None
@@ -93,27 +98,26 @@ class RLModule(pl.LightningModule):
     # -- setup --------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         self.policy.train()
-        frozen = self.learner.frozen
-        ref = frozen["ref"]
+        learner = self.learner
+        ref = learner.ref_policy
         if ref is not None:
             # frozen: no master-weight concern, so it lives in the compute dtype (half the memory in bf16)
             ref.to(self.device, dtype=compute_dtype(self.cfg.model.dtype)).eval().requires_grad_(False)
-        if getattr(self.cfg.model, "disable_dropout", True):
+        if self.cfg.model.disable_dropout:
             for model in (self.policy, ref):
                 if model is not None:
                     disable_dropout(model)
-        reward = self.learner.reward
-        if reward is not None and getattr(reward, "needs_initial_params", False) and frozen["initial"] is None:
-            frozen["initial"] = {n: p.detach().clone() for n, p in self.policy.named_parameters()}
+        reward = learner.reward
+        if reward is not None and reward.needs_initial_params and learner.initial_params is None:
+            learner.initial_params = {n: p.detach().clone() for n, p in self.policy.named_parameters()}
 
     def configure_optimizers(self):
         params = list(self.policy.parameters())
         if self.value_head is not None:
             params += list(self.value_head.parameters())
         opt = build_optimizer(params, self.cfg.optim)
-        algo = self.learner.algo
-        per_step = algo.num_iterations * self.cfg.optim.minibatches if algo.needs_rollout else 1
-        sched = build_scheduler(opt, self.cfg.optim, self.cfg.optim.steps * per_step)
+        s = self.learner.settings
+        sched = build_scheduler(opt, self.cfg.optim, s.steps * s.updates_per_step)
         return [opt], [{"scheduler": sched, "interval": "step"}]
 
     # -- checkpoint state beyond parameters and optimiser (see rlreason/train/resume.py) -------------
@@ -123,7 +127,7 @@ class RLModule(pl.LightningModule):
             "nonfinite_in_a_row": self.guard.in_a_row,
             "nonfinite_total": self.guard.total,
             # info-gain's theta_ref: the parameters at the start of the run, not at the resumed step
-            "initial_params": self.learner.frozen["initial"],
+            "initial_params": self.learner.initial_params,
             # what the tensors in this file are: fp32 master weights and optimiser state, whatever
             # model.dtype (the compute dtype) says
             "dtypes": {
@@ -139,7 +143,7 @@ class RLModule(pl.LightningModule):
         self.guard.in_a_row = int(state.get("nonfinite_in_a_row", 0))
         self.guard.total = int(state.get("nonfinite_total", 0))
         if state.get("initial_params") is not None:
-            self.learner.frozen["initial"] = state["initial_params"]
+            self.learner.initial_params = state["initial_params"]
         self._rng_to_restore = state.get("rng")
 
     def on_train_start(self) -> None:
@@ -161,21 +165,26 @@ class RLModule(pl.LightningModule):
             optimizer=self.optimizers(),
             scheduler=self.lr_schedulers(),
             ranks=RankReducer(trainer, self.device),
-            guard=self.guard,
             parity=self.parity,
             run_dir=getattr(trainer, "default_root_dir", None) if trainer is not None else None,
             is_global_zero=trainer is None or trainer.is_global_zero,
         )
-        step = rl_step if self.learner.algo.needs_rollout else sft_step
-        result = step(self.learner, handles, problems)
+        learner = self.learner
+        if faults.active("nan_loss", batch_idx + 1):  # the reliability tests' failpoint
+            learner = dataclasses.replace(learner, algo=faults.nan_loss(learner.algo))
+        step = rl_step if learner.algo.needs_rollout else sft_step
+        result = step(learner, handles, problems)
         if result.batch is not None:
             self.last_batch, self.last_reward = result.batch, result.reward
-        metrics = {**result.metrics, **handles.timer.metrics()}
+        metrics = dict(result.metrics)
         metrics["perf/step_time"] = time.perf_counter() - t0
         if "perf/tokens" in metrics:
             metrics["perf/tokens_per_sec"] = metrics.pop("perf/tokens") / metrics["perf/step_time"]
-        self._log_metrics(fault_metrics(metrics, self.guard))
-        self.guard.end_step(batch_idx)
+        stop = self.guard.end_step(batch_idx, result.skipped, result.skip_cause)
+        metrics["faults/nonfinite_total"] = float(self.guard.total)
+        self._log_metrics(metrics)
+        if stop is not None:  # run.py saves the last good state under this step count
+            raise NonFiniteError(stop, steps_done=batch_idx)
 
     # -- logging ------------------------------------------------------------------------------
     def _log_metrics(self, metrics: dict[str, Metric]) -> None:
@@ -187,8 +196,6 @@ class RLModule(pl.LightningModule):
         reduced = reduce_metrics({k: v for k, v in metrics.items() if v is not None}, world)
         trainer = self._trainer
         if trainer is not None and trainer.is_global_zero:  # every configured logger (loggers.py)
-            from rlreason.train.loggers import log_scalars
-
             log_scalars(trainer, reduced, self._step)
         prog = ("train/reward_mean", "train/accuracy", "train/loss", "mode/think_ratio")
         for k in prog:  # the progress bar only; already reduced, so no sync

@@ -63,7 +63,6 @@ def critic_values(
     policy: torch.nn.Module,
     value_head: torch.nn.Module,
     batch: RolloutBatch,
-    *,
     micro_batch_size: int,
     chunk_size: int,
     device: torch.device,

@@ -43,12 +43,12 @@ from rlreason.train.callbacks import (
     save_hf_policy,
 )
 from rlreason.train.data import ProblemDataModule, read_problems
+from rlreason.train.faults import NonFiniteError
 from rlreason.train.interrupt import GracefulInterrupt, RunInterrupted
 from rlreason.train.loggers import build_loggers, check_installed
 from rlreason.train.module import RLModule
 from rlreason.train.progress import StepProgressBar, quiet_third_party, start_line
 from rlreason.train.resume import find_resume_point
-from rlreason.train.update import NonFiniteError
 from rlreason.verify.task_verifier import RunVerifiers
 
 
@@ -213,9 +213,10 @@ def _run_experiment(cfg: DictConfig, verifiers: RunVerifiers, version: str | Non
             )
         except NonFiniteError as exc:
             # skipped updates left the parameters at the last good state: keep it, then stop
-            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-            ckpt = checkpointer.save(trainer, module, done, suffix="-stopped")
-            raise NonFiniteError(f"{exc}; last good state saved to {ckpt} (resume with init.resume={ckpt})") from None
+            ckpt = checkpointer.save(trainer, module, exc.steps_done, suffix="-stopped")
+            raise NonFiniteError(
+                f"{exc}; last good state saved to {ckpt} (resume with init.resume={ckpt})", exc.steps_done
+            ) from None
     if interrupt.interrupted:
         hint = resume_hint or f"rlreason run {run_dir / 'config.yaml'} init.resume={run_dir}"
         raise RunInterrupted(

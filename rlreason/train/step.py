@@ -1,32 +1,33 @@
-"""One training step, read top to bottom.
+"""One RL training step, read top to bottom in `rl_step`:
 
-An RL step:
-
-    problems -> rollout (G samples each) -> verify -> reward -> advantages
+    problems -> rollout (G samples each) -> verify -> [reference log-probs] -> reward -> advantages
              -> num_iterations x minibatches x micro-batches of (log-probs -> algo.loss -> backward)
-             -> an optimiser step per minibatch -> metrics
+             -> clip, optimizer.step(), scheduler.step() once per minibatch -> metrics
 
-An SFT step (`train/sft_step.py`) feeds the problems' target responses through the same micro-batch
-loss and optimiser update. Every stage is a function over explicit values: `Learner` holds what a run builds once
-(policy, algorithm, reward, verifier, rollout backend), `StepHandles` what the trainer lends for one
-step (backward, optimiser, scheduler, rank reductions). The LightningModule (`train/module.py`)
-only adapts Lightning's hooks to these two.
+`Learner` holds what a run builds once (policy, algorithm, reward, verifier, rollout backend and the
+resolved `StepSettings`), `StepHandles` what the trainer lends one step (backward, optimiser,
+scheduler, rank reductions). The step returns its metrics as values (`StepResult`); the
+LightningModule (`train/module.py`) adapts Lightning's hooks to this function and `sft_step`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
 from rlreason.algos.base import Advantages, Algorithm, LossInputs
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.policy.control_tokens import ControlTokens
+from rlreason.policy.decode_state import DecodeState
 from rlreason.policy.lora import adapters_disabled, is_lora
 from rlreason.policy.prompt_encoder import PromptEncoder
-from rlreason.policy.rollout import SamplingParams
+from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
+from rlreason.policy.samplers import ModeSampler
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
@@ -39,26 +40,71 @@ from rlreason.train.ranks import RankReducer
 from rlreason.train.rollout_metrics import rollout_metrics
 from rlreason.train.step_metrics import Metric
 from rlreason.train.timing import PhaseTimer
-from rlreason.train.update import NonFiniteGuard, accumulate_and_step
+from rlreason.verify.task_verifier import TaskVerifier
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What a step reads from the config, resolved once per run (`step_settings`)."""
+
+    seed: int
+    steps: int  # optim.steps: the run's length (reward schedules read it)
+    group_size: int
+    max_new_tokens: int
+    temperature: float  # the trainer's log-probs are those of softmax(logits / T), as sampled
+    micro_batch_size: int  # 0: a minibatch in one micro-batch
+    micro_batch_tokens: int  # > 0: micro-batches packed to this many padded tokens (micro_batches.py)
+    minibatches: int  # optimiser updates per pass over the rollout batch
+    num_iterations: int  # passes over the rollout batch (the algorithm's)
+    chunk_size: int  # model.logit_chunk_size
+    dedup: bool  # optim.dedup_sequences: forward each distinct (prompt, response) once
+    max_grad_norm: float  # <= 0: no clipping
+    max_nonfinite_in_a_row: int
+
+    @property
+    def updates_per_step(self) -> int:
+        """Optimiser updates of one RL step: the scheduler's unit and the loop's count."""
+        return self.num_iterations * self.minibatches
+
+
+def step_settings(cfg: DictConfig, algo: Algorithm) -> StepSettings:
+    optim = cfg.optim
+    rl = algo.needs_rollout
+    return StepSettings(
+        seed=int(cfg.seed),
+        steps=int(optim.steps),
+        group_size=int(cfg.rollout.group_size),
+        max_new_tokens=int(cfg.rollout.max_new_tokens),
+        temperature=float(cfg.rollout.temperature),
+        micro_batch_size=int(optim.micro_batch_size),
+        micro_batch_tokens=int(optim.micro_batch_tokens),
+        minibatches=int(optim.minibatches) if rl else 1,
+        num_iterations=int(algo.num_iterations) if rl else 1,
+        chunk_size=int(cfg.model.logit_chunk_size),
+        dedup=bool(optim.dedup_sequences),
+        max_grad_norm=float(optim.max_grad_norm),
+        max_nonfinite_in_a_row=int(optim.max_nonfinite_in_a_row),
+    )
 
 
 @dataclass
 class Learner:
     """What every step of a run works with, built once by the LightningModule."""
 
-    cfg: Any
+    settings: StepSettings
     policy: torch.nn.Module
-    tokenizer: Any
-    control: Any
+    tokenizer: Any  # a transformers tokenizer
+    control: ControlTokens | None
     algo: Algorithm
     reward: Reward | None
-    verifier: Any
+    verifier: TaskVerifier | None
     prompts: PromptEncoder
-    backend: Any  # a rollout backend (`rlreason.registry.ROLLOUT_BACKENDS`)
-    sampler: Any  # a mode sampler (`rlreason.policy.samplers`), or None
+    backend: HFRolloutBackend  # any registered rollout backend (`rlreason.registry.ROLLOUT_BACKENDS`)
+    sampler: ModeSampler | None  # forces each sample's first token (rollout.sampler), or None
     sampling: SamplingParams
-    value_head: torch.nn.Module | None
-    frozen: dict[str, Any]  # "ref": the frozen reference model, "initial": theta_ref for info-gain
+    value_head: torch.nn.Module | None = None
+    ref_policy: torch.nn.Module | None = None  # frozen reference (beta > 0; LoRA: the adapters disabled)
+    initial_params: dict[str, torch.Tensor] | None = None  # theta_ref, for rewards that need it
     answer_cue: str = ""
 
 
@@ -69,67 +115,123 @@ class StepHandles:
     step: int  # 0-based; a resumed run continues the count
     device: torch.device
     backward: Callable[[torch.Tensor], None]
-    optimizer: Any
-    scheduler: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     ranks: RankReducer
-    guard: NonFiniteGuard
     parity: ParityMonitor
     run_dir: str | None = None
     is_global_zero: bool = True
-    timer: PhaseTimer = field(default_factory=PhaseTimer)
 
 
 @dataclass
 class StepResult:
     metrics: dict[str, Metric]
+    skipped: int = 0  # optimiser updates (or, for a non-finite reward, the whole step) skipped
+    skip_cause: str | None = None  # "reward" | "loss" | "grad": what the last skip was for
     batch: RolloutBatch | None = None  # kept for the sample-text callback
     reward: RewardOutput | None = None
+
+
+FAULTS = ("reward", "loss", "grad")
+
+
+def fault_metrics(counts: dict[str, int]) -> dict[str, Metric]:
+    """`faults/nonfinite_{reward,loss,grad}`: the step's skipped updates by cause, written every step."""
+    return {f"faults/nonfinite_{k}": float(counts.get(k, 0)) for k in FAULTS}
 
 
 # -- the RL step ----------------------------------------------------------------------------------
 
 
 def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepResult:
-    timed = h.timer
-    with timed("rollout"):
-        batch = rollout(learner, h, problems)
-    with timed("verify"):
-        correct, answered = verify(learner.verifier, batch)
-    if learner.algo.beta > 0:
-        with timed("reference"):
-            batch.ref_logprobs = reference_logprobs(learner, h, batch)
-    with timed("reward"):
-        reward = score(learner, h, batch, correct, answered)
-    batch.decode_state = None  # the rollout's KV cache, kept for the reward only
+    s, algo, policy = learner.settings, learner.algo, learner.policy
+    timer = PhaseTimer()
+    with timer("rollout"):
+        batch, decode_state = rollout(learner, h, problems)
+    with timer("verify"):
+        correct, answered = verify(learner, batch)
+    ref_logprobs = None
+    if algo.beta > 0:
+        with timer("reference"):
+            ref_logprobs = reference_logprobs(learner, h, batch)
+    with timer("reward"):
+        reward = score(learner, h, batch, decode_state, correct, answered)
+    del decode_state  # the rollout's KV cache served the reward only
     metrics = rollout_metrics(batch, reward, correct, learner.control)
     metrics.update(batch.rollout_metrics)
     if h.ranks.sum(float(not torch.isfinite(reward.rewards).all())) > 0:  # every rank skips together
-        return StepResult({**metrics, **h.guard.skip("reward")}, batch, reward)
+        metrics.update(fault_metrics({"reward": 1}))
+        return StepResult({**metrics, **timer.metrics()}, 1, "reward", batch, reward)
     values = None
     if learner.value_head is not None:
-        with timed("values"):
-            values = critic_values(
-                learner.policy,
-                learner.value_head,
-                batch,
-                micro_batch_size=learner.cfg.optim.micro_batch_size,
-                chunk_size=learner.cfg.model.logit_chunk_size,
-                device=h.device,
-                distinct=learner.cfg.optim.dedup_sequences,
-            )
-    with timed("advantages"):
-        advantages = learner.algo.advantages(batch, reward, values)
-    metrics.update({f"algo/{k}": float(v) for k, v in advantages.metrics.items()})
-    keep = advantages.keep  # dynamic sampling (rlreason/algos/dler.py): rows that train nothing
-    if keep is not None and h.ranks.sum(float(keep.sum())) == 0:  # every rank skips together
-        return StepResult({**metrics, "algo/ds_skipped_step": 1.0}, batch, reward)
-    metrics.update(update(learner, h, batch, advantages, values))
+        with timer("values"):
+            head = learner.value_head
+            values = critic_values(policy, head, batch, s.micro_batch_size, s.chunk_size, h.device, s.dedup)
+    with timer("advantages"):
+        adv = algo.advantages(batch, reward, values)
+    metrics.update({f"algo/{k}": float(v) for k, v in adv.metrics.items()})
+    if adv.keep is not None and h.ranks.sum(float(adv.keep.sum())) == 0:  # dynamic sampling left nothing
+        metrics.update({**fault_metrics({}), **timer.metrics(), "algo/ds_skipped_step": 1.0})
+        return StepResult(metrics, 0, None, batch, reward)
+
+    # -- the update: num_iterations x minibatches optimiser steps, each over its micro-batches --------
+    mask = loss_mask(batch, algo, adv.keep)  # [N, T]
+    n = batch.num_samples
+    minibatches = [torch.arange(n)[mb] for mb in micro_slices(n, n // s.minibatches)]
+    on_policy = s.num_iterations == 1 and len(minibatches) == 1  # pi_old is the pi_theta of the forward
+    tokens_batch = h.ranks.global_norm(float(mask.sum()))
+    params = [p for g in h.optimizer.param_groups for p in g["params"]]
+    parity: Parity | None = Parity()  # sampler vs trainer, on the first minibatch: before any update
+    parity_metrics: dict[str, float] = {}
+    loss_metrics: dict[str, float] = defaultdict(float)  # summed over every micro-batch of the step
+    grad_norms: list[float] = []
+    skipped: dict[str, int] = defaultdict(int)
+    skip_cause: str | None = None
+    for _ in range(s.num_iterations):
+        for rows in minibatches:
+            norms = minibatch_normalisers(learner, h, batch, mask, rows, adv.keep, tokens_batch)
+            finite_loss = True
+            with timer("forward_backward"):
+                for sub in micro_batches(batch, rows, s.micro_batch_size, s.micro_batch_tokens):
+                    inp = loss_inputs(learner, h, batch, ref_logprobs, adv, values, mask, sub, norms, on_policy, parity)
+                    loss, stats = algo.loss(inp)
+                    finite_loss &= bool(torch.isfinite(loss.detach()))
+                    h.backward(loss)  # also on a non-finite loss: every DDP rank must reduce
+                    for k, v in stats.items():
+                        loss_metrics[k] += float(v)
+                    loss_metrics["loss"] += float(loss.detach())
+            with timer("optimizer"):
+                norm = torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm if s.max_grad_norm > 0 else float("inf"))
+                if finite_loss and torch.isfinite(norm):  # a NaN gradient makes every rank skip together
+                    h.optimizer.step()
+                    h.scheduler.step()
+                    grad_norms.append(float(norm))
+                else:
+                    skip_cause = "grad" if finite_loss else "loss"
+                    skipped[skip_cause] += 1
+                h.optimizer.zero_grad(set_to_none=True)
+            if parity is not None:
+                parity_metrics = h.parity.metrics(parity, h.ranks, h.step, warn=h.is_global_zero)
+                parity = None
+
+    updates = s.num_iterations * len(minibatches)
+    metrics.update({f"algo/{k}": v / updates for k, v in loss_metrics.items()})
+    metrics.update(parity_metrics)
+    if grad_norms:
+        metrics["optim/grad_norm"] = sum(grad_norms) / len(grad_norms)
+    metrics["optim/lr"] = float(h.optimizer.param_groups[0]["lr"])
     metrics["perf/tokens"] = float(batch.response_mask.sum())
-    return StepResult(metrics, batch, reward)
+    metrics.update(fault_metrics(skipped))
+    metrics.update(timer.metrics())
+    return StepResult(metrics, sum(skipped.values()), skip_cause, batch, reward)
 
 
-def rollout(learner: Learner, h: StepHandles, problems: list[Problem]) -> RolloutBatch:
-    """G samples per problem, seeded per (seed, step, problem, sample): any rank layout gives the same batch."""
+# -- the stages -----------------------------------------------------------------------------------
+
+
+def rollout(learner: Learner, h: StepHandles, problems: list[Problem]) -> tuple[RolloutBatch, DecodeState | None]:
+    """G samples per problem, seeded per (seed, step, problem, sample): any rank layout gives the same
+    batch; with the rollout's KV cache when the reward reads it."""
     return collect_rollout(
         learner.policy,
         learner.tokenizer,
@@ -137,8 +239,8 @@ def rollout(learner: Learner, h: StepHandles, problems: list[Problem]) -> Rollou
         problems,
         [learner.prompts(p) for p in problems],
         learner.sampling,
-        group_size=learner.cfg.rollout.group_size,
-        seed=learner.cfg.seed,
+        group_size=learner.settings.group_size,
+        seed=learner.settings.seed,
         step=h.step,
         control=learner.control,
         group_offset=h.ranks.rank * len(problems),
@@ -146,31 +248,37 @@ def rollout(learner: Learner, h: StepHandles, problems: list[Problem]) -> Rollou
     )
 
 
-def verify(verifier: Any, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
+def verify(learner: Learner, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """[N] bool `correct` and `answered` (an answer could be extracted at all), one extraction per sample."""
-    judgement = verifier.judge(batch.completions, batch.golds)
+    assert learner.verifier is not None
+    judgement = learner.verifier.judge(batch.completions, batch.golds)
     return torch.tensor(judgement.correct, dtype=torch.bool), torch.tensor(judgement.answered, dtype=torch.bool)
 
 
 def reference_logprobs(learner: Learner, h: StepHandles, batch: RolloutBatch) -> torch.Tensor:
     """[N, T] log-probs under the frozen reference (LoRA: the base model under the adapters)."""
-    cfg = learner.cfg
+    s = learner.settings
     kwargs = dict(
-        micro_batch_size=cfg.optim.micro_batch_size,
-        temperature=cfg.rollout.temperature,
-        chunk_size=cfg.model.logit_chunk_size,
+        micro_batch_size=s.micro_batch_size,
+        temperature=s.temperature,
+        chunk_size=s.chunk_size,
         device=h.device,
-        distinct=cfg.optim.dedup_sequences,
+        distinct=s.dedup,
     )
-    ref = learner.frozen["ref"]
-    if ref is None and is_lora(learner.policy):
+    if learner.ref_policy is None and is_lora(learner.policy):
         with adapters_disabled(learner.policy) as base:
             return sequence_logprobs(base, batch, **kwargs)
-    return sequence_logprobs(ref, batch, **kwargs)
+    assert learner.ref_policy is not None, "beta > 0 needs a reference model"
+    return sequence_logprobs(learner.ref_policy, batch, **kwargs)
 
 
 def score(
-    learner: Learner, h: StepHandles, batch: RolloutBatch, correct: torch.Tensor, answered: torch.Tensor
+    learner: Learner,
+    h: StepHandles,
+    batch: RolloutBatch,
+    decode_state: DecodeState | None,
+    correct: torch.Tensor,
+    answered: torch.Tensor,
 ) -> RewardOutput:
     """The configured reward of every sample (float rewards; process rewards also per episode)."""
     assert learner.reward is not None
@@ -180,79 +288,21 @@ def score(
         answered=answered,
         policy=learner.policy,
         tokenizer=learner.tokenizer,
-        initial_params=learner.frozen["initial"],
-        max_new_tokens=learner.cfg.rollout.max_new_tokens,
+        initial_params=learner.initial_params,
+        max_new_tokens=learner.settings.max_new_tokens,
         step=h.step,
-        max_steps=learner.cfg.optim.steps,
+        max_steps=learner.settings.steps,
         control=control,
         verifier=learner.verifier,
         run_dir=h.run_dir,
-        control_ids=getattr(control, "ids", {}) if control is not None else {},
+        control_ids=control.ids if control is not None else {},
         answer_cue=learner.answer_cue,
-        canonicalize=getattr(control, "canonicalize", None),
+        canonicalize=control.canonicalize if control is not None else None,
+        decode_state=decode_state,
     )
     out = learner.reward(batch, ctx)
     out.rewards = out.rewards.float()
     return out
-
-
-def update(
-    learner: Learner, h: StepHandles, batch: RolloutBatch, adv: Advantages, values: torch.Tensor | None
-) -> dict[str, float]:
-    """num_iterations passes of minibatch optimiser steps over the rollout batch."""
-    cfg, algo = learner.cfg, learner.algo
-    mask = loss_mask(batch, algo, adv.keep)
-    n = batch.num_samples
-    minibatches = micro_slices(n, n // cfg.optim.minibatches)
-    on_policy = algo.num_iterations == 1 and len(minibatches) == 1
-    tokens_batch = h.ranks.global_norm(float(mask.sum()))
-    sums: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    parity: Parity | None = Parity()  # measured on the first minibatch only: before any update
-    parity_metrics: dict[str, float] = {}
-    for _ in range(algo.num_iterations):
-        for mb in minibatches:
-            rows = torch.arange(n)[mb]
-            norms = minibatch_normalisers(learner, h, batch, mask, rows, adv.keep, tokens_batch)
-            losses = (
-                micro_loss(learner, h, batch, adv, values, mask, sub, norms, on_policy, parity)
-                for sub in micro_batches(batch, rows, cfg.optim.micro_batch_size, cfg.optim.micro_batch_tokens)
-            )
-            stats = optimise(learner, h, losses, sums)
-            for k, v in stats.items():
-                sums[k] += v
-                counts[k] += 1
-            if parity is not None:
-                parity_metrics = h.parity.metrics(parity, h.ranks, h.step, warn=h.is_global_zero)
-                parity = None
-    steps = algo.num_iterations * len(minibatches)
-    out = {f"algo/{k}": v / steps for k, v in sums.items() if k not in counts}
-    out.update(parity_metrics)
-    # skipped-update counts are totals over the step; everything else is a mean over updates
-    out.update({f"optim/{k}": sums[k] if k.startswith("nonfinite_") else sums[k] / counts[k] for k in counts})
-    out["optim/lr"] = float(h.optimizer.param_groups[0]["lr"])
-    return out
-
-
-def optimise(
-    learner: Learner,
-    h: StepHandles,
-    losses: Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]],
-    sums: dict[str, float],
-) -> dict[str, float]:
-    """One optimiser update from the micro-batch losses (`update.accumulate_and_step`), with this
-    step's handles; the losses' metrics are summed into `sums`."""
-    return accumulate_and_step(
-        losses,
-        backward=h.backward,
-        optimizer=h.optimizer,
-        scheduler=h.scheduler,
-        max_grad_norm=learner.cfg.optim.max_grad_norm,
-        guard=h.guard,
-        step=h.step,
-        sums=sums,
-        timer=h.timer,
-    )
 
 
 def loss_mask(batch: RolloutBatch, algo: Algorithm, keep: torch.Tensor | None) -> torch.Tensor:
@@ -282,17 +332,18 @@ def minibatch_normalisers(
             float(mask[rows].sum()) if keep is None else max(float(mask[rows].sum()), 1e-8)
         ),
         "num_tokens_batch": tokens_batch,
-        "max_new_tokens": learner.cfg.rollout.max_new_tokens,
+        "max_new_tokens": learner.settings.max_new_tokens,
     }
     for key, local in learner.algo.minibatch_normalisers(batch, mask, rows).items():
         norms[key] = h.ranks.global_norm(local)
     return norms
 
 
-def micro_loss(
+def loss_inputs(
     learner: Learner,
     h: StepHandles,
     batch: RolloutBatch,
+    ref_logprobs: torch.Tensor | None,
     adv: Advantages,
     values: torch.Tensor | None,
     mask: torch.Tensor,
@@ -300,27 +351,27 @@ def micro_loss(
     norms: dict[str, float],
     on_policy: bool,
     parity: Parity | None,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The algorithm's loss on the micro-batch `sub`: log-probs (with grad) -> `LossInputs` -> `algo.loss`."""
-    algo, dev, cfg = learner.algo, h.device, learner.cfg
-    pc, rc = micro_columns(batch, sub, trim=cfg.optim.micro_batch_tokens > 0)
+) -> LossInputs:
+    """What `algo.loss` reads for the micro-batch `sub`: its log-probs (with grad) under the policy, and
+    the batch's old / reference log-probs, advantages and values at its rows and columns."""
+    s, algo, dev = learner.settings, learner.algo, h.device
+    pc, rc = micro_columns(batch, sub, trim=s.micro_batch_tokens > 0)
 
     def take(x: torch.Tensor) -> torch.Tensor:  # a [N, T] tensor's rows of `sub`, columns of its responses
         return x[sub][:, rc].to(dev)
 
-    entropy_coef = float(getattr(algo, "entropy_coef", 0.0) or 0.0)
-    forward = distinct_logprobs if cfg.optim.dedup_sequences else response_logprobs
+    forward = distinct_logprobs if s.dedup else response_logprobs
     out = forward(
         learner.policy,
         batch.prompt_ids[sub][:, pc].to(dev),
         batch.prompt_mask[sub][:, pc].to(dev),
         take(batch.response_ids),
         take(batch.response_mask),
-        temperature=cfg.rollout.temperature,
+        temperature=s.temperature,
         with_entropy=True,
-        entropy_grad=algo.needs_entropy_grad or entropy_coef > 0,
+        entropy_grad=algo.needs_entropy_grad,
         with_hidden=learner.value_head is not None,
-        chunk_size=cfg.model.logit_chunk_size,
+        chunk_size=s.chunk_size,
     )
     if parity is not None:  # before the first optimiser step: sampler and trainer hold the same weights
         parity.add(take(batch.old_logprobs), out.logprobs.detach(), take(mask))
@@ -330,11 +381,11 @@ def micro_loss(
         value_now = learner.value_head(out.hidden).squeeze(-1)
         returns = take(adv.returns) if adv.returns is not None else None
         old_values = take(values) if values is not None else None
-    inp = LossInputs(
+    return LossInputs(
         logprobs=out.logprobs,
         mask=take(mask),
         old_logprobs=old,
-        ref_logprobs=take(batch.ref_logprobs) if batch.ref_logprobs is not None else None,
+        ref_logprobs=take(ref_logprobs) if ref_logprobs is not None else None,
         advantages=take(adv.tokens),
         entropy=out.entropy,
         values=value_now,
@@ -343,4 +394,3 @@ def micro_loss(
         control_pos=batch.control_pos[sub].to(dev) if batch.control_pos is not None else None,
         **norms,
     )
-    return algo.loss(inp)

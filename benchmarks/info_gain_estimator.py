@@ -110,7 +110,7 @@ def accuracy_part(init: str, n_prompts: int, sgd_steps: int = 4, lr: float = 1e-
     model.double()
     problems = [p for p in LabArith().problems("train") if p.difficulty != "easy"][:n_prompts]
     backend = HFRolloutBackend([tok.eos_token_id], tok.pad_token_id)
-    batch = collect_rollout(
+    batch, _ = collect_rollout(
         model,
         tok,
         backend,

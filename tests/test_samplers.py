@@ -41,7 +41,7 @@ def lab(tmp_path_factory):
 
 def rollout(lab, sampler, problems=None, prompts=None, offset=0, step=3):
     policy, tokenizer, control, all_problems, all_prompts, backend = lab
-    return collect_rollout(
+    batch, _ = collect_rollout(
         policy,
         tokenizer,
         backend,
@@ -55,11 +55,12 @@ def rollout(lab, sampler, problems=None, prompts=None, offset=0, step=3):
         group_offset=offset,
         sampler=sampler,
     )
+    return batch
 
 
 def test_sampler_off_is_the_plain_rollout_bit_for_bit(lab):
     policy, _, _, problems, prompts, backend = lab
-    assert build_sampler(OmegaConf.create({"sampler": "none", "sampler_share": 0.3})) is None
+    assert build_sampler("none", 0.3) is None
     batch = rollout(lab, None)
     seeds = [sample_seed(7, 3, p.uid, j) for p in problems for j in range(G)]
     plain = backend.generate(policy, [ids for ids in prompts for _ in range(G)], PARAMS, seeds)

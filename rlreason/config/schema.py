@@ -9,16 +9,33 @@ words declares them (`choices=`), and a key that names a registered entry declar
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig
 
+Check = tuple[Callable[[Any], bool], str]
+"""A key's own constraint: (whether a value is acceptable, what is expected, as the error says it)."""
 
-def doc(text: str, *, choices: tuple[str, ...] = (), registry: str = "") -> dict[str, Any]:
-    """A config key's field metadata: its doc, and the words (`choices`) or the registry whose names
-    (`registry`) its value must be one of."""
-    return {"doc": text, "choices": choices, "registry": registry}
+
+def doc(text: str, *, choices: tuple[str, ...] = (), registry: str = "", check: Check | None = None) -> dict[str, Any]:
+    """A config key's field metadata: its doc, the words (`choices`) or the registry whose names
+    (`registry`) its value must be one of, and its range (`check`)."""
+    return {"doc": text, "choices": choices, "registry": registry, "check": check}
+
+
+def at_least(low: float, note: str = "") -> Check:
+    """value >= low; `note` says what the boundary means, e.g. `0 = off`."""
+    return (lambda v: v >= low, f">= {low:g}" + (f" ({note})" if note else ""))
+
+
+POSITIVE: Check = (lambda v: v >= 1, "a positive integer")
+SHARE: Check = (lambda v: 0 < v <= 1, "in (0, 1]")
+
+
+def non_empty(what: str) -> Check:
+    return (lambda v: bool(str(v).strip()), what)
 
 
 @dataclass
@@ -26,7 +43,11 @@ class ModelConfig:
     """The policy. `lab-tiny` builds the lab's tiny model; anything else is a path or hub name."""
 
     name_or_path: str = field(
-        default="lab-tiny", metadata=doc("'lab-tiny' (the lab's tiny model), a model directory or a hub name")
+        default="lab-tiny",
+        metadata=doc(
+            "'lab-tiny' (the lab's tiny model), a model directory or a hub name",
+            check=non_empty("'lab-tiny', a model directory or hub name"),
+        ),
     )
     lab: dict[str, Any] = field(
         default_factory=dict, metadata=doc("lab-tiny architecture overrides (hidden_size, num_hidden_layers, ...)")
@@ -56,7 +77,8 @@ class ModelConfig:
         default=0,
         metadata=doc(
             ">0: response log-probs / entropy / scores computed over this many positions at a time (the "
-            "[n, T, vocab] fp32 logits are never whole in memory); 0: one pass (bitwise the historical path)"
+            "[n, T, vocab] fp32 logits are never whole in memory); 0: one pass",
+            check=at_least(0, "0 = no chunking"),
         ),
     )
     lora: dict[str, Any] = field(
@@ -89,15 +111,26 @@ class RolloutConfig:
     """Sampling the policy's responses (RL only)."""
 
     backend: str = field(default="hf", metadata=doc("the generation backend", registry="rollout_backends"))
-    group_size: int = field(default=8, metadata=doc("G samples per prompt"))
-    prompts_per_step: int = field(default=8, metadata=doc("prompts per rollout batch (per rank)"))
-    max_new_tokens: int = field(default=64, metadata=doc("response length limit in tokens"))
-    temperature: float = field(default=1.0, metadata=doc("sampling temperature (> 0)"))
-    top_p: float = field(
-        default=1.0, metadata=doc("nucleus sampling: draw from the smallest set of tokens with this mass")
+    group_size: int = field(default=8, metadata=doc("G samples per prompt", check=POSITIVE))
+    prompts_per_step: int = field(default=8, metadata=doc("prompts per rollout batch (per rank)", check=POSITIVE))
+    max_new_tokens: int = field(default=64, metadata=doc("response length limit in tokens", check=POSITIVE))
+    temperature: float = field(
+        default=1.0, metadata=doc("sampling temperature (> 0)", check=(lambda v: v > 0, "> 0 for sampling"))
     )
-    top_k: int = field(default=0, metadata=doc("draw from the k most likely tokens (0 disables)"))
-    batch_size: int = field(default=0, metadata=doc("sequences generated at once; 0 = the whole rollout batch"))
+    top_p: float = field(
+        default=1.0,
+        metadata=doc("nucleus sampling: draw from the smallest set of tokens with this mass", check=SHARE),
+    )
+    top_k: int = field(
+        default=0, metadata=doc("draw from the k most likely tokens (0 disables)", check=at_least(0, "0 disables"))
+    )
+    batch_size: int = field(
+        default=0,
+        metadata=doc(
+            "sequences generated at once; 0 = the whole rollout batch",
+            check=at_least(0, "0 = the whole rollout batch"),
+        ),
+    )
     stop_on_eos: bool = field(default=True, metadata=doc("a response ends at an end-of-sequence token"))
     sampler: str = field(
         default="none",
@@ -105,33 +138,64 @@ class RolloutConfig:
             "force the first token's mode (rlreason/policy/samplers.py)", choices=("none", "forced_mode", "paired")
         ),
     )
-    sampler_share: float = field(default=0.5, metadata=doc("forced_mode: P(<short>) per sample (paired: 0.5)"))
+    sampler_share: float = field(
+        default=0.5,
+        metadata=doc(
+            "forced_mode: P(<short>) per sample (paired: 0.5)",
+            check=(lambda v: 0 < v < 1, "a share in (0, 1) (P(<short>))"),
+        ),
+    )
 
 
 @dataclass
 class OptimConfig:
     """Optimisation: the run length, optimiser, learning-rate schedule and batching."""
 
-    steps: int = field(default=100, metadata=doc("rollout batches for RL, optimisation batches for SFT"))
-    optimizer: str = field(default="adamw", metadata=doc("the optimiser", registry="optimizers"))
-    lr: float = field(default=1e-4, metadata=doc("base learning rate"))
-    weight_decay: float = field(
-        default=0.0, metadata=doc("decoupled weight decay of matrices (biases and norms get none)")
+    steps: int = field(
+        default=100, metadata=doc("rollout batches for RL, optimisation batches for SFT", check=POSITIVE)
     )
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999], metadata=doc("AdamW's (beta1, beta2)"))
-    eps: float = field(default=1e-8, metadata=doc("AdamW's epsilon"))
+    optimizer: str = field(default="adamw", metadata=doc("the optimiser", registry="optimizers"))
+    lr: float = field(default=1e-4, metadata=doc("base learning rate", check=(lambda v: v > 0, "> 0")))
+    weight_decay: float = field(
+        default=0.0,
+        metadata=doc("decoupled weight decay of matrices (biases and norms get none)", check=at_least(0)),
+    )
+    betas: list[float] = field(
+        default_factory=lambda: [0.9, 0.999],
+        metadata=doc(
+            "AdamW's (beta1, beta2)",
+            check=(lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two values in [0, 1), e.g. [0.9, 0.999]"),
+        ),
+    )
+    eps: float = field(default=1e-8, metadata=doc("AdamW's epsilon", check=(lambda v: v > 0, "> 0")))
     schedule: str = field(default="constant", metadata=doc("learning-rate shape after warm-up", registry="schedules"))
-    warmup_ratio: float = field(default=0.0, metadata=doc("linear warm-up over this share of the optimiser steps"))
-    warmup_steps: int = field(default=0, metadata=doc("linear warm-up steps (overrides warmup_ratio when > 0)"))
-    max_grad_norm: float = field(default=1.0, metadata=doc("gradient clipping norm (0 disables clipping)"))
-    minibatches: int = field(default=1, metadata=doc("optimiser steps per pass over a rollout batch"))
-    micro_batch_size: int = field(default=0, metadata=doc("gradient-accumulation chunk; 0 = the whole minibatch"))
+    warmup_ratio: float = field(
+        default=0.0,
+        metadata=doc(
+            "linear warm-up over this share of the optimiser steps", check=(lambda v: 0 <= v < 1, "in [0, 1)")
+        ),
+    )
+    warmup_steps: int = field(
+        default=0, metadata=doc("linear warm-up steps (overrides warmup_ratio when > 0)", check=at_least(0))
+    )
+    max_grad_norm: float = field(
+        default=1.0,
+        metadata=doc("gradient clipping norm (0 disables clipping)", check=at_least(0, "0 disables clipping")),
+    )
+    minibatches: int = field(default=1, metadata=doc("optimiser steps per pass over a rollout batch", check=POSITIVE))
+    micro_batch_size: int = field(
+        default=0,
+        metadata=doc(
+            "gradient-accumulation chunk; 0 = the whole minibatch", check=at_least(0, "0 = the whole minibatch")
+        ),
+    )
     micro_batch_tokens: int = field(
         default=0,
         metadata=doc(
             "RL update: > 0 packs length-sorted samples into micro-batches of at most this many padded tokens, "
             "each cut to its own longest prompt and response (replaces micro_batch_size; same gradient up to "
-            "float rounding); 0 = off (rlreason/train/micro_batches.py)"
+            "float rounding); 0 = off (rlreason/train/micro_batches.py)",
+            check=at_least(0, "0 = off"),
         ),
     )
     dedup_sequences: bool = field(
@@ -143,24 +207,31 @@ class OptimConfig:
         ),
     )
     max_nonfinite_in_a_row: int = field(
-        default=3, metadata=doc("skipped non-finite updates in a row before the run stops")
+        default=3, metadata=doc("skipped non-finite updates in a row before the run stops", check=POSITIVE)
     )
-    batch_size: int = field(default=32, metadata=doc("SFT examples per step"))
+    batch_size: int = field(default=32, metadata=doc("SFT examples per step", check=POSITIVE))
 
 
 @dataclass
 class EvalConfig:
     """Evaluation during and after training."""
 
-    every_n_steps: int = field(default=0, metadata=doc("evaluate every n steps; 0 = only at the end"))
+    every_n_steps: int = field(
+        default=0, metadata=doc("evaluate every n steps; 0 = only at the end", check=at_least(0, "0 = only at the end"))
+    )
     at_start: bool = field(default=False, metadata=doc("also evaluate before the first step"))
     split: str = field(default="test", metadata=doc("the task split evaluated"))
-    n: int = field(default=200, metadata=doc("problems (0 = all)"))
-    samples: int = field(default=1, metadata=doc("k samples per problem; pass@1 averaged over them"))
-    temperature: float = field(default=0.0, metadata=doc("0 = greedy"))
-    top_p: float = field(default=1.0, metadata=doc("nucleus sampling mass"))
-    max_new_tokens: int = field(default=0, metadata=doc("response length limit; 0 = rollout.max_new_tokens"))
-    batch_size: int = field(default=64, metadata=doc("sequences generated at once"))
+    n: int = field(default=200, metadata=doc("problems (0 = all)", check=at_least(0, "0 = all")))
+    samples: int = field(default=1, metadata=doc("k samples per problem; pass@1 averaged over them", check=POSITIVE))
+    temperature: float = field(default=0.0, metadata=doc("0 = greedy", check=at_least(0, "0 = greedy")))
+    top_p: float = field(default=1.0, metadata=doc("nucleus sampling mass", check=SHARE))
+    max_new_tokens: int = field(
+        default=0,
+        metadata=doc(
+            "response length limit; 0 = rollout.max_new_tokens", check=at_least(0, "0 = rollout.max_new_tokens")
+        ),
+    )
+    batch_size: int = field(default=64, metadata=doc("sequences generated at once", check=POSITIVE))
     suite: list[dict[str, Any]] = field(
         default_factory=list, metadata=doc("extra tasks ({name: ..., **params}) evaluated at the end")
     )
@@ -181,7 +252,8 @@ class LoggingConfig:
         metadata=doc(
             "a relative dir is relative to the project of the config file named on the command line (the nearest "
             "folder above it with pyproject.toml or .git, else the file's own folder); given on the command line it is "
-            "relative to the working directory. Saved configs hold the absolute path"
+            "relative to the working directory. Saved configs hold the absolute path",
+            check=non_empty("a directory path"),
         ),
     )
     version: str | None = field(default=None, metadata=doc("run directory name (default: version_<n>)"))
@@ -190,19 +262,24 @@ class LoggingConfig:
     tracking_uri: str | None = field(
         default=None, metadata=doc("MLflow tracking URI (default: a file store in <logging.dir>/mlruns)")
     )
-    every_n_steps: int = field(default=1, metadata=doc("log metrics every n steps"))
-    samples_every_n_steps: int = field(default=10, metadata=doc("log sample responses every n steps (0 disables)"))
-    num_samples: int = field(default=4, metadata=doc("sample responses logged each time"))
+    every_n_steps: int = field(default=1, metadata=doc("log metrics every n steps", check=POSITIVE))
+    samples_every_n_steps: int = field(
+        default=10, metadata=doc("log sample responses every n steps (0 disables)", check=at_least(0, "0 disables"))
+    )
+    num_samples: int = field(default=4, metadata=doc("sample responses logged each time", check=at_least(0)))
     progress_bar: bool = field(default=True, metadata=doc("show Lightning's progress bar"))
     histograms: bool = field(default=True, metadata=doc("a response-length histogram in TensorBoard every step"))
     checkpoint_every_n_steps: int | None = field(
         default=None,
         metadata=doc(
             "null = auto: RL runs every max(1, optim.steps // 10) steps, SFT only at the end; 0 = only at the end. "
-            "Ctrl-C always checkpoints at the next step boundary"
+            "Ctrl-C always checkpoints at the next step boundary",
+            check=(lambda v: v is None or v >= 0, ">= 0 (0 = only at the end) or null (auto)"),
         ),
     )
-    keep_last_n: int = field(default=2, metadata=doc("checkpoints kept (0 keeps all)"))
+    keep_last_n: int = field(
+        default=2, metadata=doc("checkpoints kept (0 keeps all)", check=at_least(0, "0 keeps all"))
+    )
 
 
 @dataclass
@@ -229,7 +306,10 @@ class InitConfig:
 class ExperimentConfig:
     """An experiment: the top-level keys of a config file."""
 
-    name: str = field(default="experiment", metadata=doc("the run's name (its directory under logging.dir)"))
+    name: str = field(
+        default="experiment",
+        metadata=doc("the run's name (its directory under logging.dir)", check=non_empty("a non-empty run name")),
+    )
     seed: int = field(default=0, metadata=doc("the run's seed (seed_everything, data order, rollout sampling)"))
     model: ModelConfig = field(default_factory=ModelConfig, metadata=doc(ModelConfig.__doc__ or ""))
     task: dict[str, Any] = field(
@@ -291,6 +371,18 @@ def _field_doc(f: dataclasses.Field, prefix: str) -> FieldDoc:
     default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     meta = f.metadata
     return FieldDoc(f"{prefix}{yaml_key(f.name)}", str(f.type), default, meta["doc"], meta["choices"], meta["registry"])
+
+
+def field_metas() -> list[tuple[str, dict[str, Any]]]:
+    """(dotted key, metadata) of every key, top-level keys first, then each section's, in declaration order."""
+    out = []
+    for f in dataclasses.fields(ExperimentConfig):
+        if dataclasses.is_dataclass(f.default_factory):
+            subs = dataclasses.fields(f.default_factory)
+            out += [(f"{f.name}.{yaml_key(sub.name)}", dict(sub.metadata)) for sub in subs]
+        else:
+            out.append((yaml_key(f.name), dict(f.metadata)))
+    return out
 
 
 def field_meta(key: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rlreason.config.schema import COMPONENT_SECTIONS, field_meta
+from rlreason.config.schema import COMPONENT_SECTIONS, field_meta, field_metas
 from rlreason.errors import ConfigError, RegistryError, RLReasonError
 
 
@@ -96,72 +96,23 @@ def allowed(key: str) -> tuple[str, ...]:
     return tuple(CHOICE_REGISTRIES[meta["registry"]].names()) if meta["registry"] else meta["choices"]
 
 
-def _one_of(cfg: DictConfig, key: str) -> tuple[str, bool, str]:
-    words = allowed(key)
-    return key, OmegaConf.select(cfg, key) in words, " | ".join(words)
-
-
 def _check_ranges(cfg: DictConfig, where: str) -> None:
-    """One (key, ok, expected) row per single-field constraint; the first failing row is reported."""
-    r, o, e, lg = cfg.rollout, cfg.optim, cfg.eval, cfg.logging
-    betas = list(o.betas)
-    checks = [
-        ("name", bool(str(cfg.name).strip()), "a non-empty run name"),
-        ("model.name_or_path", bool(str(cfg.model.name_or_path).strip()), "'lab-tiny', a model directory or hub name"),
-        _one_of(cfg, "model.control_tokens"),
-        _one_of(cfg, "model.dtype"),
-        ("model.logit_chunk_size", cfg.model.logit_chunk_size >= 0, ">= 0 (0 = no chunking)"),
-        ("rollout.group_size", r.group_size >= 1, "a positive integer"),
-        ("rollout.prompts_per_step", r.prompts_per_step >= 1, "a positive integer"),
-        ("rollout.max_new_tokens", r.max_new_tokens >= 1, "a positive integer"),
-        ("rollout.temperature", r.temperature > 0, "> 0 for sampling"),
-        ("rollout.top_p", 0 < r.top_p <= 1, "in (0, 1]"),
-        ("rollout.top_k", r.top_k >= 0, ">= 0 (0 disables)"),
-        ("rollout.batch_size", r.batch_size >= 0, ">= 0 (0 = the whole rollout batch)"),
-        _one_of(cfg, "rollout.backend"),
-        _one_of(cfg, "rollout.sampler"),
-        ("rollout.sampler_share", 0 < r.sampler_share < 1, "a share in (0, 1) (P(<short>))"),
-        ("optim.steps", o.steps >= 1, "a positive integer"),
-        ("optim.lr", o.lr > 0, "> 0"),
-        _one_of(cfg, "optim.optimizer"),
-        ("optim.weight_decay", o.weight_decay >= 0, ">= 0"),
-        ("optim.betas", len(betas) == 2 and all(0 <= b < 1 for b in betas), "two values in [0, 1), e.g. [0.9, 0.999]"),
-        ("optim.eps", o.eps > 0, "> 0"),
-        _one_of(cfg, "optim.schedule"),
-        ("optim.warmup_ratio", 0 <= o.warmup_ratio < 1, "in [0, 1)"),
-        ("optim.warmup_steps", o.warmup_steps >= 0, ">= 0"),
-        ("optim.minibatches", o.minibatches >= 1, "a positive integer"),
-        ("optim.micro_batch_size", o.micro_batch_size >= 0, ">= 0 (0 = the whole minibatch)"),
-        ("optim.micro_batch_tokens", o.micro_batch_tokens >= 0, ">= 0 (0 = off)"),
-        ("optim.batch_size", o.batch_size >= 1, "a positive integer"),
-        ("optim.max_grad_norm", o.max_grad_norm >= 0, ">= 0 (0 disables clipping)"),
-        ("optim.max_nonfinite_in_a_row", o.max_nonfinite_in_a_row >= 1, "a positive integer"),
-        ("eval.every_n_steps", e.every_n_steps >= 0, ">= 0 (0 = only at the end)"),
-        ("eval.n", e.n >= 0, ">= 0 (0 = all)"),
-        ("eval.samples", e.samples >= 1, "a positive integer"),
-        ("eval.temperature", e.temperature >= 0, ">= 0 (0 = greedy)"),
-        ("eval.top_p", 0 < e.top_p <= 1, "in (0, 1]"),
-        ("eval.max_new_tokens", e.max_new_tokens >= 0, ">= 0 (0 = rollout.max_new_tokens)"),
-        ("eval.batch_size", e.batch_size >= 1, "a positive integer"),
-        ("logging.dir", bool(str(lg.dir).strip()), "a directory path"),
-        ("logging.every_n_steps", lg.every_n_steps >= 1, "a positive integer"),
-        ("logging.samples_every_n_steps", lg.samples_every_n_steps >= 0, ">= 0 (0 disables)"),
-        ("logging.num_samples", lg.num_samples >= 0, ">= 0"),
-        (
-            "logging.checkpoint_every_n_steps",
-            lg.checkpoint_every_n_steps is None or lg.checkpoint_every_n_steps >= 0,
-            ">= 0 (0 = only at the end) or null (auto)",
-        ),
-        (
-            "logging.logger",
-            _loggers_ok(lg.logger),
-            f"one of {' | '.join(allowed('logging.logger'))}, or a non-empty list of them",
-        ),
-        ("logging.keep_last_n", lg.keep_last_n >= 0, ">= 0 (0 keeps all)"),
-    ]
-    for key, ok, expected in checks:
+    """Every key's own constraint, declared with its field (`schema.doc(check=...)`), and the words or
+    registered names a word-valued key may take; the first failing key is reported."""
+    for key, meta in field_metas():
+        value = OmegaConf.select(cfg, key)
+        if key == "logging.logger":  # one name or a list of them
+            ok, expected = _loggers_ok(value), f"one of {' | '.join(allowed(key))}, or a non-empty list of them"
+        elif meta["choices"] or (meta["registry"] and key not in COMPONENT_SECTIONS):
+            words = allowed(key)
+            ok, expected = value in words, " | ".join(words)
+        elif meta["check"] is not None:
+            test, expected = meta["check"]
+            ok = bool(test(value))
+        else:
+            continue
         if not ok:
-            raise ConfigError(f"{where}: {key}: expected {expected}, got {OmegaConf.select(cfg, key)!r}")
+            raise ConfigError(f"{where}: {key}: expected {expected}, got {value!r}")
     from rlreason.policy.lora import lora_problem
 
     problem = lora_problem(OmegaConf.to_container(cfg.model.lora)) if cfg.model.lora else None

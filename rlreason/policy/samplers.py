@@ -104,9 +104,6 @@ class ModeSampler:
         )
 
 
-def build_sampler(rollout_cfg: Any) -> ModeSampler | None:
-    """The configured sampler, or None for plain rollouts (`rollout.sampler: none`)."""
-    kind = str(getattr(rollout_cfg, "sampler", "none") or "none")
-    if kind == "none":
-        return None
-    return ModeSampler(kind, float(getattr(rollout_cfg, "sampler_share", 0.5)))
+def build_sampler(kind: str, share: float) -> ModeSampler | None:
+    """The sampler `rollout.sampler` names (with `rollout.sampler_share`), or None for plain rollouts."""
+    return None if kind == "none" else ModeSampler(kind, share)

@@ -72,7 +72,7 @@ class RLModule(pl.LightningModule):
             verifier=verifier,
             prompts=PromptEncoder(tokenizer, format_prompt, chat_template=cfg.model.use_chat_template),
             backend=backend_cls([tokenizer.eos_token_id], tokenizer.pad_token_id, r.batch_size, keep_cache),
-            sampler=build_sampler(r),
+            sampler=build_sampler(r.sampler, r.sampler_share),
             sampling=SamplingParams(
                 max_new_tokens=r.max_new_tokens,
                 temperature=r.temperature,

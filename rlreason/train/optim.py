@@ -16,18 +16,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
 from rlreason.registry import OPTIMIZERS, SCHEDULES
 
 
 @OPTIMIZERS.register("adamw")
-def adamw(groups: list[dict[str, Any]], optim_cfg: Any) -> torch.optim.Optimizer:
+def adamw(groups: list[dict[str, Any]], optim_cfg: DictConfig) -> torch.optim.Optimizer:
     """AdamW (torch.optim) with optim.lr, optim.betas and optim.eps; two fp32 moments per parameter."""
     return torch.optim.AdamW(groups, lr=optim_cfg.lr, betas=tuple(optim_cfg.betas), eps=optim_cfg.eps)
 
 
 @OPTIMIZERS.register("sgd")
-def sgd(groups: list[dict[str, Any]], optim_cfg: Any) -> torch.optim.Optimizer:
+def sgd(groups: list[dict[str, Any]], optim_cfg: DictConfig) -> torch.optim.Optimizer:
     """Plain SGD at optim.lr, no momentum and no state: mostly for exactness checks (DDP vs one process)."""
     return torch.optim.SGD(groups, lr=optim_cfg.lr)
 
@@ -37,7 +38,7 @@ adamw.state_bytes_per_param = 8  # type: ignore[attr-defined]  # exp_avg, exp_av
 sgd.state_bytes_per_param = 0  # type: ignore[attr-defined]
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], optim_cfg) -> torch.optim.Optimizer:
+def build_optimizer(params: Iterable[torch.nn.Parameter], optim_cfg: DictConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for p in params:
         if p.requires_grad and p.dtype != torch.float32:
@@ -86,6 +87,8 @@ def lr_lambda(total_steps: int, warmup_steps: int, schedule: str) -> Callable[[i
     return fn
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, optim_cfg, total_steps: int):
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, optim_cfg: DictConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = optim_cfg.warmup_steps or round(optim_cfg.warmup_ratio * total_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, warmup, optim_cfg.schedule))

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import TQDMProgressBar
+
+from rlreason.policy.control_tokens import ControlTokens
 
 # progress-bar name for each metric shown (module._log_metrics puts them on the bar)
 SHORT_NAMES = {
@@ -60,12 +65,20 @@ def quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=r".*litlogger|.*litmodels")
 
 
-def start_line(cfg: Any, run_dir: Any, model: str, policy: Any, control: Any, n_train: int, n_eval: int) -> str:
+def start_line(
+    cfg: DictConfig,
+    run_dir: Path,
+    model: str,
+    policy: torch.nn.Module,
+    control: ControlTokens | None,
+    n_train: int,
+    n_eval: int,
+) -> str:
     """The one line a run prints before training: where it writes, what it trains, on how much data."""
     params = sum(p.numel() for p in policy.parameters())
     size = f"{params / 1e6:.1f}M" if params >= 1e5 else f"{params / 1e3:.0f}k"
     tokens = "none"
-    if control is not None and hasattr(control, "describe") and getattr(control, "ids", None):
+    if control is not None and control.ids:
         tokens = control.describe()  # <short>=151650 <think>=151648 ... (the vocabulary's text where it differs)
     return (
         f"[rlreason] {cfg.name} -> {run_dir} | model {model} ({size} params) | control tokens: {tokens} | "

@@ -177,8 +177,8 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
     # -- the update: num_iterations x minibatches optimiser steps, each over its micro-batches --------
     mask = loss_mask(batch, algo, adv.keep)  # [N, T]
     n = batch.num_samples
-    minibatches = [torch.arange(n)[mb] for mb in micro_slices(n, n // s.minibatches)]
-    on_policy = s.num_iterations == 1 and len(minibatches) == 1  # pi_old is the pi_theta of the forward
+    minibatches = [torch.arange(n)[mb] for mb in micro_slices(n, n // s.minibatches)]  # validation: it divides
+    on_policy = s.updates_per_step == 1  # pi_old is the pi_theta of the forward
     tokens_batch = h.ranks.global_norm(float(mask.sum()))
     params = [p for g in h.optimizer.param_groups for p in g["params"]]
     parity: Parity | None = Parity()  # sampler vs trainer, on the first minibatch: before any update
@@ -214,8 +214,7 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
                 parity_metrics = h.parity.metrics(parity, h.ranks, h.step, warn=h.is_global_zero)
                 parity = None
 
-    updates = s.num_iterations * len(minibatches)
-    metrics.update({f"algo/{k}": v / updates for k, v in loss_metrics.items()})
+    metrics.update({f"algo/{k}": v / s.updates_per_step for k, v in loss_metrics.items()})
     metrics.update(parity_metrics)
     if grad_norms:
         metrics["optim/grad_norm"] = sum(grad_norms) / len(grad_norms)

@@ -97,8 +97,8 @@ class InfoGain(Reward):
 
     `fast`: the same estimator in fewer FLOPs (length-grouped scoring passes; with `params:
     last_block`, the penalty's JVP on the last layer only, from the scoring pass's recorded inputs),
-    equal to the default path up to float32 rounding; off by default, so the default stays the
-    bit-for-bit reference. Deviations from the paper and the released code: docs/algorithms.md#info_gain
+    equal to the default path up to float32 rounding; off by default, so the default is the exact
+    reference. Deviations from the paper and the released code: docs/algorithms.md#info_gain
     """
 
     needs_initial_params = True

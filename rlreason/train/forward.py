@@ -6,7 +6,7 @@ output head, log-softmax, gather and entropy run over `chunk_size` response posi
 under activation checkpointing, so at most one chunk's logits exist at once, in the forward and in
 the backward (which recomputes that chunk's logits from the saved hidden states). The result equals
 the unchunked path up to float rounding of the smaller matmuls (tests/test_chunked_logprobs.py);
-`chunk_size = 0` is the historical single pass, bitwise.
+`chunk_size = 0` runs the head once over every position.
 """
 
 from __future__ import annotations

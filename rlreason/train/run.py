@@ -63,8 +63,8 @@ def config_hash(cfg: DictConfig) -> str:
     data = yaml.safe_load(to_yaml(cfg))
     data.get("init", {}).pop("resume", None)
     data.pop("logging", None)
-    for (section, key), historical in KEYS_ADDED_LATER.items():
-        if data.get(section, {}).get(key, historical) == historical:
+    for (section, key), default in KEYS_ADDED_LATER.items():
+        if data.get(section, {}).get(key, default) == default:
             data[section].pop(key, None)
     return hashlib.sha256(yaml.safe_dump(data, sort_keys=False).encode()).hexdigest()[:10]
 

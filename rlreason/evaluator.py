@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rlreason.distributed import all_gather_object
 from rlreason.evaluate import EvalSettings, generate_records, summarize
 from rlreason.policy.prompt_encoder import PromptEncoder
 from rlreason.registry import TASKS
@@ -108,10 +109,8 @@ class Evaluator:
             if mine
             else []
         )
-        if world > 1 and torch.distributed.is_initialized():
-            gathered: list[Any] = [None] * world
-            torch.distributed.all_gather_object(gathered, records)
-            records = [r for part in gathered for r in part]
+        if world > 1:
+            records = [r for part in all_gather_object(records) for r in part]
         return summarize(records, with_modes=self.has_modes), records
 
     def evaluate_all(self, trainer: Any = None, *, progress: bool = False) -> EvalReport:

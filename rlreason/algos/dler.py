@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.algos.base import group_stats
+from rlreason.distributed import all_reduce
 
 DYNAMIC_SAMPLING = ("off", "skip")
 
@@ -37,23 +38,15 @@ def informative_groups(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.T
     return ((hi > lo) | (size == 1))[inv]
 
 
-def _all_reduce(t: torch.Tensor) -> torch.Tensor:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        t = t.clone()
-        dist.all_reduce(t)
-    return t
-
-
 def batch_whiten(adv: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
     """Whiten per-sample advantages [N] with token-weighted global batch statistics (verl masked_whiten)."""
     w = mask.double().sum(-1)
     if keep is not None:
         w = w * keep.double()
     a = adv.double()
-    sums = _all_reduce(torch.stack([w.sum(), (w * a).sum()]))
+    sums = all_reduce(torch.stack([w.sum(), (w * a).sum()]))
     mean = sums[1] / sums[0].clamp(min=1)
-    sq = _all_reduce((w * (a - mean) ** 2).sum().reshape(1))[0]
+    sq = all_reduce((w * (a - mean) ** 2).sum().reshape(1))[0]
     var = sq / (sums[0] - 1).clamp(min=1)  # Bessel's correction over tokens, as verl's masked_var
     return ((a - mean) / torch.sqrt(var + 1e-8)).to(adv.dtype)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.distributed import rank
 from rlreason.errors import ConfigError, DataError
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
@@ -159,5 +159,4 @@ class AdaptThink(Reward):
 
 
 def _is_rank_zero() -> bool:
-    dist: Any = torch.distributed
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return rank() == 0

@@ -1,12 +1,13 @@
 """How a minibatch is cut into micro-batches for the update's forward and backward passes.
 
 Default (`optim.micro_batch_tokens: 0`): consecutive slices of `optim.micro_batch_size` samples
-(0: the whole minibatch), every one padded to the rollout batch's longest prompt and response. With `optim.micro_batch_tokens: B > 0` (verl's dynamic batch size,
-`ppo_max_token_len_per_gpu`): the minibatch's samples sorted by length are packed greedily into
-micro-batches of at most B padded tokens each, and every micro-batch is cut to its own longest
-prompt and response, so a batch mixing 5-token `<short>` and 30-token `<think>` answers stops paying
-for padding. The loss normalisers are global over the minibatch either way, so the gradient is the
-same up to float rounding (the sums are grouped differently): an option, not the default.
+(0: the whole minibatch), every one padded to the rollout batch's longest prompt and response.
+With `optim.micro_batch_tokens: B > 0` (verl's dynamic batch size, `ppo_max_token_len_per_gpu`):
+the minibatch's samples sorted by length are packed greedily into micro-batches of at most B padded
+tokens each, and every micro-batch is cut to its own longest prompt and response, so a batch mixing
+5-token `<short>` and 30-token `<think>` answers stops paying for padding. The loss normalisers are
+global over the minibatch either way, so the gradient is the same up to float rounding (the sums are
+grouped differently): an option, not the default.
 """
 
 from __future__ import annotations

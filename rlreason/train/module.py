@@ -164,7 +164,7 @@ class RLModule(pl.LightningModule):
             backward=self.manual_backward,
             optimizer=self.optimizers(),
             scheduler=self.lr_schedulers(),
-            ranks=RankReducer(trainer, self.device),
+            ranks=RankReducer(trainer.world_size, trainer.global_rank) if trainer is not None else RankReducer(1, 0),
             parity=self.parity,
             run_dir=getattr(trainer, "default_root_dir", None) if trainer is not None else None,
             is_global_zero=trainer is None or trainer.is_global_zero,

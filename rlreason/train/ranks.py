@@ -2,36 +2,27 @@
 
 On one process every function is the identity. Under DDP the loss normalisers are summed over ranks
 and divided by the world size (`global_norm`), so that the gradient DDP averages equals the gradient
-of one process holding the whole global batch.
+of one process holding the whole global batch. The collectives are `rlreason.distributed`'s.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+
+from rlreason import distributed
 
 
 class RankReducer:
-    """Sums and maxima of Python floats over the ranks of the trainer's strategy."""
+    """Sums and maxima of Python floats over the ranks (float64 on the wire)."""
 
-    def __init__(self, trainer: Any, device: torch.device) -> None:
-        self.trainer, self.device = trainer, device
-
-    @property
-    def world_size(self) -> int:
-        return self.trainer.world_size if self.trainer is not None else 1
-
-    @property
-    def rank(self) -> int:
-        return self.trainer.global_rank if self.trainer is not None else 0
+    def __init__(self, world_size: int, rank: int) -> None:
+        self.world_size, self.rank = world_size, rank
 
     def sum(self, value: float) -> float:
         """Sum over ranks."""
         if self.world_size == 1:
             return float(value)
-        t = torch.tensor(float(value), device=self.device, dtype=torch.float64)
-        return float(self.trainer.strategy.reduce(t, reduce_op="sum"))
+        return float(distributed.all_reduce(torch.tensor(float(value), dtype=torch.float64)))
 
     def global_norm(self, local: float) -> float:
         """A loss normaliser: summed over ranks, divided by the world size (see the module docstring)."""
@@ -39,8 +30,6 @@ class RankReducer:
 
     def max(self, value: float) -> float:
         """Maximum over ranks."""
-        if self.world_size == 1 or not torch.distributed.is_initialized():
+        if self.world_size == 1:
             return float(value)
-        t = torch.tensor(float(value), device=self.device, dtype=torch.float64)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return float(t)
+        return float(distributed.all_reduce(torch.tensor(float(value), dtype=torch.float64), op="max"))

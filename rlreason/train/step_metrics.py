@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+
+from rlreason import distributed
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,10 @@ def _as_pair(value: Metric) -> tuple[float, float]:
 def reduce_metrics(metrics: dict[str, Metric], world_size: int = 1) -> dict[str, float]:
     """Every rank calls this with its own metrics (collective under DDP); returns the reduced values."""
     local = {k: _as_pair(v) for k, v in metrics.items()}
-    keys = sorted(local)
-    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        gathered: list[Any] = [None] * world_size
-        torch.distributed.all_gather_object(gathered, keys)
-        keys = sorted({k for part in gathered for k in part})
+    reduced = local
+    if world_size > 1 and distributed.world_size() > 1:
+        keys = sorted({k for part in distributed.all_gather_object(sorted(local)) for k in part})
         pairs = torch.tensor([local.get(k, (0.0, 0.0)) for k in keys], dtype=torch.float64).reshape(-1, 2)
-        backend = torch.distributed.get_backend()
-        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
-        pairs = pairs.to(device)
-        torch.distributed.all_reduce(pairs)
-        reduced = {k: (float(n), float(d)) for k, (n, d) in zip(keys, pairs.cpu().tolist())}
-    else:
-        reduced = local
+        pairs = distributed.all_reduce(pairs)
+        reduced = {k: (float(n), float(d)) for k, (n, d) in zip(keys, pairs.tolist())}
     return {k: n / d for k, (n, d) in reduced.items() if d > 0 and math.isfinite(n / d)}

@@ -30,12 +30,12 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
     import rlreason.components  # noqa: F401  (registers the built-in components)
 
     algo_cls = _algo_class(cfg)
-    needs_rollout = algo_cls is None or bool(getattr(algo_cls, "needs_rollout", True))
-    task = _check_components(cfg, where, needs_rollout)
+    needs_rollout = algo_cls is None or algo_cls.needs_rollout
+    built = _check_components(cfg, where, needs_rollout)
     _check_ranges(cfg, where)
-    _check_cross_fields(cfg, where, algo_cls, needs_rollout, task)
+    _check_cross_fields(cfg, where, algo_cls, needs_rollout, built["task"])
     _check_trainer(cfg, where)
-    _check_sharding(cfg, where, needs_rollout)
+    _check_sharding(cfg, where, built.get("reward"))
 
 
 def build_section(reg: Any, comp: Any, where: str, key: str) -> Any:
@@ -48,10 +48,9 @@ def build_section(reg: Any, comp: Any, where: str, key: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _check_components(cfg: DictConfig, where: str, needs_rollout: bool) -> Any:
-    """Build `task`, `reward` (when the algorithm has a rollout), `algo` and each `eval.suite` task.
-
-    Returns the built task (for the split check)."""
+def _check_components(cfg: DictConfig, where: str, needs_rollout: bool) -> dict[str, Any]:
+    """Build `task`, `reward` (when the algorithm has a rollout), `algo` and each `eval.suite` task;
+    returns them by key."""
     from rlreason.registry import REGISTRIES, TASKS, VERIFIERS
 
     sections = [(key, cfg.get(key), REGISTRIES[field_meta(key)["registry"]]) for key in COMPONENT_SECTIONS]
@@ -68,20 +67,15 @@ def _check_components(cfg: DictConfig, where: str, needs_rollout: bool) -> Any:
                     f"{where}: {key}.name: task '{section['name']}' grades with verifier '{verifier}', which is not "
                     f"registered (valid: {', '.join(VERIFIERS.names())})"
                 )
-    return built["task"]
+    return built
 
 
-def _check_sharding(cfg: DictConfig, where: str, needs_rollout: bool) -> None:
+def _check_sharding(cfg: DictConfig, where: str, reward: Any) -> None:
     """`strategy: fsdp` with a reward that reads the parameters whole (info_gain's theta - theta_ref and
     its JVP over named parameters) would compute the penalty on shards: refused. Lightning runs FSDP
     on GPUs only, so this path cannot be tested on CPU; DDP is the tested multi-process strategy."""
     strategy = str(cfg.trainer.get("strategy", "")).lower() if "strategy" in cfg.trainer else ""
-    if "fsdp" not in strategy or not needs_rollout:
-        return
-    from rlreason.registry import REWARDS
-
-    reward = build_section(REWARDS, cfg.reward, where, "reward")  # a combination decides per term
-    if getattr(reward, "needs_initial_params", False):
+    if "fsdp" in strategy and reward is not None and reward.needs_initial_params:  # a sum decides per term
         raise ConfigError(
             f"{where}: trainer.strategy: '{cfg.trainer.strategy}' shards the parameters, but reward "
             f"'{cfg.reward.name}' needs them whole (theta - theta_ref and its JVP); use strategy: ddp"
@@ -145,7 +139,7 @@ def _check_cross_fields(cfg: DictConfig, where: str, algo_cls: Any, needs_rollou
             f"{where}: rollout.sampler: paired gives G/2 samples to each mode and needs an even rollout.group_size "
             f"and sampler_share 0.5, got {cfg.rollout.group_size} and {cfg.rollout.sampler_share}"
         )
-    min_group = getattr(algo_cls, "min_group_size", 1)
+    min_group = algo_cls.min_group_size if algo_cls is not None else 1
     if cfg.rollout.group_size < min_group:
         raise ConfigError(
             f"{where}: rollout.group_size: algorithm '{cfg.algo.name}' compares samples within a group (a group "

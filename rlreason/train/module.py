@@ -21,6 +21,7 @@ from rlreason.policy.samplers import build_sampler
 from rlreason.registry import ROLLOUT_BACKENDS
 from rlreason.rewards.base import Reward
 from rlreason.tasks.base import Problem
+from rlreason.train.loggers import log_scalars
 from rlreason.train.optim import build_optimizer, build_scheduler
 from rlreason.train.parity import ParityMonitor
 from rlreason.train.precision import compute_dtype, disable_dropout
@@ -187,8 +188,6 @@ class RLModule(pl.LightningModule):
         reduced = reduce_metrics({k: v for k, v in metrics.items() if v is not None}, world)
         trainer = self._trainer
         if trainer is not None and trainer.is_global_zero:  # every configured logger (loggers.py)
-            from rlreason.train.loggers import log_scalars
-
             log_scalars(trainer, reduced, self._step)
         prog = ("train/reward_mean", "train/accuracy", "train/loss", "mode/think_ratio")
         for k in prog:  # the progress bar only; already reduced, so no sync

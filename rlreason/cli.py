@@ -7,6 +7,9 @@ one line that says how to resume; only bugs show a traceback.
 
 Flags and `key=value` overrides may be given in any order (`run X.yaml --resume optim.lr=1e-5`):
 each subcommand is parsed with `argparse`'s intermixed parsing.
+
+A command imports what it runs inside its function (torch, transformers and Lightning take seconds),
+so `rlreason --help` starts without them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from rlreason import __version__
 from rlreason.errors import RLReasonError
+from rlreason.registry import CHOICE_REGISTRIES, REGISTRIES
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -23,8 +28,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return _list_config()
     import inspect
 
-    import rlreason.components  # noqa: F401
-    from rlreason.registry import CHOICE_REGISTRIES, REGISTRIES
+    import rlreason.components  # noqa: F401  (deferred, as each command's imports: torch; --help stays fast)
 
     listed = {**REGISTRIES, **CHOICE_REGISTRIES}
     for kind in [args.kind] if args.kind else list(listed):
@@ -43,9 +47,7 @@ def _list_config() -> int:
     """Every config key, section by section: `key: type = default  doc`, defaults written as in YAML."""
     import json
 
-    import rlreason.components  # noqa: F401  (the registries' names are part of the docs)
-    from rlreason.config import field_docs
-    from rlreason.registry import CHOICE_REGISTRIES
+    from rlreason.config import field_docs  # config registers the components (torch); their names are documented
 
     for section, doc, keys in field_docs():
         print(f"{section}: {doc.strip().splitlines()[0] if doc.strip() else ''}".rstrip())
@@ -62,25 +64,25 @@ def _list_config() -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from rlreason.verify.cli import verify_file
+    from rlreason.verify.cli import verify_file  # the verify package: +~100 ms on every start
 
     return verify_file(args)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.print_config:
-        from rlreason.config import load_config, to_yaml
+        from rlreason.config import load_config, to_yaml  # config registers the components: torch
 
         print(to_yaml(load_config(args.config, args.overrides)), end="")
         return 0
-    from rlreason.train.run import run_from_cli
+    from rlreason.train.run import run_from_cli  # torch, transformers, lightning
 
     overrides = [*args.overrides, "init.resume=auto"] if args.resume else args.overrides
     return run_from_cli(args.config, overrides)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from rlreason.eval_command import eval_from_cli
+    from rlreason.eval_command import eval_from_cli  # torch, transformers, lightning
 
     return eval_from_cli(args)
 
@@ -88,7 +90,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rlreason.ablate import run_sweep
+    from rlreason.ablate import run_sweep  # loads configs, which register the components: torch
 
     run_sweep(Path(args.ablation), workers=args.workers, extra=args.overrides)
     return 0
@@ -97,7 +99,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rlreason.ablate import write_report
+    from rlreason.ablate import write_report  # loads configs, which register the components: torch
 
     write_report(Path(args.sweep_dir))  # refuses, in one line, a directory that holds no sweep
     return 0
@@ -109,14 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    from rlreason import __version__
-
     parser = argparse.ArgumentParser(prog="rlreason", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rlreason {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     overrides_help = "key=value config overrides (e.g. optim.lr=1e-5), before or after the flags"
-
-    from rlreason.registry import CHOICE_REGISTRIES, REGISTRIES
 
     p = sub.add_parser("list", help="registered components and their parameters, or (`list config`) every config key")
     kinds = ["config", *REGISTRIES, *CHOICE_REGISTRIES]

@@ -24,3 +24,10 @@ class RegistryError(RLReasonError, KeyError):
 
 class DataError(RLReasonError, ValueError):
     """A data file or line is malformed (the message names file:line)."""
+
+
+class RunInterrupted(RLReasonError):
+    """The run was stopped by Ctrl-C after checkpointing; the message says how to resume."""
+
+    exit_code = 130
+    prefix = "rlreason: "  # not an error of the user's input

@@ -19,6 +19,7 @@ from rlreason.config import load_config
 from rlreason.errors import ConfigError
 from rlreason.evaluate import format_table, write_report
 from rlreason.evaluator import EvalTask, Evaluator, eval_settings, eval_subset, suite_tasks
+from rlreason.policy.load import format_prompt, load_policy
 from rlreason.registry import TASKS
 from rlreason.train.progress import quiet_third_party
 from rlreason.train.run import cache_dir, next_version, resolve_init
@@ -32,8 +33,6 @@ def eval_from_cli(args: Any) -> int:
 
 def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, out: str | None) -> int:
     """Evaluate `model` (default: the run's policy, or the config's init / model) and write the results."""
-    from rlreason.policy.load import format_prompt, load_policy
-
     quiet_third_party()
     cfg_path, run_dir = Path(config), None
     if cfg_path.is_dir():  # a run directory: its own config and final policy

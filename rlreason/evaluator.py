@@ -22,8 +22,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlreason.distributed import all_gather_object
-from rlreason.evaluate import EvalSettings, generate_records, summarize
+from rlreason.evaluate import summarize
 from rlreason.policy.prompt_encoder import PromptEncoder
+from rlreason.policy.sample_records import EvalSettings, generate_records
 from rlreason.registry import TASKS
 from rlreason.tasks.base import Problem
 

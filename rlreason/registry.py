@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from rlreason.errors import RegistryError, RLReasonError
+from rlreason.typecheck import mismatch
 
 T = TypeVar("T")
 
@@ -233,8 +234,6 @@ def _type_problem(obj: Any, spec: Mapping[str, Any]) -> str | None:
     so `task.seed=1.5` or `reward.gamma=abc` is named with the type expected rather than failing
     inside the constructor. A component whose annotations cannot be resolved (e.g. a plugin's) is
     not type-checked; values are compared as plain data (an OmegaConf node as its container)."""
-    from rlreason.typecheck import mismatch
-
     target = obj.__init__ if isinstance(obj, type) else obj
     try:
         hints = typing.get_type_hints(target)

@@ -1,4 +1,5 @@
-"""No import cycles between rlreason's modules, lazy (function-level) imports included.
+"""No import cycles between rlreason's modules, lazy (function-level) imports included; layers that
+only point down; a function-level import of an rlreason module only with a reason.
 
 A cycle hidden behind an import inside a function still couples the two modules both ways (each
 needs the other to work) and only runs at an awkward moment; `rlreason eval` used to go cli ->
@@ -16,12 +17,20 @@ How an import names a module:
   it would put it in a cycle with every submodule that imports a sibling; what a module *uses* is the
   submodule. An import of a name from the package itself (`from rlreason.a import x`) does reach the
   `__init__` and counts.
+
+Layers: the components (`policy`, `rewards`, `algos`, `verify`, `tasks`) import nothing from what is
+built on them (`train`, evaluation, the commands, `config`, which builds the components to validate
+them). A function-level import of an rlreason module is allowed only to defer a heavy dependency, and
+then says so in a comment on its line (`# noqa: ...` alone is no reason).
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import itertools
+import re
+import tokenize
 from collections import deque
 from pathlib import Path
 
@@ -183,3 +192,106 @@ def test_the_graph_sees_lazy_relative_and_package_imports(tmp_path):
     assert graph["rlreason.sub.other"] == {"rlreason.sub.leaf": 1, "rlreason.sub": 2}
     assert strongly_connected(graph) == [["rlreason.a", "rlreason.b"]]
     assert a_cycle(graph, ["rlreason.a", "rlreason.b"]) == ["rlreason.a", "rlreason.b", "rlreason.a"]
+
+
+COMPONENTS = ("rlreason.policy", "rlreason.rewards", "rlreason.algos", "rlreason.verify", "rlreason.tasks")
+ABOVE_COMPONENTS = (
+    "rlreason.train",
+    "rlreason.evaluate",
+    "rlreason.evaluator",
+    "rlreason.eval_command",
+    "rlreason.cli",
+    "rlreason.ablate",
+    "rlreason.config",
+    "rlreason.components",
+)
+
+
+def _in(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def upward_imports(root: Path = ROOT) -> list[str]:
+    """`file:line imports module` for every import (any depth) from a component into a layer above it."""
+    graph, files = import_graph(root), module_files(root)
+    return [
+        f"{files[a].relative_to(root.parent)}:{line} imports {b}"
+        for a, out in graph.items()
+        if _in(a, COMPONENTS)
+        for b, line in out.items()
+        if _in(b, ABOVE_COMPONENTS)
+    ]
+
+
+def _comments(source: str) -> dict[int, str]:
+    """line -> the text of the comment on it."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {t.start[0]: t.string for t in tokens if t.type == tokenize.COMMENT}
+
+
+def _is_reason(comment: str) -> bool:
+    """A comment that says something besides `noqa` (`# noqa: F401  (registers ...)` does)."""
+    text = re.sub(r"noqa(:\s*[A-Z]+[0-9]+(\s*,\s*[A-Z]+[0-9]+)*)?", "", comment.lstrip("#"))
+    return bool(text.strip(" ()"))
+
+
+def unexplained_local_imports(root: Path = ROOT) -> list[str]:
+    """`file:line` of each import of an rlreason module inside a function with no reason comment on its
+    lines."""
+    files = module_files(root)
+    names = set(files)
+    out = []
+    for module, path in files.items():
+        source = path.read_text(encoding="utf-8")
+        comments = _comments(source)
+        for fn in ast.walk(ast.parse(source, str(path))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)) or not _imported(module, path, node, names):
+                    continue
+                lines = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+                if not any(_is_reason(comments[n]) for n in lines if n in comments):
+                    out.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    return sorted(set(out))  # a nested function's import is walked from each enclosing function
+
+
+def test_components_import_nothing_above_them():
+    """policy/, rewards/, algos/, verify/, tasks/ never import train/, evaluation, the commands or config,
+    at module level or inside a function: a model utility they need lives in policy/ or below."""
+    found = upward_imports()
+    assert not found, "move what they need down (e.g. into rlreason/policy/):\n" + "\n".join(found)
+
+
+def test_function_local_imports_say_why():
+    found = unexplained_local_imports()
+    assert not found, (
+        "import these at the top of the module; only an import deferring a heavy dependency stays in its "
+        "function, with a one-line reason comment (an import cycle is fixed by moving the shared piece down):\n"
+        + "\n".join(found)
+    )
+
+
+def test_the_layer_checks_see_local_relative_and_commented_imports(tmp_path):
+    """On a package made up here: an upward import inside a function and a relative one are both found;
+    a local import with no comment, or only `# noqa`, is flagged; one with a reason is not."""
+    pkg = tmp_path / "rlreason"
+    for sub in ("policy", "train", "rewards"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "train" / "forward.py").write_text("def decoder_of(m):\n    return m\n")
+    (pkg / "policy" / "rollout.py").write_text(
+        "def f(m):\n    from rlreason.train.forward import decoder_of\n\n    return decoder_of(m)\n"
+    )
+    (pkg / "rewards" / "score.py").write_text(
+        "from ..train import forward\n\n\n"
+        "def g():\n    import rlreason.policy.rollout  # noqa: F401\n\n"
+        "def h():\n    import rlreason.policy.rollout  # noqa: F401  (torch: slow to import)\n\n"
+        "def k():\n    import json  # not an rlreason module\n"
+    )
+    assert upward_imports(pkg) == [
+        "rlreason/policy/rollout.py:2 imports rlreason.train.forward",
+        "rlreason/rewards/score.py:1 imports rlreason.train.forward",
+    ]
+    assert unexplained_local_imports(pkg) == ["rlreason/policy/rollout.py:2", "rlreason/rewards/score.py:5"]

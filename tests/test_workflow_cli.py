@@ -19,7 +19,7 @@ from rlreason.ablate import cell_hparams
 from rlreason.cli import main, parse_args
 from rlreason.config import load_config, project_root, to_yaml
 from rlreason.errors import ConfigError
-from rlreason.evaluate import write_json
+from rlreason.json_files import write_json
 from rlreason.train.callbacks import code_block, samples_markdown
 
 REPO = Path(__file__).resolve().parents[1]

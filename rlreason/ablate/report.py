@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from rlreason.ablate.cell_file import CELL_FILE, backfill_cell_files, read_cell_file
+from rlreason.config import flat_hparams
 from rlreason.errors import ConfigError
 
 Curve = list[tuple[int, float]]
@@ -44,8 +45,6 @@ def _scalars(run_dir: Path, tag: str) -> Curve:
 def cell_hparams(cfg: dict[str, Any], grid_keys: list[str]) -> dict[str, Any]:
     """A cell's HParams entry: the value of every grid key in its resolved config, component sections
     flattened (`algo.name`, `algo.alpha`, ...), so cells that differ in any swept key differ here."""
-    from rlreason.train.loggers import flat_hparams
-
     out: dict[str, Any] = {}
     for key in grid_keys:
         value: Any = cfg

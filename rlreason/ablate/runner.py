@@ -18,9 +18,10 @@ from pathlib import Path
 import yaml
 
 from rlreason.ablate.cell_file import SPEC_FILE, write_cell_file
+from rlreason.ablate.report import write_report
 from rlreason.ablate.spec import Cell, load_ablation
 from rlreason.config import load_config
-from rlreason.errors import ConfigError
+from rlreason.errors import ConfigError, RunInterrupted
 
 SKIPPED, OK, FAILED, INTERRUPTED = "skipped", "ok", "failed", "interrupted"
 
@@ -79,7 +80,7 @@ def _resolve_init_stages(base: str, cells: list[Cell], extra: list[str]) -> dict
     first ones would each train it again (in parallel with --workers): the SFT warm-up would be
     paid per sweep instead of once. Cells get the resolved checkpoint as `init.from=<dir>`.
     """
-    from rlreason.train.run import resolve_init
+    from rlreason.train.run import resolve_init  # trains the stage here: lightning + transformers, else unloaded
 
     out: dict[str, list[str]] = {}
     for cell in cells:
@@ -98,8 +99,6 @@ def cell_env(workers: int) -> dict[str, str]:
 
 def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> Path:
     """`rlreason ablate`: validate every cell, run them `workers` at a time, then write the report."""
-    from rlreason.ablate.report import write_report
-
     extra = list(extra or [])
     spec, cells = load_ablation(path)
     base_cfg = load_config(spec["base"], extra)
@@ -139,8 +138,6 @@ def run_sweep(path: Path, workers: int = 1, extra: list[str] | None = None) -> P
             stop.set()
             statuses = [(cell.name, INTERRUPTED) for cell in cells]
     if stop.is_set():
-        from rlreason.train.interrupt import RunInterrupted
-
         again = " ".join(["rlreason ablate", str(path), *extra])
         raise RunInterrupted(f"sweep interrupted; finished cells are kept, resume with: {again}")
     write_report(sweep)

@@ -11,7 +11,14 @@ raised as `ConfigError` with one line naming the file and the key.
 - `validation`: the checks run by `load_config` before anything else happens.
 """
 
-from rlreason.config.loading import OMIT_WHEN_DEFAULT, load_config, parse_overrides, project_root, to_yaml
+from rlreason.config.loading import (
+    OMIT_WHEN_DEFAULT,
+    flat_hparams,
+    load_config,
+    parse_overrides,
+    project_root,
+    to_yaml,
+)
 from rlreason.config.schema import (
     COMPONENT_SECTIONS,
     LOGGERS,
@@ -42,6 +49,7 @@ __all__ = [
     "RolloutConfig",
     "checkpoint_interval",
     "field_docs",
+    "flat_hparams",
     "load_config",
     "loggers_of",
     "parse_overrides",

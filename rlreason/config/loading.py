@@ -217,3 +217,17 @@ def to_yaml(cfg: DictConfig) -> str:
     if isinstance(data.get("init"), dict) and "from_" in data["init"]:
         data["init"]["from"] = data["init"].pop("from_")
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def flat_hparams(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as {dotted.key: scalar}; lists and None become strings (HParams takes
+    int / float / str / bool only)."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(flat_hparams(v, f"{prefix}{k}."))
+        return out
+    key = prefix.rstrip(".")
+    if isinstance(data, (bool, int, float, str)):
+        return {key: data}
+    return {key: "null" if data is None else str(data)}

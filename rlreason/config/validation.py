@@ -16,8 +16,12 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+import rlreason.components  # noqa: F401  (registers the built-in components)
 from rlreason.config.schema import COMPONENT_SECTIONS, field_meta, field_metas
 from rlreason.errors import ConfigError, RegistryError, RLReasonError
+from rlreason.policy.lora import lora_problem
+from rlreason.registry import ALGOS, CHOICE_REGISTRIES, REGISTRIES, TASKS, VERIFIERS
+from rlreason.typecheck import mismatch
 
 
 def validate(cfg: DictConfig, *, where: str = "config") -> None:
@@ -27,8 +31,6 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
     time, not an hour into a run; so do value ranges and cross-field constraints such as a
     group-relative algorithm with `rollout.group_size: 1` (every advantage would be zero).
     """
-    import rlreason.components  # noqa: F401  (registers the built-in components)
-
     algo_cls = _algo_class(cfg)
     needs_rollout = algo_cls is None or algo_cls.needs_rollout
     built = _check_components(cfg, where, needs_rollout)
@@ -51,8 +53,6 @@ def build_section(reg: Any, comp: Any, where: str, key: str) -> Any:
 def _check_components(cfg: DictConfig, where: str, needs_rollout: bool) -> dict[str, Any]:
     """Build `task`, `reward` (when the algorithm has a rollout), `algo` and each `eval.suite` task;
     returns them by key."""
-    from rlreason.registry import REGISTRIES, TASKS, VERIFIERS
-
     sections = [(key, cfg.get(key), REGISTRIES[field_meta(key)["registry"]]) for key in COMPONENT_SECTIONS]
     sections += [(f"eval.suite[{i}]", item, TASKS) for i, item in enumerate(cfg.eval.suite)]
     built: dict[str, Any] = {}
@@ -84,8 +84,6 @@ def _check_sharding(cfg: DictConfig, where: str, reward: Any) -> None:
 
 def allowed(key: str) -> tuple[str, ...]:
     """The values a word-valued key may take: its registry's names, or the words its field declares."""
-    from rlreason.registry import CHOICE_REGISTRIES
-
     meta = field_meta(key)
     return tuple(CHOICE_REGISTRIES[meta["registry"]].names()) if meta["registry"] else meta["choices"]
 
@@ -107,8 +105,6 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
             continue
         if not ok:
             raise ConfigError(f"{where}: {key}: expected {expected}, got {value!r}")
-    from rlreason.policy.lora import lora_problem
-
     problem = lora_problem(OmegaConf.to_container(cfg.model.lora)) if cfg.model.lora else None
     if problem:
         raise ConfigError(f"{where}: model.lora.{problem[0]}: {problem[1]}")
@@ -175,8 +171,6 @@ def _check_trainer(cfg: DictConfig, where: str) -> None:
             raise ConfigError(f"{where}: trainer.{key}: set by rlreason{f' ({why})' if why else ''}, remove it")
     import pytorch_lightning as pl  # only when a trainer section is given: it is a slow import
 
-    from rlreason.typecheck import mismatch
-
     valid = [p for p in inspect.signature(pl.Trainer.__init__).parameters if p != "self"]
     hints = typing.get_type_hints(pl.Trainer.__init__)
     values = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -192,8 +186,6 @@ def _check_trainer(cfg: DictConfig, where: str) -> None:
 
 
 def _algo_class(cfg: DictConfig) -> Any:
-    from rlreason.registry import ALGOS
-
     try:
         return ALGOS.get(cfg.algo.name)
     except RegistryError:

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
+from rlreason.policy.cache_arg import cache_kwarg
+from rlreason.policy.decoder import decoder_of
+
 
 @dataclass
 class DecodeState:
@@ -161,9 +164,6 @@ def teacher_forced_state(
     """The state the rollout would have kept for these responses, from one forward over the whole
     sequences instead of token by token (same layout; values equal up to float rounding)."""
     from transformers import DynamicCache
-
-    from rlreason.policy.cache_arg import cache_kwarg
-    from rlreason.train.forward import decoder_of
 
     device = next(model.parameters()).device
     ids = torch.cat([prompt_ids, response_ids], dim=1).to(device)

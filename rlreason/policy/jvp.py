@@ -14,6 +14,7 @@ import torch
 from torch.func import functional_call, jvp
 
 from rlreason.batch import RolloutBatch
+from rlreason.policy.decoder import decoder_of
 from rlreason.policy.length_passes import length_sorted_passes
 from rlreason.policy.padding import right_pad
 
@@ -126,8 +127,6 @@ def last_block_tangent(model: torch.nn.Module, tangent: dict[str, torch.Tensor])
     """The tangent renamed to the last decoder layer's own parameter names when all of it lives in
     that layer (`params: last_block`) and the model has the Llama/Qwen layout (decoder `layers`,
     `norm`, `rotary_emb`); None otherwise. Then `last_block_directional_logprobs` applies."""
-    from rlreason.train.forward import decoder_of
-
     try:
         decoder = decoder_of(model)
     except ValueError:
@@ -154,8 +153,6 @@ def last_block_directional_logprobs(
     are not run again; the output head runs on the response positions only. Rows go into passes
     by length (`rlreason.policy.length_passes`: less padding). Equal to `directional_logprobs` up
     to float32 rounding."""
-    from rlreason.train.forward import decoder_of
-
     decoder = decoder_of(model)
     layer, head = decoder.layers[-1], model.get_output_embeddings()
     device = next(model.parameters()).device

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from rlreason.policy.cache_arg import cache_kwarg
-from rlreason.policy.decode_state import DecodeRecorder, DecodeState
+from rlreason.policy.decode_state import DecodeRecorder, DecodeState, weights_version
+from rlreason.policy.decoder import decoder_of
 from rlreason.policy.padding import left_pad
 from rlreason.policy.sampling import sample_tokens, uniforms
 from rlreason.registry import ROLLOUT_BACKENDS
@@ -187,9 +188,6 @@ class HFRolloutBackend:
 def _recorder(model: torch.nn.Module, n: int, width: int, prompt_width: int) -> DecodeRecorder | None:
     """A recorder on the model's last decoder layer; None for a model without one (`decoder.layers`):
     its rollout keeps no cache and the reward that asked falls back to its own pass."""
-    from rlreason.policy.decode_state import weights_version
-    from rlreason.train.forward import decoder_of
-
     try:
         layers = decoder_of(model).layers
     except (ValueError, AttributeError):

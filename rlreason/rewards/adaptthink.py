@@ -15,8 +15,11 @@ import torch
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.distributed import rank
 from rlreason.errors import ConfigError, DataError
+from rlreason.json_files import write_json
+from rlreason.policy.sample_records import EvalSettings, generate_records
 from rlreason.registry import REWARDS
 from rlreason.rewards.base import Reward, RewardContext
+from rlreason.tasks.base import Problem
 
 SOURCES = ("column", "presample")
 
@@ -93,9 +96,6 @@ class AdaptThink(Reward):
         return self._initial
 
     def _presample(self, batch: RolloutBatch, ctx: RewardContext) -> torch.Tensor:
-        from rlreason.evaluate import EvalSettings, generate_records
-        from rlreason.tasks.base import Problem
-
         path = self._cache_path(ctx)
         if not self._loaded:
             self._loaded = True
@@ -134,8 +134,6 @@ class AdaptThink(Reward):
                 mine = [r["correct"] for r in records if r["uid"] == uid]
                 self._ref[uid] = sum(mine) / len(mine)
             if path is not None and _is_rank_zero():
-                from rlreason.evaluate import write_json
-
                 write_json(path, dict(sorted(self._ref.items())))
         return torch.tensor([self._ref[u] for u in uids])
 

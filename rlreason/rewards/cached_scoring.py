@@ -18,6 +18,7 @@ import torch
 
 from rlreason.policy.cache_arg import cache_kwarg
 from rlreason.policy.decode_state import DecodeState
+from rlreason.policy.decoder import decoder_of
 from rlreason.policy.length_passes import length_sorted_passes
 
 
@@ -50,8 +51,6 @@ def cached_forced_answer_scores(
     prefix includes that token starts with it. Every scored token must be predicted inside its block,
     so the cue must be non-empty (the caller falls back to the packed pass otherwise)."""
     from transformers import DynamicCache
-
-    from rlreason.train.forward import decoder_of
 
     body, head = decoder_of(model), model.get_output_embeddings()
     kwarg = cache_kwarg(body)

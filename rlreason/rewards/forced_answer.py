@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from rlreason.errors import RLReasonError
+from rlreason.policy.decoder import decoder_of
 from rlreason.policy.length_passes import length_sorted_passes
 from rlreason.policy.padding import right_pad
 
@@ -207,8 +208,6 @@ def scored_logprobs(
 ) -> torch.Tensor:
     """log pi(targets[m] | position cols[m] of row rows[m]) without the [rows, width, V] logits: the
     decoder runs once, the output head only at the scored positions, `chunk_size` of them at a time."""
-    from rlreason.train.forward import decoder_of
-
     hidden = decoder_of(model)(**inputs, use_cache=False).last_hidden_state
     device = hidden.device
     picked = hidden[rows.to(device), cols.to(device)]  # [M, H]

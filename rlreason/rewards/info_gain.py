@@ -26,6 +26,7 @@ from dataclasses import replace
 import torch
 
 from rlreason.batch import RewardOutput, RolloutBatch, select_rows, unique_samples
+from rlreason.policy.decoder import decoder_of
 from rlreason.policy.episodes import MODES, Episodes, segment_batch
 from rlreason.policy.jvp import directional_logprobs, last_block_directional_logprobs, last_block_tangent
 from rlreason.policy.tangent import SUBSETS, parameter_delta, subset_names
@@ -34,7 +35,6 @@ from rlreason.rewards.base import Reward, RewardContext
 from rlreason.rewards.cached_scoring import cache_is_usable, cached_forced_answer_scores
 from rlreason.rewards.episode_types import EPISODE_TYPES, episode_types
 from rlreason.rewards.forced_answer import forced_answer_scores, packed_scores_and_layer_inputs
-from rlreason.train.forward import decoder_of
 
 SCORINGS = ("packed", "rollout_cache", "separate")
 

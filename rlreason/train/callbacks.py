@@ -19,7 +19,10 @@ import pytorch_lightning as pl
 import torch
 
 from rlreason.evaluator import Evaluator
+from rlreason.policy.lora import save_extras
+from rlreason.train import faults
 from rlreason.train.loggers import log_hparams, log_scalars, log_text, tensorboard
+from rlreason.train.resume import fsync_file, list_checkpoints, manifest_path, write_manifest
 
 
 class SampleLogger(pl.Callback):
@@ -166,8 +169,7 @@ def save_hf_policy(module: Any, path: Path) -> None:
         shutil.rmtree(tmp)
     module.policy.save_pretrained(tmp, safe_serialization=True)
     module.tokenizer.save_pretrained(tmp)
-    from rlreason.policy.lora import save_extras  # LoRA: the adapter above, a merged copy on request
-
+    # LoRA: the adapter above, a merged copy on request
     save_extras(module.policy, tmp, getattr(getattr(module, "cfg", None), "model", {}).get("lora"))
     if path.exists():
         shutil.rmtree(path)
@@ -196,9 +198,6 @@ class Checkpointer(pl.Callback):
         self.save(trainer, module, trainer.fit_loop.epoch_loop.batch_progress.current.completed)
 
     def save(self, trainer: pl.Trainer, module: Any, step: int, suffix: str = "") -> Path:
-        from rlreason.train import faults
-        from rlreason.train.resume import fsync_file, write_manifest
-
         ckpt = self.dir / f"step-{step:06d}{suffix}.ckpt"
         if ckpt.name in self._saved:
             return ckpt
@@ -216,8 +215,6 @@ class Checkpointer(pl.Callback):
         return ckpt
 
     def _prune(self) -> None:
-        from rlreason.train.resume import list_checkpoints, manifest_path
-
         if self.keep <= 0:
             return
         for old in list_checkpoints(self.dir)[: -self.keep]:

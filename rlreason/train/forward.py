@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.checkpoint import checkpoint
 
+from rlreason.policy.decoder import decoder_of
+
 
 @dataclass
 class TokenOutputs:
@@ -73,17 +75,6 @@ def response_logprobs(
     if with_hidden:
         hidden = out.hidden_states[-1][:, -t - 1 : -1, :]
     return TokenOutputs(logprobs=logprobs, entropy=entropy, hidden=hidden)
-
-
-def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformer body of a Hugging Face causal LM (its output is the normed last hidden state)."""
-    get = getattr(model, "get_decoder", None)
-    body = get() if callable(get) else None
-    if body is None or body is model:
-        body = getattr(model, getattr(model, "base_model_prefix", "model"), None)
-    if body is None or body is model:
-        raise ValueError(f"model.logit_chunk_size: cannot find the decoder of {type(model).__name__}; set it to 0")
-    return body
 
 
 def head_logprobs(

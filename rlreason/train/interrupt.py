@@ -18,15 +18,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from rlreason.errors import RLReasonError
-
-
-class RunInterrupted(RLReasonError):
-    """The run was stopped by Ctrl-C after checkpointing; the message says how to resume."""
-
-    exit_code = 130
-    prefix = "rlreason: "  # not an error of the user's input
-
 
 class GracefulInterrupt(pl.Callback):
     """Turns SIGINT into "checkpoint after this step and stop" (see the module docstring)."""

@@ -166,20 +166,6 @@ def log_hparams(trainer: pl.Trainer, params: dict[str, Any], metrics: dict[str, 
                 lg.log_metrics(metrics, step=step)
 
 
-def flat_hparams(data: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config as {dotted.key: scalar}; lists and None become strings (HParams takes
-    int / float / str / bool only)."""
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(flat_hparams(v, f"{prefix}{k}."))
-        return out
-    key = prefix.rstrip(".")
-    if isinstance(data, (bool, int, float, str)):
-        return {key: data}
-    return {key: "null" if data is None else str(data)}
-
-
 def finalize(trainer: pl.Trainer) -> None:
     """Flush loggers that buffer (CSV) after writes made outside the fit loop."""
     for lg in trainer.loggers:

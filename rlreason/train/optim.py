@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from rlreason.errors import RLReasonError
 from rlreason.registry import OPTIMIZERS, SCHEDULES
 
 
@@ -42,8 +43,6 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], optim_cfg: DictConfig)
     decay, no_decay = [], []
     for p in params:
         if p.requires_grad and p.dtype != torch.float32:
-            from rlreason.errors import RLReasonError
-
             raise RLReasonError(
                 f"optimizer: a trainable parameter is {str(p.dtype).removeprefix('torch.')}; master weights must be "
                 "float32 (load the policy with load_policy(..., training=True); model.dtype is the compute dtype)"

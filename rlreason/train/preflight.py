@@ -10,7 +10,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import rlreason.train.optim  # noqa: F401  (registers the optimisers)
 from rlreason.errors import ConfigError
+from rlreason.registry import OPTIMIZERS
 
 GIB = 1024**3
 
@@ -28,9 +30,6 @@ def estimate_checkpoint_bytes(num_params: int, optimizer: str = "adamw") -> int:
     """
     if num_params < 0:
         raise ValueError(f"num_params: expected >= 0, got {num_params}")
-    import rlreason.train.optim  # noqa: F401  (registers the optimisers)
-    from rlreason.registry import OPTIMIZERS
-
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"optim.optimizer: expected {' | '.join(OPTIMIZERS.names())}, got {optimizer!r}")
     return num_params * (4 + OPTIMIZERS.get(optimizer).state_bytes_per_param + 4)

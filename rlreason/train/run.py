@@ -29,10 +29,11 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from rlreason.config import TRAINER_RESERVED, checkpoint_interval, load_config, loggers_of, to_yaml
-from rlreason.errors import ConfigError
+from rlreason.config import TRAINER_RESERVED, checkpoint_interval, flat_hparams, load_config, loggers_of, to_yaml
+from rlreason.errors import ConfigError, RunInterrupted
 from rlreason.evaluate import format_table, write_report
 from rlreason.evaluator import EvalTask, Evaluator, eval_settings, suite_tasks
+from rlreason.policy.load import format_prompt, load_policy
 from rlreason.registry import ALGOS, REWARDS, TASKS
 from rlreason.train.callbacks import (
     Checkpointer,
@@ -44,9 +45,10 @@ from rlreason.train.callbacks import (
 )
 from rlreason.train.data import ProblemDataModule, read_problems
 from rlreason.train.faults import NonFiniteError
-from rlreason.train.interrupt import GracefulInterrupt, RunInterrupted
+from rlreason.train.interrupt import GracefulInterrupt
 from rlreason.train.loggers import build_loggers, check_installed
 from rlreason.train.module import RLModule
+from rlreason.train.preflight import check_disk_space, checkpoints_on_disk_at_once, estimate_checkpoint_bytes
 from rlreason.train.progress import StepProgressBar, quiet_third_party, start_line
 from rlreason.train.resume import find_resume_point
 from rlreason.verify.task_verifier import RunVerifiers
@@ -126,8 +128,6 @@ def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: 
 
 
 def _run_experiment(cfg: DictConfig, verifiers: RunVerifiers, version: str | None, resume_hint: str | None) -> Path:
-    from rlreason.policy.load import format_prompt, load_policy
-
     quiet_third_party()
     check_installed(loggers_of(cfg))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -234,15 +234,11 @@ def _run_experiment(cfg: DictConfig, verifiers: RunVerifiers, version: str | Non
 
 
 def _hparams(cfg: DictConfig) -> dict[str, Any]:
-    from rlreason.train.loggers import flat_hparams
-
     return flat_hparams(yaml.safe_load(to_yaml(cfg)))
 
 
 def _check_disk_for_checkpoints(cfg: DictConfig, policy: torch.nn.Module, where: Path, every: int) -> None:
     """Refuse to start when the checkpoints this run will keep at once (and its final policy) cannot fit."""
-    from rlreason.train.preflight import check_disk_space, checkpoints_on_disk_at_once, estimate_checkpoint_bytes
-
     n = sum(p.numel() for p in policy.parameters())
     at_once = checkpoints_on_disk_at_once(cfg.logging.keep_last_n, cfg.optim.steps, every)
     check_disk_space(where, estimate_checkpoint_bytes(n, cfg.optim.optimizer) * at_once + 4 * n)

@@ -9,6 +9,8 @@ import json
 import signal
 import sys
 
+from rlreason.verify.symbolic import SLOW
+
 MEMORY_LIMIT_BYTES = 4 << 30  # a runaway expression fails with MemoryError instead of swapping the host
 
 
@@ -22,8 +24,6 @@ def _limit_memory() -> None:
 
 
 def main() -> None:
-    from rlreason.verify.symbolic import SLOW
-
     _limit_memory()
     # Ctrl-C in a terminal reaches the whole process group: the trainer checkpoints and stops at the
     # next step (rlreason/train/interrupt.py), and needs its workers' verdicts until then (a

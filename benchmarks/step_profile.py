@@ -2,7 +2,7 @@
 
 Runs the lab GRPO (experiments/lab/grpo.yaml), DeGRPO (thinkless.yaml) and L2T (l2t.yaml) recipes
 for a few steps from the SFT policy and reads the per-phase `perf/<phase>_time` scalars every step
-logs (rlreason/train/timing.py), `perf/step_time` (the whole `training_step`) and the events' wall
+logs (rlreason/train/metrics.py), `perf/step_time` (the whole `training_step`) and the events' wall
 clock: the time between two step ends minus the second step's `perf/step_time` is what happens
 outside `training_step` (the Lightning loop, callbacks, logging). The first step is dropped (warm-up).
 

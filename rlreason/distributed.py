@@ -1,7 +1,7 @@
 """The one way rlreason reduces across processes: plain `torch.distributed` collectives on the default
 group, each the identity when no process group is initialised (one process).
 
-Used by the training step's normalisers and skip decisions (`train/ranks.py`), DLER's batch
+Used by the training step's normalisers and skip decisions (`RankReducer`), DLER's batch
 statistics, the per-step metrics and the evaluator's records. Tensors go to the device the backend
 needs (CUDA for NCCL) and come back where they were.
 """
@@ -46,3 +46,31 @@ def all_gather_object(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+class RankReducer:
+    """Sums and maxima of Python floats over the ranks of a run (float64 on the wire): a training
+    step's loss normalisers and skip decisions.
+
+    Under DDP the loss normalisers are summed over ranks and divided by the world size
+    (`global_norm`), so that the gradient DDP averages equals the gradient of one process holding
+    the whole global batch."""
+
+    def __init__(self, world_size: int, rank: int) -> None:
+        self.world_size, self.rank = world_size, rank
+
+    def sum(self, value: float) -> float:
+        """Sum over ranks."""
+        if self.world_size == 1:
+            return float(value)
+        return float(all_reduce(torch.tensor(float(value), dtype=torch.float64)))
+
+    def global_norm(self, local: float) -> float:
+        """A loss normaliser: summed over ranks, divided by the world size (see the module docstring)."""
+        return self.sum(local) / self.world_size
+
+    def max(self, value: float) -> float:
+        """Maximum over ranks."""
+        if self.world_size == 1:
+            return float(value)
+        return float(all_reduce(torch.tensor(float(value), dtype=torch.float64), op="max"))

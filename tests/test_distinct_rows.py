@@ -12,7 +12,7 @@ from transformers import Qwen2ForCausalLM
 
 from rlreason.policy.lab_tiny import build_lab_tokenizer
 from rlreason.policy.padding import left_pad, right_pad
-from rlreason.train import distinct_rows as dr
+from rlreason.train import forward as dr
 from rlreason.train.forward import response_logprobs
 
 

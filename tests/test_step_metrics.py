@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rlreason.train.step_metrics import Ratio, reduce_metrics
+from rlreason.train.metrics import Ratio, reduce_metrics
 
 
 def test_single_process_means_ratios_and_drops():

@@ -203,7 +203,7 @@ class OptimConfig:
         metadata=doc(
             "RL passes: run the model once per distinct (prompt, response) of a micro-batch and give its "
             "copies the same log-probs (the backward sums their gradients); same gradient up to float "
-            "rounding; off = every row (rlreason/train/distinct_rows.py)"
+            "rounding; off = every row (rlreason/train/forward.py)"
         ),
     )
     max_nonfinite_in_a_row: int = field(

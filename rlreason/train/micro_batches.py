@@ -15,7 +15,12 @@ from __future__ import annotations
 import torch
 
 from rlreason.batch import RolloutBatch
-from rlreason.train.passes import micro_slices
+
+
+def micro_slices(n: int, size: int) -> list[slice]:
+    """[0, n) in consecutive slices of `size` (0: one slice)."""
+    size = size or n
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
 
 def micro_batches(batch: RolloutBatch, rows: torch.Tensor, size: int, tokens: int) -> list[torch.Tensor]:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from rlreason.algos.base import Algorithm
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.distributed import RankReducer
 from rlreason.policy.control_tokens import ControlTokens
 from rlreason.policy.prompt_encoder import PromptEncoder
 from rlreason.policy.rollout import SamplingParams
@@ -28,14 +29,13 @@ from rlreason.tasks.base import Problem
 from rlreason.train import faults
 from rlreason.train.faults import NonFiniteError, NonFiniteGuard
 from rlreason.train.loggers import log_scalars
+from rlreason.train.metrics import Metric, reduce_metrics
 from rlreason.train.optim import build_optimizer, build_scheduler
 from rlreason.train.parity import ParityMonitor
 from rlreason.train.precision import compute_dtype, disable_dropout
-from rlreason.train.ranks import RankReducer
 from rlreason.train.resume import capture_rng_state, restore_rng_state
 from rlreason.train.sft_step import sft_step
 from rlreason.train.step import Learner, StepHandles, rl_step, step_settings
-from rlreason.train.step_metrics import Metric, reduce_metrics
 from rlreason.verify.task_verifier import TaskVerifier
 
 
@@ -188,7 +188,7 @@ class RLModule(pl.LightningModule):
 
     # -- logging ------------------------------------------------------------------------------
     def _log_metrics(self, metrics: dict[str, Metric]) -> None:
-        """Reduce over ranks and write to every logger at x = step (see rlreason/train/step_metrics.py)."""
+        """Reduce over ranks and write to every logger at x = step (see rlreason/train/metrics.py)."""
         every = max(1, int(self.cfg.logging.every_n_steps))
         if self._step % every:
             return

@@ -12,10 +12,9 @@ from rlreason.algos.base import LossInputs
 from rlreason.policy.padding import left_pad, right_pad
 from rlreason.tasks.base import Problem
 from rlreason.train.forward import response_logprobs
-from rlreason.train.passes import micro_slices
+from rlreason.train.metrics import Metric, PhaseTimer
+from rlreason.train.micro_batches import micro_slices
 from rlreason.train.step import Learner, StepHandles, StepResult, fault_metrics
-from rlreason.train.step_metrics import Metric
-from rlreason.train.timing import PhaseTimer
 
 
 def sft_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepResult:

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from rlreason.algos.base import Advantages, Algorithm, LossInputs
 from rlreason.batch import RewardOutput, RolloutBatch
+from rlreason.distributed import RankReducer
 from rlreason.policy.control_tokens import ControlTokens
 from rlreason.policy.decode_state import DecodeState
 from rlreason.policy.lora import adapters_disabled, is_lora
@@ -31,15 +32,10 @@ from rlreason.policy.samplers import ModeSampler
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
-from rlreason.train.distinct_rows import distinct_logprobs
-from rlreason.train.forward import response_logprobs
-from rlreason.train.micro_batches import micro_batches, micro_columns
+from rlreason.train.forward import critic_values, distinct_logprobs, response_logprobs, sequence_logprobs
+from rlreason.train.metrics import Metric, PhaseTimer, rollout_metrics
+from rlreason.train.micro_batches import micro_batches, micro_columns, micro_slices
 from rlreason.train.parity import Parity, ParityMonitor
-from rlreason.train.passes import critic_values, micro_slices, sequence_logprobs
-from rlreason.train.ranks import RankReducer
-from rlreason.train.rollout_metrics import rollout_metrics
-from rlreason.train.step_metrics import Metric
-from rlreason.train.timing import PhaseTimer
 from rlreason.verify.task_verifier import TaskVerifier
 
 

@@ -22,6 +22,7 @@ from rlreason.evaluator import Evaluator
 from rlreason.policy.lora import save_extras
 from rlreason.train import faults
 from rlreason.train.loggers import log_hparams, log_scalars, log_text, tensorboard
+from rlreason.train.module import RLModule
 from rlreason.train.resume import fsync_file, list_checkpoints, manifest_path, write_manifest
 
 
@@ -31,8 +32,10 @@ class SampleLogger(pl.Callback):
     def __init__(self, every_n_steps: int, num_samples: int, histograms: bool = True) -> None:
         self.every, self.num, self.histograms = every_n_steps, num_samples, histograms
 
-    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if not trainer.is_global_zero or getattr(module, "last_batch", None) is None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: RLModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not trainer.is_global_zero or module.last_batch is None:
             return
         rb, rout = module.last_batch, module.last_reward
         tb = tensorboard(trainer)
@@ -162,7 +165,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def save_hf_policy(module: Any, path: Path) -> None:
+def save_hf_policy(module: RLModule, path: Path) -> None:
     """save_pretrained (model + tokenizer) to `path`, atomically."""
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
@@ -170,7 +173,7 @@ def save_hf_policy(module: Any, path: Path) -> None:
     module.policy.save_pretrained(tmp, safe_serialization=True)
     module.tokenizer.save_pretrained(tmp)
     # LoRA: the adapter above, a merged copy on request
-    save_extras(module.policy, tmp, getattr(getattr(module, "cfg", None), "model", {}).get("lora"))
+    save_extras(module.policy, tmp, module.cfg.model.lora)
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)

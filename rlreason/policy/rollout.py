@@ -44,19 +44,42 @@ class Generation:
     decode_state: DecodeState | None = None  # the KV cache, with `keep_decode_state` (policy/decode_state.py)
 
 
-@ROLLOUT_BACKENDS.register("hf")
-class HFRolloutBackend:
-    """Batched sampling with the model's own KV cache (`rollout.backend: hf`).
+class RolloutBackend:
+    """What `rollout.backend` names (`ROLLOUT_BACKENDS`), built once per run with the EOS ids, the pad
+    id, `rollout.batch_size` (sequences at once; 0: all) and whether the reward reads the rollout's KV
+    cache. `generate` samples one response per token-id prompt, each from its own seed.
 
-    `keep_decode_state`: also return the cache of every row (and the last layer's inputs) for a
-    reward that reads the sequences again (`Reward.reads_decode_state`). The samples are the same
-    either way."""
+    A backend that samples from its own copy of the weights (an inference engine) declares
+    `holds_weights`; the training step then pushes the policy into it with `sync` after its
+    optimiser updates (and before the first rollout), and `version` says which optimiser step it
+    holds."""
+
+    holds_weights: bool = False
+    version: int = -1  # the optimiser step whose weights the backend samples from (holds_weights)
 
     def __init__(self, eos_ids: list[int], pad_id: int, batch_size: int = 0, keep_decode_state: bool = False) -> None:
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
         self.pad_id = pad_id
         self.batch_size = batch_size
         self.keep_decode_state = keep_decode_state
+
+    def generate(
+        self, model: torch.nn.Module, prompts: list[list[int]], params: SamplingParams, seeds: list[int]
+    ) -> Generation:
+        raise NotImplementedError
+
+    def sync(self, model: torch.nn.Module, version: int) -> None:
+        """Push `model`'s weights into the backend's own copy (`holds_weights` backends only)."""
+        raise NotImplementedError(f"{type(self).__name__} samples from the live policy: nothing to sync")
+
+
+@ROLLOUT_BACKENDS.register("hf")
+class HFRolloutBackend(RolloutBackend):
+    """Batched sampling with the model's own KV cache (`rollout.backend: hf`), from the live policy.
+
+    `keep_decode_state`: also return the cache of every row (and the last layer's inputs) for a
+    reward that reads the sequences again (`Reward.reads_decode_state`). The samples are the same
+    either way."""
 
     @torch.no_grad()
     def generate(

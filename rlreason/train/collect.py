@@ -14,7 +14,7 @@ from rlreason.batch import RolloutBatch
 from rlreason.policy.decode_state import DecodeState
 from rlreason.policy.padding import left_pad
 from rlreason.policy.responses import decode_responses, find_control
-from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
+from rlreason.policy.rollout import RolloutBackend, SamplingParams
 from rlreason.policy.sampling import sample_seed
 from rlreason.tasks.base import Problem
 
@@ -22,7 +22,7 @@ from rlreason.tasks.base import Problem
 def collect_rollout(
     policy: torch.nn.Module,
     tokenizer: Any,
-    backend: HFRolloutBackend,
+    backend: RolloutBackend,
     problems: list[Problem],
     prompt_token_ids: list[list[int]],
     params: SamplingParams,

@@ -27,7 +27,7 @@ from rlreason.policy.control_tokens import ControlTokens
 from rlreason.policy.decode_state import DecodeState
 from rlreason.policy.lora import adapters_disabled, is_lora
 from rlreason.policy.prompt_encoder import PromptEncoder
-from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
+from rlreason.policy.rollout import RolloutBackend, SamplingParams
 from rlreason.policy.samplers import ModeSampler
 from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
@@ -95,7 +95,7 @@ class Learner:
     reward: Reward | None
     verifier: TaskVerifier | None
     prompts: PromptEncoder
-    backend: HFRolloutBackend  # any registered rollout backend (`rlreason.registry.ROLLOUT_BACKENDS`)
+    backend: RolloutBackend  # `rollout.backend` (`rlreason.registry.ROLLOUT_BACKENDS`)
     sampler: ModeSampler | None  # forces each sample's first token (rollout.sampler), or None
     sampling: SamplingParams
     value_head: torch.nn.Module | None = None
@@ -140,8 +140,11 @@ def fault_metrics(counts: dict[str, int]) -> dict[str, Metric]:
 
 
 def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepResult:
-    s, algo, policy = learner.settings, learner.algo, learner.policy
+    s, algo, policy, backend = learner.settings, learner.algo, learner.policy, learner.backend
     timer = PhaseTimer()
+    if backend.holds_weights and backend.version != h.scheduler.last_epoch:  # first step, resumed run
+        with timer("weight_sync"):
+            backend.sync(policy, h.scheduler.last_epoch)
     with timer("rollout"):
         batch, decode_state = rollout(learner, h, problems)
     with timer("verify"):
@@ -209,6 +212,9 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
             if parity is not None:
                 parity_metrics = h.parity.metrics(parity, h.ranks, h.step, warn=h.is_global_zero)
                 parity = None
+    if backend.holds_weights and grad_norms:  # the engine samples the next rollout from its own copy
+        with timer("weight_sync"):
+            backend.sync(policy, h.scheduler.last_epoch)  # version: the optimiser step count
 
     metrics.update({f"algo/{k}": v / s.updates_per_step for k, v in loss_metrics.items()})
     metrics.update(parity_metrics)

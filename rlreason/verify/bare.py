@@ -98,4 +98,4 @@ def bare_answer(text: str, number_format: str = "en") -> str | None:
         return unitless
     if _prose(s):
         return None
-    return resolve_mod(" ".join(s.split()))
+    return resolve_mod(s)

@@ -55,6 +55,8 @@ class JsonlBenchmark(Task):
     `hf_config`). A task without a train split refuses `problems("train")`: training on the test
     split would report scores on problems the policy was trained on. `allow_eval_split_training`
     lifts that refusal for deliberate experiments (e.g. overfitting checks). `limit` caps each split.
+    `number_format`, `tolerance`, `percent` and `choices` are the task's grading options (default:
+    the exact reading; docs/verification.md, "Task options").
     """
 
     folder: ClassVar[str] = ""

@@ -8,6 +8,11 @@ or a single word (``even``). A number followed by unit words is that number (``1
 ``10 cm^2``, ``10weeks``; not ``10cm``, whose two letters could be variables). Anything else is None
 and the prose rules of `rlreason.verify.extract` apply.
 
+Not an answer either (then the prose rules apply): text that starts with an operator or other
+punctuation (``=175``, ``*9``) or ends with an operator, brackets that do not balance (``[5``), quote
+marks, and text with a letter followed by a digit
+outside a LaTeX command (``C0``, ``H2O``, ``XK7Q2``: a code, not a product that happens to equal 0).
+
 Prose: a run of four or more letters outside a LaTeX command or ``\\text{...}`` that is not a function
 name (``sin``, ``sqrt``, ``gcd``...), a short English word (``or``, ``and``, ``is``...), or words glued
 together (``1orW(x)``): ``3 or 4``, ``It is 4``, ``The code is XK7Q2`` are prose; ``2xy + 3``, ``\\sin x``,
@@ -22,7 +27,10 @@ from rlreason.verify.numeric import parse_number
 
 MAX_BARE_CHARS = 300
 MAX_BARE_LINES = 4
-_NOT_BARE = re.compile(r"\\boxed|\\fbox|(?<!\\)\$|\\\(|\\\[|####|answer|</?[A-Za-z_]+>|<\||\n\s*\n", re.IGNORECASE)
+# LaTeX delimiters, a box, GSM8K's marker, an "answer" phrase, a markup tag (also a broken one), a paragraph break
+_NOT_BARE = re.compile(
+    r"\\boxed|\\fbox|(?<!\\)\$|\\\(|\\\[|####|answer|<[^\s<>][^\s<>]{0,10}>|<\||\n\s*\n", re.IGNORECASE
+)
 _TEXT_GROUP = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname|begin|end)\s*\{[^{}]*\}")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _RUN = re.compile(r"[A-Za-z]+")
@@ -36,6 +44,9 @@ _ENGLISH = {
     "th", "st", "nd", "rd", "yes", "all", "any", "let", "say", "may", "can", "per",
 }  # fmt: skip
 _SINGLE_WORD = re.compile(r"[A-Za-z]+")
+_START = re.compile(r"[\w\\(\[{+\-.|]")  # an answer starts with a letter, digit, command, bracket or sign
+_END_OPERATOR = re.compile(r"[=+\-*/^,<>]\s*$")
+_CODE = re.compile(r"[A-Za-z][0-9]|\d'\d|[?\"]")  # a letter then a digit outside a LaTeX command: XK7Q2, H2O
 # a number then 1-3 unit words, each optionally squared or cubed (``10 cm^2``, ``10 square units``)
 _UNITS = re.compile(r"(\S+?)((?:\s+[A-Za-z]+\.?(?:\^\{?[23]\}?)?){1,3})")
 _GLUED_UNIT = re.compile(r"([+-]?\d+(?:\.\d+)?)([A-Za-z]{4,})")  # 10weeks (4+ letters: not 10cm, 2xy, 3rd)
@@ -91,6 +102,10 @@ def bare_answer(text: str, number_format: str = "en") -> str | None:
         s = s[:-1].rstrip()
     if not s or len(s) > MAX_BARE_CHARS or s.count("\n") >= MAX_BARE_LINES or _NOT_BARE.search(s):
         return None
+    if not _START.match(s) or _END_OPERATOR.search(s) or _CODE.search(_COMMAND.sub(" ", s)):
+        return None  # "=175", "*9", "5-": a fragment or a typo; "C0", "XK7Q2", "1'8": digits in a code
+    if sum(s.count(c) for c in "([{") != sum(s.count(c) for c in ")]}"):
+        return None  # "[5": a bracket never closed (an interval may mix them: "[1, 2)")
     if _SINGLE_WORD.fullmatch(s):
         return s if s.lower() not in _ENGLISH or len(s) == 1 else None
     unitless = strip_units(s, number_format)

@@ -204,3 +204,13 @@ def test_jsonl_task_takes_the_options(tmp_path):
     assert GradingOptions.for_task(task) == GradingOptions(choices="ABCD", percent="value")
     with pytest.raises(RegistryError, match=r"tolerance: expected a number from 0 \(exact\) to 0.1, got 2"):
         TASKS.build("jsonl", path=str(data), tolerance=2)
+
+
+def test_a_number_format_and_other_options_combine():
+    from rlreason.verify import is_correct
+
+    assert is_correct("2,5", "2.5", number_format="decimal_comma", options={"tolerance": 0.01}) is True
+    assert is_correct("2,5", "2.5", options={"number_format": "decimal_comma", "percent": "value"}) is True
+    assert is_correct("2,5", "2.5", options={"tolerance": 0.01}) is False  # "en": 2,5 is no number
+    with VerifierPool(number_format="decimal_comma", options={"tolerance": 0.01}) as p:
+        assert p.options == GradingOptions(number_format="decimal_comma", tolerance=0.01)

@@ -62,16 +62,17 @@ def verify_batch(
     timeout: float = 5.0,
     workers: int = 0,
     *,
-    number_format: str = "en",
+    number_format: str | None = None,
     options: GradingOptions | dict[str, Any] | None = None,
 ) -> list[bool]:
     """Grade many responses at once (a shared, long-lived pool per verifier and timeout).
 
     `workers` (0: min(4, CPUs)) applies when that shared pool is first created; keep a `VerifierPool`
     of your own for a different size. `number_format`: see `rlreason.verify.numeric`; `options`: the
-    task's `GradingOptions` (tolerance, percent, choices), or a dict of them (their number format wins).
+    task's `GradingOptions` (tolerance, percent, choices), or a dict of them; `number_format`, when
+    given, replaces theirs (default ``"en"``).
     """
-    opts = GradingOptions.of(options, number_format=number_format if options is None else None)
+    opts = GradingOptions.of(options, number_format=number_format)
     return _library_pool(verifier, timeout, workers).verify(responses, golds, options=opts)
 
 
@@ -81,7 +82,7 @@ def is_correct(
     verifier: str = "math",
     timeout: float = 5.0,
     *,
-    number_format: str = "en",
+    number_format: str | None = None,
     options: GradingOptions | dict[str, Any] | None = None,
 ) -> bool:
     """Whether the final answer in `response` equals `gold`. Never raises (bad options, such as an

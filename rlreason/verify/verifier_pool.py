@@ -59,7 +59,7 @@ class VerifierPool:
     ) -> None:
         self.verifier: Verifier = VERIFIERS.build(verifier, where="verifier")
         self.timeout = timeout
-        self.options = GradingOptions.of(options, number_format=number_format if options is None else None)
+        self.options = GradingOptions.of(options, number_format=None if number_format == "en" else number_format)
         self._pool = SymbolicPool(workers or max(1, min(4, os.cpu_count() or 1)), timeout)
 
     @property

@@ -67,7 +67,7 @@ def test_extract_answer(response, expected):
         ("It is the 42nd", None),
         ("so it is 2^10", None),
         ("The total is 3 + 4", None),
-        ("6*7=42.", "42"),
+        ("6*7=42.", "6*7=42"),  # nothing but an answer: read whole (math-verify takes the right side)
         ("It costs $18.", "18"),
         ("So she has 137 \\frac{1}{2} apples", "137 \\frac{1}{2}"),  # a mixed number, not its fraction
         ("<hort>4", "4"),  # a broken control tag is markup, not part of a word

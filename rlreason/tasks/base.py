@@ -31,6 +31,12 @@ class Task:
     # how separators in plain numbers are read (`rlreason.verify.numeric.NUMBER_FORMATS`): "en" (1,234.5),
     # "space_thousands" (1 234.5), "decimal_comma" (1.234,5); never guessed, so set it per task
     number_format: str = "en"
+    # the other grading options (`rlreason.verify.GradingOptions`, docs/verification.md): a relative numeric
+    # tolerance (0: exact), how a percent sign is read ("either" | "value" | "number") and, for a
+    # multiple-choice task, its option letters ("ABCDE"; "" for other tasks)
+    tolerance: float = 0.0
+    percent: str = "either"
+    choices: str = ""
     # text that forces the model to answer now (used by the info-gain reward and episode analysis)
     answer_cue: ClassVar[str] = "</think>"
 

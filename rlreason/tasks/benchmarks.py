@@ -21,7 +21,7 @@ from rlreason.registry import TASKS
 from rlreason.tasks.base import Problem, Task
 from rlreason.tasks.prompts import TEMPLATES, render
 from rlreason.tasks.sources import HFSplit, JsonlFile
-from rlreason.verify import normalize_gold
+from rlreason.verify import GradingOptions, normalize_gold
 from rlreason.verify.extract import gsm8k_gold, last_boxed
 
 
@@ -55,6 +55,8 @@ class JsonlBenchmark(Task):
     `hf_config`). A task without a train split refuses `problems("train")`: training on the test
     split would report scores on problems the policy was trained on. `allow_eval_split_training`
     lifts that refusal for deliberate experiments (e.g. overfitting checks). `limit` caps each split.
+    `number_format`, `tolerance`, `percent` and `choices` are the task's grading options (default:
+    the exact reading; docs/verification.md, "Task options").
     """
 
     folder: ClassVar[str] = ""
@@ -78,7 +80,21 @@ class JsonlBenchmark(Task):
         question_field: str | None = None,
         answer_field: str | None = None,
         allow_eval_split_training: bool = False,
+        number_format: str | None = None,
+        tolerance: float | None = None,
+        percent: str | None = None,
+        choices: str | None = None,
     ) -> None:
+        # grading options (docs/verification.md); a bad value is a one-line error naming its key
+        grading = GradingOptions.of(
+            GradingOptions.for_task(self),
+            number_format=number_format,
+            tolerance=tolerance,
+            percent=percent,
+            choices=choices,
+        )
+        self.number_format, self.tolerance = grading.number_format, grading.tolerance
+        self.percent, self.choices = grading.percent, grading.choices
         if template not in TEMPLATES:
             raise ValueError(f"template: unknown template {template!r} (valid: {', '.join(TEMPLATES)})")
         if on_error not in ("raise", "skip"):
@@ -266,6 +282,10 @@ class JsonlTask(JsonlBenchmark):
         hf_train_split: str | None = None,
         hf_test_split: str | None = "test",
         allow_eval_split_training: bool = False,
+        number_format: str | None = None,
+        tolerance: float | None = None,
+        percent: str | None = None,
+        choices: str | None = None,
     ) -> None:
         if not (path or train_path or hf_dataset):
             raise ValueError("path: task 'jsonl' needs your file (path for the test split, train_path for training)")
@@ -283,6 +303,10 @@ class JsonlTask(JsonlBenchmark):
             hf_test_split=hf_test_split,
             question_field=question_field,
             allow_eval_split_training=allow_eval_split_training,
+            number_format=number_format,
+            tolerance=tolerance,
+            percent=percent,
+            choices=choices,
         )
         rule, desc = ANSWER_FORMATS[answer_format]
         self.gold, self.gold_desc = rule(answer_field), f"{desc} '{answer_field}'"

@@ -8,7 +8,7 @@ from typing import Any
 
 from rlreason.errors import DataError
 from rlreason.tasks.sources import JsonlFile, stop_at_first
-from rlreason.verify.gold import normalize_gold
+from rlreason.verify.gold import gold_answer
 from rlreason.verify.verifier_pool import VerifierPool, read_answer
 
 
@@ -30,7 +30,7 @@ def verify_file(args: Any) -> int:
     path = Path(args.predictions)
     rows = read_predictions(path, args.response_field, args.gold_field)
     responses = [r[args.response_field] for r in rows]
-    golds = [normalize_gold(r[args.gold_field]) for r in rows]
+    golds = [gold_answer(r[args.gold_field]) for r in rows]  # read like a response: units, sentences
     answers = [read_answer(r) for r in responses]  # once: graded below and written out
     with VerifierPool(args.verifier, timeout=args.timeout, workers=args.workers) as pool:
         verdicts = pool.verify_answers(answers, golds)

@@ -12,10 +12,16 @@ Order of preference:
    end of its sentence;
 5. the last LaTeX region (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``), with regions chained to
    it by ``,`` / ``and`` / ``or`` as one set answer (math-verify's LaTeX extraction), compared whole;
+   unless the text after it holds digits: then the one number of its last concluding sentence
+   ("Therefore, there are 12 sequences.") or, without one, no answer;
 6. only for plain text without any LaTeX region (nor one opened and left malformed): the last word
    that holds a digit, and only if that word *is* a number (``x=5``, ``$18``, ``42.`` are; ``XK7Q2``,
    ``2^10``, ``42nd`` are not, and then there is no answer rather than a digit picked out of a word;
-   ``3 or 4`` is a hedge, no answer either).
+   ``3 or 4`` is a hedge, ``1, 2, 3`` / ``4 and 12`` / ``(3, 4)`` a list, no answer either).
+
+Before all of these, a response that is nothing but an answer (`rlreason.verify.bare`) is read whole:
+``(x-2)(x+2)``, ``y = 2x + 3``, ``[0.5, 1]``, ``1, 2, 3``. Every answer found has ``a \\bmod b``
+resolved (``17 \\bmod 5 = 2`` -> ``2``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from rlreason.verify.bare import bare_answer, resolve_mod, strip_units
 from rlreason.verify.numeric import parse_number
 
 MAX_RESPONSE_CHARS = 200_000  # longer responses are cut (from the start): answers live at the end
@@ -47,13 +54,13 @@ MAX_CHAINED = 64  # more chained boxes than this is no answer anyone writes; kee
 _BOX_SEPARATOR = re.compile(r"\b(?:and|or)\b|,|;")
 # end of the answer: a sentence end (not a decimal point), or a comma/space before an explanatory clause
 _CLAUSE_END = re.compile(r"\.(?=\s|$)|,?\s+(?:since|because|as|so|which|not|but|when|where|if|for)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_CONCLUSION = re.compile(r"(?:therefore|thus|hence|so|finally|in total|in conclusion)\b", re.IGNORECASE)
 _WORD_PUNCT = "\"'*()[]“”‘’:;,!?"
 _CURRENCY = re.compile(r"^(?:\\\$|\$|€|£|¥)|(?:€|£|¥|\$|[a-zA-Z]{1,2}[²³])$")
-_HEDGE = re.compile(r"\d\s+(?:or|and/or)\s+[-+]?\.?\d", re.IGNORECASE)  # "1 or 2": no answer
+_HEDGE = re.compile(r"\d,?\s+(?:or|and/or|and)\s+[-+]?\.?\d", re.IGNORECASE)  # "1 or 2", "4 and 12": no answer
 _OPERATORS = {"+", "-", "*", "/", "^", "×", "÷", "·", "−"}
 _GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?![\d])")
-# words after a number that name a unit, not a factor (``2 pi`` is 2*pi, ``2 apples`` is 2)
-_MATH_WORDS = {"pi", "e", "i", "sqrt", "sin", "cos", "tan", "log", "ln", "exp", "mod", "times", "x", "y", "n"}
 
 
 def answer_region(response: str) -> str:
@@ -202,17 +209,6 @@ def last_latex_answer(text: str) -> str | None:
     return as_set([r.text for r in chain])
 
 
-def strip_unit_words(answer: str, number_format: str = "en") -> str:
-    """``42 apples`` / ``10 cm`` -> the number; anything else unchanged (``2 pi`` is not a unit)."""
-    m = re.fullmatch(r"(\S+)((?:\s+[A-Za-z]+\.?){1,3})", answer.strip())
-    if m is None or parse_number(m.group(1), number_format) is None:
-        return answer
-    words = m.group(2).lower().replace(".", "").split()
-    if any(len(w) < 2 or w in _MATH_WORDS for w in words):
-        return answer
-    return m.group(1)
-
-
 def answer_after_phrase(rest: str, number_format: str = "en", _depth: int = 0) -> str | None:
     """The answer in the text after "the answer is": the first math region within 50 characters of it
     (chained regions form a set), else up to the end of the sentence or a trailing clause ("42, since
@@ -238,7 +234,7 @@ def answer_after_phrase(rest: str, number_format: str = "en", _depth: int = 0) -
     subject = _SUBJECT_IS.fullmatch(s) if _depth == 0 else None
     if subject is not None:
         return answer_after_phrase(subject.group("rest"), number_format, _depth + 1)
-    s = strip_unit_words(s, number_format)
+    s = strip_units(s, number_format)
     if _HEDGE.search(s):
         return None
     if s and parse_number(s, number_format) is None and _PROSE.search(s):
@@ -262,14 +258,21 @@ def last_plain_number(text: str, number_format: str = "en") -> str | None:
         if not any(c.isdigit() for c in word) and "\x00" not in word:
             continue
         before = words[k - 1] if k else ""
-        if k >= 2 and before.lower() in ("or", "and/or") and any(c.isdigit() for c in words[k - 2]):
-            return None  # "3 or 4": a hedge between numbers is no answer
+        if k >= 2 and before.lower() in ("or", "and/or", "and") and any(c.isdigit() for c in words[k - 2]):
+            return None  # "3 or 4": a hedge between numbers is no answer; "4 and 12" a list
+        if before.endswith(",") and parse_number(before.strip(_WORD_PUNCT), number_format) is not None:
+            return None  # "1, 2, 3": the last element of a list is not the answer
+        if re.search(r"[)\]}]", word.rstrip(".,;:!?")[-1:]) and before.endswith(","):
+            return None  # "(3, 4)", "[0.5, 1]": one element of a tuple or interval
         if "\\" in before or before in _OPERATORS:
             return None  # the operand of an operator or a LaTeX command: "3 + 4", "\\frac 59", "111,\\! 100"
         if word.startswith("\\") and re.fullmatch(r"[+-]?\d+", before):
             mixed = f"{before} {word.rstrip('.,')}"  # "137 \\frac{1}{2}": the fraction of a mixed number
             return mixed if parse_number(mixed, number_format) is not None else None
         w = word.strip(_WORD_PUNCT)
+        if re.fullmatch(r"\d+/\d+", w) and re.fullmatch(r"[+-]?\d+", before):
+            mixed = f"{before} {w}"  # "1 1/2": a mixed number, not its fraction alone
+            return mixed if parse_number(mixed, number_format) is not None else None
         if "\x00" in w or (re.fullmatch(r"\d{3}", w) and re.fullmatch(r"[+-]?\d+", before)):
             return None  # "1 000" the format does not read as one number: 1000, or 1 and 000?
         w = w.rsplit("=", 1)[-1]
@@ -284,9 +287,17 @@ def extract_answer(response: str, number_format: str = "en") -> str | None:
     """The final answer written in `response`, or None when there is none (see the module docstring)."""
     if not isinstance(response, str):
         return None
+    answer = _extract(response, number_format)
+    return resolve_mod(answer) if answer else answer
+
+
+def _extract(response: str, number_format: str) -> str | None:
     text = answer_region(response[-MAX_RESPONSE_CHARS:])
     if not text.strip():
         return None
+    bare = bare_answer(text, number_format)
+    if bare is not None:
+        return bare
     last = next(_boxes(text), None)
     if last is not None:
         after = text[last[1] :]
@@ -303,12 +314,26 @@ def extract_answer(response: str, number_format: str = "en") -> str | None:
         ans = answer_after_phrase(text[m.end() :], number_format)
         if ans:
             return ans
-    latex = last_latex_answer(text)
-    if latex is not None:
-        return latex
+    regions = latex_regions(text)
+    if regions:
+        after = text[regions[-1].end :]
+        if any(c.isdigit() for c in after):
+            return concluding_number(after, number_format)
+        return last_latex_answer(text)
     if _OPENS_LATEX.search(text):
         return None
     return last_plain_number(text, number_format)
+
+
+def concluding_number(text: str, number_format: str = "en") -> str | None:
+    """The answer in plain text after the last LaTeX region, which holds digits: the one number of its
+    last concluding sentence ("Therefore, there are 12 sequences."), else None (the region is followed
+    by other numbers, "Some other numbers are 1, 2, 3.": which one is the answer is not said)."""
+    for sentence in reversed(_SENTENCE_END.split(text)):
+        if _CONCLUSION.match(sentence.strip()):
+            digit_words = [w for w in sentence.split() if any(c.isdigit() for c in w)]
+            return last_plain_number(sentence, number_format) if len(digit_words) == 1 else None
+    return None
 
 
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:

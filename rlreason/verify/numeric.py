@@ -40,7 +40,8 @@ _DECOR = re.compile(
 _SPACE = re.compile(r"(?<=\d)(?:\\[,;:! ]|~|[\s\u00a0\u2009\u202f])+(?=\d)")
 _LATEX_SPACE = re.compile(r"\\[,;:! ]|~")
 _FRAC = re.compile(r"^\\[dtc]?frac\{?([+-]?\d+)\}?\{?(\d+)\}?$|^\\[dtc]?frac(\d)(\d)$")
-_MIXED = re.compile(r"^([+-]?)(\d+)\s*\\[dtc]?frac\{(\d+)\}\{(\d+)\}$")
+_MIXED = re.compile(r"^([+-]?)(\d+)\s*\\[dtc]?frac(?:\{(\d+)\}\{(\d+)\}|(\d)(\d))$")
+_MIXED_SLASH = re.compile(r"^([+-]?)(\d+)\s+(\d+)/(\d+)$")  # "1 1/2": one and a half, in plain text
 _LEAD = r"[1-9]\d{0,2}"  # the first group of a grouped number (``0,111`` is no thousands grouping)
 _INT = {
     "en": _LEAD + r"(?:,\d{3})+|\d+",
@@ -107,9 +108,10 @@ def parse_number(text: str, number_format: str = "en") -> Fraction | None:
         if int(den) == 0:
             return None
         return -Fraction(int(num), int(den)) if negative else Fraction(int(num), int(den))
-    mixed = _MIXED.match(s)
-    if mixed:  # 2\frac{1}{2} is two and a half, as MATH writes mixed numbers
-        sign, whole, num, den = mixed.groups()
+    mixed = _MIXED.match(s) or _MIXED_SLASH.match(s)
+    if mixed:  # 2\frac{1}{2}, 2\frac12 and 2 1/2 are two and a half, as MATH writes mixed numbers
+        sign, whole, *parts = mixed.groups()
+        num, den = [p for p in parts if p is not None]
         if int(den) == 0 or int(num) >= int(den):
             return None
         value = int(whole) + Fraction(int(num), int(den))
@@ -126,6 +128,25 @@ def parse_number(text: str, number_format: str = "en") -> Fraction | None:
             return None
         return a / b
     return _plain_number(s, number_format)
+
+
+_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:\\text\{\s*)?([ap])?(?:\.?\s*m\.?)?\s*\}?", re.IGNORECASE)
+
+
+def parse_time(text: str) -> int | None:
+    """A time of day (``20:34``, ``20:34:00``, ``08:34 \\text{P.M.}``, ``8:34 pm``) as seconds after
+    midnight, else None. Minutes and seconds have two digits, so a ratio such as ``7:3`` is no time."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    m = _TIME.fullmatch(text.strip().strip("$").strip())
+    if m is None:
+        return None
+    hours, minutes, seconds, half = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), m.group(4)
+    if minutes > 59 or seconds > 59 or hours > (12 if half else 24) or (half and hours == 0):
+        return None
+    if half:
+        hours = hours % 12 + (12 if half.lower() == "p" else 0)
+    return (hours % 24) * 3600 + minutes * 60 + seconds
 
 
 def looks_numeric(text: str) -> bool:

@@ -48,7 +48,7 @@ class _Worker:
     def read_line(self) -> str:
         return self.out.readline()
 
-    def send(self, item: tuple[str, str, str]) -> bool:
+    def send(self, item: tuple[object, ...]) -> bool:
         try:
             assert self.proc.stdin is not None
             self.proc.stdin.write(json.dumps(item) + "\n")
@@ -83,7 +83,7 @@ class _Worker:
 
 
 class SymbolicPool:
-    """`compare(items)` -> verdicts, each item `(backend, pred, gold)` decided within `timeout`.
+    """`compare(items)` -> verdicts, each item `(backend, pred, gold[, tolerance])` decided within `timeout`.
 
     Thread-safe: concurrent `compare` calls are served one at a time (a lock), so a caller may also
     wait for another thread's batch; the timeout bounds each comparison, not the wait for the lock.
@@ -123,7 +123,7 @@ class SymbolicPool:
         if missing > 0:
             self._workers += self._start(missing)
 
-    def compare(self, items: list[tuple[str, str, str]]) -> list[bool]:
+    def compare(self, items: list[tuple[object, ...]]) -> list[bool]:
         if not items:
             return []
         with self._lock:

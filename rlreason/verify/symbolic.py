@@ -15,6 +15,7 @@ from typing import Any
 MAX_ANSWER_CHARS = 1000
 MAX_BRACE_DEPTH = 40
 MAX_TOWER = 2  # a^{b^{c}} is allowed (e.g. 2^{2^n}); one more level is refused before parsing
+_HUGE_POWER = re.compile(r"\^\s*\{?\s*\d{4,}")
 
 
 def exponent_tower(s: str) -> int:
@@ -47,7 +48,10 @@ def too_complex(s: str) -> bool:
         depth -= c == "}"
         if depth > MAX_BRACE_DEPTH:
             return True
-    return "__" in s or "lambda" in s or "import" in s or exponent_tower(s) > MAX_TOWER
+    tower = exponent_tower(s)
+    if tower >= 2 and _HUGE_POWER.search(s):
+        return True  # 2^{1/2^{1000}}: a huge power inside an exponent, which sympy cannot settle in time
+    return "__" in s or "lambda" in s or "import" in s or tower > MAX_TOWER
 
 
 @functools.lru_cache(maxsize=8192)
@@ -59,8 +63,9 @@ def _mv_parse(answer: str) -> Any:
     return parse(f"$\\boxed{{{answer}}}$", extraction_config=config, parsing_timeout=None)
 
 
-def math_verify_equal(pred: str, gold: str) -> bool:
-    """math-verify's LaTeX-to-sympy equivalence (its own timeouts off: the worker is killed instead)."""
+def math_verify_equal(pred: str, gold: str, tolerance: float = 0.0) -> bool:
+    """math-verify's LaTeX-to-sympy equivalence (its own timeouts off: the worker is killed instead);
+    with a relative `tolerance`, numbers within it count as equal (`rlreason.verify.tolerance`)."""
     from math_verify import verify
 
     if too_complex(pred) or too_complex(gold):
@@ -68,7 +73,13 @@ def math_verify_equal(pred: str, gold: str) -> bool:
     g, p = _mv_parse(gold), _mv_parse(pred)
     if not g or not p:
         return False
-    return bool(verify(g, p, timeout_seconds=None))
+    if verify(g, p, timeout_seconds=None):
+        return True
+    if tolerance > 0:
+        from rlreason.verify.tolerance import close
+
+        return close(g[0], p[0], tolerance)
+    return False
 
 
 # -- prm800k-style grader -------------------------------------------------------------------------
@@ -118,8 +129,9 @@ def prm800k_normalize(expr: str) -> str:
     return s.lower() if re.fullmatch(r"[a-zA-Z]+", s) else s
 
 
-def prm800k_equal(pred: str, gold: str) -> bool:
-    """Normalised strings equal, else sympy: simplify(gold - pred) == 0 on grammar-parsed LaTeX."""
+def prm800k_equal(pred: str, gold: str, tolerance: float = 0.0) -> bool:
+    """Normalised strings equal, else sympy: simplify(gold - pred) == 0 on grammar-parsed LaTeX (exact:
+    `tolerance` is decided by its fast path, on plain numbers)."""
     if too_complex(pred) or too_complex(gold):
         return False
     p, g = prm800k_normalize(pred), prm800k_normalize(gold)

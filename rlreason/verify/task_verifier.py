@@ -1,4 +1,4 @@
-"""The verifier a run grades with: a task's registered verifier and number format, over pools the run owns.
+"""The verifier a run grades with: a task's registered verifier and grading options, over pools the run owns.
 
 `rlreason run` and `rlreason eval` open one `RunVerifiers` and close it when they end, on success,
 on an error and on Ctrl-C, which ends its symbolic worker processes with the run; nothing in
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rlreason.verify.numeric import check_format
+from rlreason.verify.options import GradingOptions
 from rlreason.verify.verifier_pool import VerifierPool, read_answer
 
 
@@ -28,16 +28,21 @@ class Judgement:
 
 
 class TaskVerifier:
-    """Grades a task's completions against its gold answers under the task's number format."""
+    """Grades a task's completions against its gold answers under the task's grading options."""
 
-    def __init__(self, pool: VerifierPool, number_format: str = "en") -> None:
+    def __init__(self, pool: VerifierPool, options: GradingOptions | str = "en") -> None:
         self.pool = pool
-        self.number_format = check_format(number_format)  # a misconfigured task fails before training
+        # a misconfigured task fails before training; a string is a number format (the other options default)
+        self.options = options if isinstance(options, GradingOptions) else GradingOptions(number_format=options)
+
+    @property
+    def number_format(self) -> str:
+        return self.options.number_format
 
     def judge(self, completions: list[str], golds: list[str]) -> Judgement:
         """Each answer extracted once, then graded; a completion without an answer is incorrect."""
-        answers = [read_answer(c, self.number_format) for c in completions]
-        correct = self.pool.verify_answers(answers, golds, number_format=self.number_format)
+        answers = [read_answer(c, self.options) for c in completions]
+        correct = self.pool.verify_answers(answers, golds, options=self.options)
         return Judgement(correct=correct, answered=[a is not None for a in answers])
 
     def __call__(self, completions: list[str], golds: list[str]) -> list[bool]:
@@ -55,15 +60,15 @@ class RunVerifiers:
         self.timeout, self.workers = timeout, workers
         self._pools: dict[str, VerifierPool] = {}
 
-    def get(self, verifier: str = "math", number_format: str = "en") -> TaskVerifier:
-        """The registered `verifier` under `number_format`, on this run's pool for that verifier."""
+    def get(self, verifier: str = "math", options: GradingOptions | str = "en") -> TaskVerifier:
+        """The registered `verifier` under `options` (or a number format), on this run's pool for it."""
         if verifier not in self._pools:
             self._pools[verifier] = VerifierPool(verifier, self.timeout, self.workers)
-        return TaskVerifier(self._pools[verifier], number_format)
+        return TaskVerifier(self._pools[verifier], options)
 
     def for_task(self, task: Any) -> TaskVerifier:
-        """The verifier a task grades with (`task.verifier`), under its number format."""
-        return self.get(task.verifier, getattr(task, "number_format", "en"))
+        """The verifier a task grades with (`task.verifier`), under its grading options."""
+        return self.get(task.verifier, GradingOptions.for_task(task))
 
     def close(self) -> None:
         for pool in self._pools.values():

@@ -8,19 +8,26 @@ verifier's symbolic comparison in a worker (rlreason/verify/pool.py). Any failur
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from rlreason.registry import VERIFIERS
+from rlreason.verify.choice import extract_choice
 from rlreason.verify.extract import extract_answer
-from rlreason.verify.gold import normalize_gold
-from rlreason.verify.numeric import check_format, parse_number, plain_string
+from rlreason.verify.gold import gold_answer
+from rlreason.verify.numeric import parse_number, plain_string
+from rlreason.verify.options import GradingOptions
 from rlreason.verify.pool import SymbolicPool
 from rlreason.verify.verifiers import Verifier, gold_number
 
 
-def read_answer(response: str, number_format: str = "en") -> str | None:
-    """The final answer in a response, None when there is none; malformed input is no answer, not an error."""
+def read_answer(response: str, options: GradingOptions | str = "en") -> str | None:
+    """The final answer in a response (a letter in a multiple-choice task), None when there is none;
+    malformed input is no answer, not an error. `options`: the task's options, or a number format."""
+    opts = options if isinstance(options, GradingOptions) else GradingOptions(number_format=options)
     try:
-        return extract_answer(response, number_format)
+        if opts.choices:
+            return extract_choice(response, opts.choices)
+        return extract_answer(response, opts.number_format)
     except Exception:
         return None
 
@@ -42,12 +49,28 @@ class VerifierPool:
     """
 
     def __init__(
-        self, verifier: str = "math", timeout: float = 5.0, workers: int = 0, number_format: str = "en"
+        self,
+        verifier: str = "math",
+        timeout: float = 5.0,
+        workers: int = 0,
+        number_format: str = "en",
+        *,
+        options: GradingOptions | dict[str, Any] | None = None,
     ) -> None:
         self.verifier: Verifier = VERIFIERS.build(verifier, where="verifier")
         self.timeout = timeout
-        self.number_format = check_format(number_format)
+        self.options = GradingOptions.of(options, number_format=None if number_format == "en" else number_format)
         self._pool = SymbolicPool(workers or max(1, min(4, os.cpu_count() or 1)), timeout)
+
+    @property
+    def number_format(self) -> str:
+        return self.options.number_format
+
+    def _options(self, options: GradingOptions | dict[str, Any] | None, number_format: str | None) -> GradingOptions:
+        """The pool's options, replaced by `options` where given, its number format by `number_format`."""
+        if options is None and number_format is None:
+            return self.options
+        return GradingOptions.of(self.options if options is None else options, number_format=number_format)
 
     def start(self) -> VerifierPool:
         """Start the worker processes now rather than on the first symbolic answer (about 1 s each)."""
@@ -56,44 +79,58 @@ class VerifierPool:
         return self
 
     def verify(
-        self, responses: list[str], golds: list[str], *, extract: bool = True, number_format: str | None = None
+        self,
+        responses: list[str],
+        golds: list[str],
+        *,
+        extract: bool = True,
+        number_format: str | None = None,
+        options: GradingOptions | dict[str, Any] | None = None,
     ) -> list[bool]:
         """One verdict per pair; `extract=False` treats each response as the bare answer already.
 
         Plain numbers are decided in this process; the rest run in parallel in the workers, each
         within `timeout` seconds (a timed-out or crashed comparison is False and its worker replaced).
-        `number_format` (default: the pool's) says how separators in numbers are read.
+        `options` (default: the pool's) are the task's `GradingOptions`; `number_format` replaces theirs.
         """
         if len(responses) != len(golds):
             raise ValueError(f"{len(responses)} responses but {len(golds)} gold answers")
-        fmt = self.number_format if number_format is None else check_format(number_format)
+        opts = self._options(options, number_format)
         if extract:
-            answers = [read_answer(r, fmt) for r in responses]
+            answers = [read_answer(r, opts) for r in responses]
         else:
             answers = [r if isinstance(r, str) else None for r in responses]
-        return self.verify_answers(answers, golds, number_format=fmt)
+        return self.verify_answers(answers, golds, options=opts)
 
     def verify_answers(
-        self, answers: list[str | None], golds: list[str], *, number_format: str | None = None
+        self,
+        answers: list[str | None],
+        golds: list[str],
+        *,
+        number_format: str | None = None,
+        options: GradingOptions | dict[str, Any] | None = None,
     ) -> list[bool]:
-        """`verify` of answers already extracted (`read_answer`); a None answer is incorrect."""
+        """`verify` of answers already extracted (`read_answer`); a None answer is incorrect. Each gold
+        is read by the same extraction (`gold_answer`)."""
         if len(answers) != len(golds):
             raise ValueError(f"{len(answers)} answers but {len(golds)} gold answers")
-        fmt = self.number_format if number_format is None else check_format(number_format)
+        opts = self._options(options, number_format)
+        fmt = opts.number_format
         results = [False] * len(answers)
-        slow: list[tuple[int, tuple[str, str, str]]] = []
+        slow: list[tuple[int, tuple[str, str, str, float]]] = []
         for i, (pred, gold) in enumerate(zip(answers, golds)):
             if pred is None:
                 continue
             try:
-                g = normalize_gold(gold)
-                verdict = self.verifier.fast(pred, g, fmt)
+                g = gold_answer(gold, opts)
+                verdict = self.verifier.fast(pred, g, opts)
             except Exception:  # malformed input never stops the caller
                 continue
             if verdict is not None:
                 results[i] = verdict
             elif self.verifier.symbolic is not None:
-                slow.append((i, (self.verifier.symbolic, _canonical(pred, fmt), _canonical(g, fmt, gold=True))))
+                item = (self.verifier.symbolic, _canonical(pred, fmt), _canonical(g, fmt, gold=True), opts.tolerance)
+                slow.append((i, item))
         for (i, _), ok in zip(slow, self._pool.compare([item for _, item in slow])):
             results[i] = ok
         return results

@@ -12,10 +12,12 @@ from fractions import Fraction
 from typing import ClassVar
 
 from rlreason.registry import VERIFIERS
-from rlreason.verify.gold import normalize_gold
-from rlreason.verify.numeric import looks_numeric, parse_number
+from rlreason.verify.gold import gold_answer
+from rlreason.verify.numeric import looks_numeric, parse_number, parse_time
+from rlreason.verify.options import DEFAULT, GradingOptions
 from rlreason.verify.pool import library_symbolic_pool
 from rlreason.verify.symbolic import prm800k_normalize
+from rlreason.verify.tolerance import within
 
 FLOAT_ROUNDING = 6  # math-verify 0.9's default `float_rounding` in `verify`
 
@@ -49,37 +51,55 @@ def gold_number(gold: str, number_format: str = "en") -> Fraction | None:
     return value if value is not None or number_format == "en" else parse_number(gold, "en")
 
 
+_PERCENT = re.compile(r"\s*(?:\\%|%)\s*$")
+
+
+def _percent_verdict(pred: str, gold: str, options: GradingOptions) -> bool | None:
+    """Plain numbers with a percent sign under the task's `percent` mode; None to leave to math-verify
+    (mode ``either``, which is its own rule, or an answer that is not a plain number)."""
+    if options.percent == "either":
+        return None
+    values = []
+    for s in (pred, gold):
+        bare = _PERCENT.sub("", s)
+        v = parse_number(bare, options.number_format)
+        if v is None:
+            return None
+        values.append(v / 100 if options.percent == "value" and bare != s else v)
+    p, g = values
+    return p == g or (options.tolerance > 0 and within(p, g, options.tolerance))
+
+
 class Verifier:
     """Base: `verifier(pred, gold)` compares two *extracted* answers; `fast` + `symbolic` split the work.
 
     `fast` runs in the caller's process and must be cheap and total (never raises, no sympy); it
     returns None when it cannot decide. `symbolic` names the function in `symbolic.SLOW` that then
-    runs in a killable worker. Batch callers use `VerifierPool`, which does this split for many pairs.
+    runs in a killable worker (given the task's relative tolerance). Batch callers use `VerifierPool`,
+    which does this split for many pairs. `options`: the task's `GradingOptions`.
     """
 
     symbolic: ClassVar[str | None] = None
 
-    def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
+    def fast(self, pred: str, gold: str, options: GradingOptions = DEFAULT) -> bool | None:
         raise NotImplementedError
 
     def __call__(self, pred: str, gold: str, timeout: float = 5.0) -> bool:
         """Whether the answers are equivalent; at most `timeout` s, False on any failure.
 
-        One pair, as `VerifierPool.verify(..., extract=False)` grades it (the gold normalised, the fast
-        check, then the symbolic comparison) in the process-wide library pool of rlreason/verify/pool.py."""
-        verdict = self.fast(pred, gold)
-        if verdict is not None or self.symbolic is None:
-            return bool(verdict)
+        One pair, as `VerifierPool.verify(..., extract=False)` grades it (the gold read like an answer,
+        the fast check, then the symbolic comparison) in the process-wide library pool of
+        rlreason/verify/pool.py."""
         if not isinstance(pred, str):
             return False
         try:
-            g = normalize_gold(gold)
+            g = gold_answer(gold)
             verdict = self.fast(pred, g)
         except Exception:  # malformed input never stops the caller
             return False
-        if verdict is not None:
-            return verdict
-        return library_symbolic_pool(timeout).compare([(self.symbolic, pred, g)])[0]
+        if verdict is not None or self.symbolic is None:
+            return bool(verdict)
+        return library_symbolic_pool(timeout).compare([(self.symbolic, pred, g, 0.0)])[0]
 
 
 @VERIFIERS.register("math")
@@ -95,14 +115,20 @@ class MathVerifier(Verifier):
 
     symbolic = "math"
 
-    def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
+    def fast(self, pred: str, gold: str, options: GradingOptions = DEFAULT) -> bool | None:
+        if options.choices:  # both sides are letters already (`extract_choice`), or no answer was found
+            return _squash(pred).upper() == _squash(gold).upper() != ""
         if _squash(pred) == _squash(gold) != "":
             return True
+        number_format = options.number_format
+        tp, tg = parse_time(pred), parse_time(gold)
+        if tp is not None and tg is not None:
+            return tp == tg  # 20:34 == 20:34:00 == 08:34 P.M.
         if "%" in pred or "%" in gold:
-            return None  # math-verify's percent rules (50% is both 50 and 0.5) are its own: let it decide
+            return _percent_verdict(pred, gold, options)  # mode "either" is math-verify's rule: it decides
         g, p = gold_number(gold, number_format), parse_number(pred, number_format)
         if g is not None and p is not None:
-            if g == p:
+            if g == p or (options.tolerance > 0 and within(p, g, options.tolerance)):
                 return True
             # math-verify compares numbers rounded to 6 decimals (so 0.666667 == 2/3): defer those
             # near misses to it, so that the fast path never disagrees with the symbolic one
@@ -121,13 +147,13 @@ class PRM800KVerifier(Verifier):
 
     symbolic = "prm800k"
 
-    def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
+    def fast(self, pred: str, gold: str, options: GradingOptions = DEFAULT) -> bool | None:
         p, g = prm800k_normalize(pred), prm800k_normalize(gold)
         if p == g and p:
             return True
-        gn, pn = parse_number(g, number_format), parse_number(p, number_format)
+        gn, pn = parse_number(g, options.number_format), parse_number(p, options.number_format)
         if gn is not None and pn is not None:
-            return gn == pn
+            return gn == pn or (options.tolerance > 0 and within(pn, gn, options.tolerance))
         return None
 
 
@@ -135,5 +161,5 @@ class PRM800KVerifier(Verifier):
 class ExactVerifier(Verifier):
     """Normalised string equality (whitespace, surrounding $ and a final period ignored)."""
 
-    def fast(self, pred: str, gold: str, number_format: str = "en") -> bool | None:
+    def fast(self, pred: str, gold: str, options: GradingOptions = DEFAULT) -> bool | None:
         return _squash(pred) == _squash(gold)

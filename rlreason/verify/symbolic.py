@@ -12,6 +12,8 @@ import functools
 import re
 from typing import Any
 
+from rlreason.verify.tolerance import close
+
 MAX_ANSWER_CHARS = 1000
 MAX_BRACE_DEPTH = 40
 MAX_TOWER = 2  # a^{b^{c}} is allowed (e.g. 2^{2^n}); one more level is refused before parsing
@@ -76,8 +78,6 @@ def math_verify_equal(pred: str, gold: str, tolerance: float = 0.0) -> bool:
     if verify(g, p, timeout_seconds=None):
         return True
     if tolerance > 0:
-        from rlreason.verify.tolerance import close
-
         return close(g[0], p[0], tolerance)
     return False
 

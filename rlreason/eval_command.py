@@ -13,14 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from rlreason.config import load_config
+from rlreason.config import load_experiment
 from rlreason.errors import ConfigError
 from rlreason.evaluate import format_table, write_report
 from rlreason.evaluator import EvalTask, Evaluator, eval_settings, eval_subset, suite_tasks
 from rlreason.policy.load import format_prompt, load_policy
-from rlreason.registry import TASKS
 from rlreason.train.progress import quiet_third_party
 from rlreason.train.run import cache_dir, next_version, resolve_init
 from rlreason.verify.task_verifier import RunVerifiers
@@ -41,7 +38,7 @@ def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, o
             raise ConfigError(f"{config}: not a run directory (no config.yaml)")
         model = model or str(run_dir / "policy")
         cfg_path = run_dir / "config.yaml"
-    cfg = load_config(cfg_path, overrides)
+    cfg, components = load_experiment(cfg_path, overrides)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.name_or_path = model or resolve_init(cfg) or cfg.model.name_or_path
     if out:
@@ -53,10 +50,10 @@ def evaluate_from_cli(config: str, overrides: list[str], *, model: str | None, o
         out_path = evals / next_version(evals) / "results.json"
     with RunVerifiers() as verifiers:  # their worker processes end with the command
         # the data first (file:line errors, missing files) so that a bad path fails before the model loads
-        task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
+        task = components.task
         problems = eval_subset(task.problems(cfg.eval.split), cfg.eval.n)
         main = EvalTask(str(cfg.task.name), problems, verifiers.for_task(task))
-        suite = suite_tasks(cfg, verifiers.for_task)
+        suite = suite_tasks(cfg, components.suite, verifiers.for_task)
         policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir())
         evaluator = Evaluator(
             policy,

@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rlreason.distributed import all_gather_object
 from rlreason.evaluate import summarize
 from rlreason.policy.prompt_encoder import PromptEncoder
 from rlreason.policy.sample_records import EvalSettings, generate_records
-from rlreason.registry import TASKS
-from rlreason.tasks.base import Problem
+from rlreason.tasks.base import Problem, Task
 
 
 @dataclass
@@ -152,16 +151,14 @@ def eval_subset(problems: list[Problem], n: int) -> list[Problem]:
     return problems[:n] if n else problems
 
 
-def suite_tasks(cfg: DictConfig, verifier_for: Callable[[Any], Any]) -> list[EvalTask]:
-    """One `EvalTask` per `eval.suite` entry, its data read now (a missing file fails before any
-    training); `verifier_for(task)` gives each its verifier. Keys are task names; a name already
-    taken (the training task's or an earlier entry's) gets `_<i>`."""
+def suite_tasks(cfg: DictConfig, tasks: list[Task], verifier_for: Callable[[Any], Any]) -> list[EvalTask]:
+    """One `EvalTask` per `eval.suite` entry (`tasks`, built from it), its data read now (a missing
+    file fails before any training); `verifier_for(task)` gives each its verifier. Keys are task
+    names; a name already taken (the training task's or an earlier entry's) gets `_<i>`."""
     out: list[EvalTask] = []
     taken = {str(cfg.task.name)}
-    for i, item in enumerate(cfg.eval.suite):
-        tcfg = OmegaConf.to_container(item) if isinstance(item, DictConfig) else dict(item)
-        task = TASKS.build(tcfg, where=f"eval.suite[{i}]")
-        key = str(tcfg["name"])
+    for i, (item, task) in enumerate(zip(cfg.eval.suite, tasks)):
+        key = str(item["name"])
         key = f"{key}_{i}" if key in taken else key
         taken.add(key)
         verifier = verifier_for(task)

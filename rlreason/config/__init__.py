@@ -15,6 +15,7 @@ from rlreason.config.loading import (
     OMIT_WHEN_DEFAULT,
     flat_hparams,
     load_config,
+    load_experiment,
     parse_overrides,
     project_root,
     to_yaml,
@@ -33,13 +34,14 @@ from rlreason.config.schema import (
     field_docs,
     loggers_of,
 )
-from rlreason.config.validation import TRAINER_RESERVED, validate
+from rlreason.config.validation import TRAINER_RESERVED, Components, validate
 
 __all__ = [
     "COMPONENT_SECTIONS",
     "LOGGERS",
     "OMIT_WHEN_DEFAULT",
     "TRAINER_RESERVED",
+    "Components",
     "EvalConfig",
     "ExperimentConfig",
     "InitConfig",
@@ -51,6 +53,7 @@ __all__ = [
     "field_docs",
     "flat_hparams",
     "load_config",
+    "load_experiment",
     "loggers_of",
     "parse_overrides",
     "project_root",

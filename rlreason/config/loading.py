@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlreason.config.init_stage import check_init
 from rlreason.config.schema import COMPONENT_SECTIONS, ExperimentConfig
-from rlreason.config.validation import validate
+from rlreason.config.validation import Components, validate
 from rlreason.errors import ConfigError
 
 
@@ -142,6 +142,13 @@ def load_config(
     Returns a resolved, read-only-typed `DictConfig` following `ExperimentConfig`. `_stage_chain` is
     internal: the stage files being loaded above this one (see `rlreason.config.init_stage`).
     """
+    return load_experiment(path, overrides, _stage_chain=_stage_chain)[0]
+
+
+def load_experiment(
+    path: str | Path | None = None, overrides: list[str] | None = None, *, _stage_chain: tuple[Path, ...] = ()
+) -> tuple[DictConfig, Components]:
+    """`load_config`, with the components its validation built (what `rlreason run` trains with)."""
     cfg = OmegaConf.structured(ExperimentConfig)
     source_files: list[str] = []
     explicit_model: set[str] = set()  # model.* keys the files or the command line write themselves
@@ -163,12 +170,12 @@ def load_config(
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{where}: {_key_of(exc) or 'config'}: {_omegaconf_msg(exc)}") from None
-    validate(cfg, where=where)
+    components = validate(cfg, where=where)
     given = parse_overrides(overrides) if overrides else OmegaConf.create({})
     _absolute_paths(cfg, Path(path) if path is not None else None, given)
     chain = (*_stage_chain, Path(path)) if path is not None and not _stage_chain else _stage_chain
     check_init(cfg, where, explicit_model, chain, load_config)
-    return cfg
+    return cfg, components
 
 
 def project_root(config_file: Path) -> Path:

@@ -12,24 +12,38 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import rlreason.components  # noqa: F401  (registers the built-in components)
+from rlreason.algos.base import Algorithm
 from rlreason.config.schema import COMPONENT_SECTIONS, field_meta, field_metas
 from rlreason.errors import ConfigError, RegistryError, RLReasonError
 from rlreason.policy.lora import lora_problem
 from rlreason.registry import ALGOS, CHOICE_REGISTRIES, REGISTRIES, TASKS, VERIFIERS
+from rlreason.rewards.base import Reward
+from rlreason.tasks.base import Task
 from rlreason.typecheck import mismatch
 
 
-def validate(cfg: DictConfig, *, where: str = "config") -> None:
+@dataclass
+class Components:
+    """The component sections of a config, built (and so checked) by `validate`; a run uses these."""
+
+    task: Task
+    algo: Algorithm
+    reward: Reward | None  # None when the algorithm has no rollout (SFT)
+    suite: list[Task]  # eval.suite, in order
+
+
+def validate(cfg: DictConfig, *, where: str = "config") -> Components:
     """Check a merged, resolved config; `where` names the file (and the command line) in messages.
 
-    Components are checked and built once here, so an unknown component or parameter fails at load
-    time, not an hour into a run; so do value ranges and cross-field constraints such as a
-    group-relative algorithm with `rollout.group_size: 1` (every advantage would be zero).
+    Components are built here, once, so an unknown component or parameter fails at load time, not an
+    hour into a run, and the run uses what was built; so do value ranges and cross-field constraints
+    such as a group-relative algorithm with `rollout.group_size: 1` (every advantage would be zero).
     """
     algo_cls = _algo_class(cfg)
     needs_rollout = algo_cls is None or algo_cls.needs_rollout
@@ -38,6 +52,8 @@ def validate(cfg: DictConfig, *, where: str = "config") -> None:
     _check_cross_fields(cfg, where, algo_cls, needs_rollout, built["task"])
     _check_trainer(cfg, where)
     _check_sharding(cfg, where, built.get("reward"))
+    suite = [built[f"eval.suite[{i}]"] for i in range(len(cfg.eval.suite))]
+    return Components(built["task"], built["algo"], built.get("reward"), suite)
 
 
 def build_section(reg: Any, comp: Any, where: str, key: str) -> Any:

@@ -29,12 +29,20 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from rlreason.config import TRAINER_RESERVED, checkpoint_interval, flat_hparams, load_config, loggers_of, to_yaml
+from rlreason.config import (
+    TRAINER_RESERVED,
+    Components,
+    checkpoint_interval,
+    flat_hparams,
+    load_experiment,
+    loggers_of,
+    to_yaml,
+    validate,
+)
 from rlreason.errors import ConfigError, RunInterrupted
 from rlreason.evaluate import format_table, write_report
 from rlreason.evaluator import EvalTask, Evaluator, eval_settings, suite_tasks
 from rlreason.policy.load import format_prompt, load_policy
-from rlreason.registry import ALGOS, REWARDS, TASKS
 from rlreason.train.callbacks import (
     Checkpointer,
     ConfigLogger,
@@ -106,28 +114,38 @@ def resolve_init(cfg: DictConfig) -> str | None:
         return None
     path = Path(src)
     if path.suffix in (".yaml", ".yml"):
-        stage = load_config(path, [f"logging.dir={cfg.logging.dir}"])
+        stage, components = load_experiment(path, [f"logging.dir={cfg.logging.dir}"])
         version = f"auto-{config_hash(stage)}"
         run_dir = Path(stage.logging.dir) / stage.name / version
         if not (run_dir / "policy" / "config.json").is_file():
             print(f"[rlreason] init.from: running stage {path} -> {run_dir}", flush=True)
-            run_experiment(stage, version=version)
+            run_experiment(stage, components, version=version)
         return str(run_dir / "policy")
     if (path / "policy" / "config.json").is_file():  # a run directory
         return str(path / "policy")
     return src
 
 
-def run_experiment(cfg: DictConfig, *, version: str | None = None, resume_hint: str | None = None) -> Path:
+def run_experiment(
+    cfg: DictConfig,
+    components: Components | None = None,
+    *,
+    version: str | None = None,
+    resume_hint: str | None = None,
+) -> Path:
     """Train and evaluate one experiment; returns its run directory.
 
+    `components`: what validating `cfg` built (`load_experiment`); built here when not given.
     `resume_hint` is the command printed if Ctrl-C stops the run (default: re-run the saved config).
     The run owns its verifiers: their worker processes end with it, also on an error or Ctrl-C."""
+    components = components or validate(cfg)
     with RunVerifiers() as verifiers:
-        return _run_experiment(cfg, verifiers, version, resume_hint)
+        return _run_experiment(cfg, components, verifiers, version, resume_hint)
 
 
-def _run_experiment(cfg: DictConfig, verifiers: RunVerifiers, version: str | None, resume_hint: str | None) -> Path:
+def _run_experiment(
+    cfg: DictConfig, components: Components, verifiers: RunVerifiers, version: str | None, resume_hint: str | None
+) -> Path:
     quiet_third_party()
     check_installed(loggers_of(cfg))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -135,16 +153,14 @@ def _run_experiment(cfg: DictConfig, verifiers: RunVerifiers, version: str | Non
     if resume_dir is not None and (resume_dir / "results.json").is_file():
         print(f"[rlreason] {resume_dir} already finished (results.json exists); nothing to resume", flush=True)
         return resume_dir
-    task = TASKS.build(OmegaConf.to_container(cfg.task), where="task")
+    task, algo, reward = components.task, components.algo, components.reward
     # the data before any init.from stage runs or model loads: file:line errors, no train split
     train_problems, eval_problems = read_problems(task, cfg.eval.split, cfg.eval.n)
-    suite = suite_tasks(cfg, verifiers.for_task)  # the end-of-training benchmarks' data too
+    suite = suite_tasks(cfg, components.suite, verifiers.for_task)  # the end-of-training benchmarks' data too
     init_path = resolve_init(cfg)
     model_cfg = copy.deepcopy(cfg.model)
     if init_path is not None:
         model_cfg.name_or_path = init_path
-    algo = ALGOS.build(OmegaConf.to_container(cfg.algo), where="algo")
-    reward = REWARDS.build(OmegaConf.to_container(cfg.reward), where="reward") if algo.needs_rollout else None
     # quiet: the control tokens are part of the start line printed below
     policy, tokenizer, control = load_policy(model_cfg, cache_dir=cache_dir(), training=True, quiet=True)
     if cfg.model.gradient_checkpointing:
@@ -280,5 +296,5 @@ def run_from_cli(config: str, overrides: list[str]) -> int:
 
     args = [a for a in overrides if a != "init.resume=auto"]
     hint = "rlreason run " + shlex.join([config, *args, "--resume"])
-    run_experiment(load_config(config, overrides), resume_hint=hint)
+    run_experiment(*load_experiment(config, overrides), resume_hint=hint)
     return 0

@@ -29,6 +29,7 @@ class RolloutBatch:
     golds: list[str]
     meta: list[dict[str, Any]] = field(default_factory=list)  # per-sample task metadata (difficulty, ...)
     ref_logprobs: torch.Tensor | None = None  # [N, T] under the frozen reference, when beta > 0
+    trainer_logprobs: torch.Tensor | None = None  # [N, T] pi_old from a trainer pass (rollout.recompute_old_logprobs)
     control_pos: torch.Tensor | None = None  # [N] response index of the control token, -1 if none
     control_mode: list[str | None] | None = None  # "think" | "short" | None per sample
     forced_mode: list[str] | None = None  # the mode a sampler forced on each sample (None: plain rollout)

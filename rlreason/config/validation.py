@@ -167,6 +167,15 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
     problem = lora_problem(OmegaConf.to_container(cfg.model.lora)) if cfg.model.lora else None
     if problem:
         raise ConfigError(f"{where}: model.lora.{problem[0]}: {problem[1]}")
+    from rlreason.algos.rollout_correction import correction_problem
+    from rlreason.policy.vllm_engine import vllm_config_problem
+
+    trainer = OmegaConf.to_container(cfg.trainer)
+    problem = vllm_config_problem(r.backend, OmegaConf.to_container(r.vllm), trainer) or correction_problem(  # type: ignore[arg-type]
+        r.is_correction, r.is_cap, r.recompute_old_logprobs
+    )
+    if problem:
+        raise ConfigError(f"{where}: rollout.{problem[0]}: {problem[1]}")
 
 
 def _loggers_ok(value: Any) -> bool:

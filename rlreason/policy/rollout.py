@@ -41,6 +41,7 @@ class Generation:
     logprobs: torch.Tensor  # [N, T] log pi(o_t) under softmax(logits / temperature); 0 at padding
     truncated: torch.Tensor  # [N] bool
     decode_state: DecodeState | None = None  # the KV cache, with `keep_decode_state` (policy/decode_state.py)
+    policy_version: int = -1  # the optimiser step whose weights sampled it (an engine with its own copy; -1: live)
 
 
 @ROLLOUT_BACKENDS.register("hf")

@@ -83,4 +83,3 @@ class PairedSFT(Task):
             if split == "test"
             else self._problems[: len(self._problems) - n_test]
         )
-

@@ -71,8 +71,10 @@ def collect_rollout(
         control_mode=control_mode,
         decode_state=gen.decode_state,
     )
+    if gen.policy_version >= 0:
+        batch.rollout_metrics["rollout/policy_version"] = float(gen.policy_version)
     if sampler is not None:
         batch.forced_mode = forced
         share = sum(m == "short" for m in forced) / max(1, len(forced))
-        batch.rollout_metrics = {"rollout/forced_short_share": share}
+        batch.rollout_metrics["rollout/forced_short_share"] = share
     return batch

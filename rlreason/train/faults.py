@@ -1,8 +1,9 @@
 """Fault injection for the reliability tests: failpoints switched on by an environment variable.
 
 `RLREASON_FAULTS="checkpoint_write@4,nan_loss@2"` makes the run SIGKILL itself after writing the
-step-4 checkpoint's temporary file (before its manifest and rename), and makes the step-2 loss NaN.
-Unset (always, outside tests/test_faults.py), every call here is a dictionary lookup that returns
+step-4 checkpoint's temporary file (before its manifest and rename), and makes the step-2 loss NaN;
+`skip_sync@1` leaves the rollout engine without step 1's weights (tests/test_vllm_train.py).
+Unset (always, outside the tests), every call here is a dictionary lookup that returns
 False. Faults that real inputs can produce (a NaN reward from a user's reward function, a corrupted or
 truncated checkpoint file, kill -9 at an arbitrary moment) are tested with those real inputs instead.
 """
@@ -13,7 +14,7 @@ import os
 import signal
 
 ENV = "RLREASON_FAULTS"
-KINDS = ("checkpoint_write", "nan_loss")
+KINDS = ("checkpoint_write", "nan_loss", "skip_sync")
 
 
 def _armed() -> dict[str, set[int]]:

@@ -18,7 +18,7 @@ from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.policy.prompt_encoder import PromptEncoder
 from rlreason.policy.rollout import SamplingParams
 from rlreason.policy.samplers import build_sampler
-from rlreason.registry import ROLLOUT_BACKENDS
+from rlreason.policy.vllm_engine import rollout_backend
 from rlreason.rewards.base import Reward
 from rlreason.tasks.base import Problem
 from rlreason.train.optim import build_optimizer, build_scheduler
@@ -63,7 +63,9 @@ class RLModule(pl.LightningModule):
             reward=reward,
             verifier=verifier,
             prompts=PromptEncoder(tokenizer, format_prompt, chat_template=cfg.model.use_chat_template),
-            backend=ROLLOUT_BACKENDS.get(r.backend, where="rollout.backend")(eos, tokenizer.pad_token_id, r.batch_size),
+            backend=rollout_backend(
+                r.backend, eos, tokenizer.pad_token_id, r.batch_size, dict(r.vllm), cfg.model.dtype
+            ),
             sampler=build_sampler(r),  # None unless rollout.sampler forces modes
             sampling=SamplingParams(
                 max_new_tokens=r.max_new_tokens,

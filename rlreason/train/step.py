@@ -31,6 +31,7 @@ from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
 from rlreason.train.distinct_rows import distinct_logprobs
+from rlreason.train.engine_sync import correct_rollout, sync_engine
 from rlreason.train.forward import response_logprobs
 from rlreason.train.micro_batches import micro_batches, micro_columns
 from rlreason.train.parity import Parity, ParityMonitor
@@ -120,6 +121,8 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
     with timed("advantages"):
         advantages = learner.algo.advantages(batch, reward, values)
     metrics.update({f"algo/{k}": float(v) for k, v in advantages.metrics.items()})
+    advantages, correction = correct_rollout(learner, h, batch, advantages)
+    metrics.update(correction)
     keep = advantages.keep  # dynamic sampling (rlreason/algos/dler.py): rows that train nothing
     if keep is not None and h.ranks.sum(float(keep.sum())) == 0:  # every rank skips together
         return StepResult({**metrics, "algo/ds_skipped_step": 1.0}, batch, reward)
@@ -242,7 +245,7 @@ def optimise(
 ) -> dict[str, float]:
     """One optimiser update from the micro-batch losses (`update.accumulate_and_step`), with this
     step's handles; the losses' metrics are summed into `sums`."""
-    return accumulate_and_step(
+    stats = accumulate_and_step(
         losses,
         backward=h.backward,
         optimizer=h.optimizer,
@@ -253,6 +256,8 @@ def optimise(
         sums=sums,
         timer=h.timer,
     )
+    sync_engine(learner, h)
+    return stats
 
 
 def loss_mask(batch: RolloutBatch, algo: Algorithm, keep: torch.Tensor | None) -> torch.Tensor:
@@ -325,6 +330,8 @@ def micro_loss(
     if parity is not None:  # before the first optimiser step: sampler and trainer hold the same weights
         parity.add(take(batch.old_logprobs), out.logprobs.detach(), take(mask))
     old = out.logprobs.detach() if on_policy else take(batch.old_logprobs)
+    if batch.trainer_logprobs is not None:  # rollout.recompute_old_logprobs
+        old = take(batch.trainer_logprobs)
     value_now = returns = old_values = None
     if learner.value_head is not None:
         value_now = learner.value_head(out.hidden).squeeze(-1)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlreason.errors import ConfigError
 from rlreason.policy.rollout import Generation, SamplingParams
 from rlreason.registry import ROLLOUT_BACKENDS
 
@@ -137,6 +138,22 @@ def policy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
         model.unmerge_adapter()  # type: ignore[operator]
 
 
+CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)  # vLLM 0.32's CPU attention
+
+
+def _check_head_size(config: Any) -> None:
+    """vLLM's CPU attention fails at the first forward, deep inside a kernel, on other head sizes."""
+    if torch.cuda.is_available():
+        return
+    heads = getattr(config, "num_attention_heads", 0) or 1
+    size = getattr(config, "head_dim", None) or config.hidden_size // heads
+    if size not in CPU_HEAD_SIZES:
+        raise ConfigError(
+            f"rollout.backend: vllm's CPU attention takes head sizes {', '.join(map(str, CPU_HEAD_SIZES))}; "
+            f"this model's is {size} (hidden_size / num_attention_heads): use backend hf"
+        )
+
+
 def _hf_config(model: torch.nn.Module) -> Any:
     from rlreason.policy.lora import is_lora
 
@@ -146,9 +163,11 @@ def _hf_config(model: torch.nn.Module) -> Any:
 class VLLMEngine:
     """The process's engine: built from a policy, synced from it, sampled from."""
 
-    def __init__(self, model: torch.nn.Module, settings: dict[str, Any], model_dtype: str) -> None:
+    def __init__(self, model: torch.nn.Module, settings: dict[str, Any], model_dtype: str, version: int = 0) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine and worker in this process
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # its start-up log, not the run's
         config = _hf_config(model)
+        _check_head_size(config)
         self.key = (json.dumps(config.to_dict(), sort_keys=True, default=str), json.dumps(settings, sort_keys=True))
         s = {k: settings.get(k, default) for k, (default, _) in VLLM_KEYS.items()}
         dtype = model_dtype if s["dtype"] == "auto" else s["dtype"]
@@ -178,7 +197,7 @@ class VLLMEngine:
         self.model: torch.nn.Module | None = None
         self.version = -1
         self.syncs = 0
-        self.sync(model, 0)
+        self.sync(model, version)
 
     def sync(self, model: torch.nn.Module, version: int) -> float:
         """Push the policy's current weights; returns the seconds it took."""
@@ -285,7 +304,7 @@ class _FullVocab(torch.nn.Module):
 _ENGINE: VLLMEngine | None = None
 
 
-def engine_for(model: torch.nn.Module, settings: dict[str, Any], model_dtype: str) -> VLLMEngine:
+def engine_for(model: torch.nn.Module, settings: dict[str, Any], model_dtype: str, version: int = 0) -> VLLMEngine:
     """The process's engine for this policy: built on first use; another architecture or settings
     rebuild it; another policy object of the same architecture gets its weights pushed."""
     global _ENGINE
@@ -294,9 +313,9 @@ def engine_for(model: torch.nn.Module, settings: dict[str, Any], model_dtype: st
     if _ENGINE is not None and _ENGINE.key != key:
         shutdown_engine()
     if _ENGINE is None:
-        _ENGINE = VLLMEngine(model, settings, model_dtype)
+        _ENGINE = VLLMEngine(model, settings, model_dtype, version)
     elif _ENGINE.model is not model:
-        _ENGINE.sync(model, _ENGINE.version)
+        _ENGINE.sync(model, version)
     return _ENGINE
 
 
@@ -323,6 +342,7 @@ class VLLMRolloutBackend:
         self.batch_size = batch_size  # vLLM schedules its own batches; kept for the shared signature
         self.settings: dict[str, Any] = {}
         self.model_dtype = "float32"
+        self.version = 0  # the policy's optimiser step count when the engine is built (a resumed run's)
 
     def configure(self, settings: dict[str, Any], model_dtype: str) -> VLLMRolloutBackend:
         """`rollout.vllm` and `model.dtype` (what `dtype: auto` follows)."""
@@ -333,12 +353,13 @@ class VLLMRolloutBackend:
         self, model: torch.nn.Module, prompts: list[list[int]], params: SamplingParams, seeds: list[int]
     ) -> Generation:
         """Sample one response per prompt token list (repeat a prompt G times for a group)."""
-        engine = engine_for(model, self.settings, self.model_dtype)
+        engine = engine_for(model, self.settings, self.model_dtype, self.version)
         return engine.generate(prompts, params, seeds, self.eos_ids, self.pad_id)
 
     def sync(self, model: torch.nn.Module, version: int) -> float:
         """Push the weights after an optimiser update (seconds; 0 before the engine exists: it is
         built from the policy as it then is)."""
+        self.version = int(version)
         engine = current_engine()
         if engine is None:
             return 0.0

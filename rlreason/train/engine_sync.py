@@ -23,14 +23,24 @@ from rlreason.train import faults
 from rlreason.train.passes import sequence_logprobs
 
 
+def policy_version(h: Any) -> int:
+    """The optimiser step count (LambdaLR's `last_epoch`, restored on resume)."""
+    return int(getattr(h.scheduler, "last_epoch", 0))
+
+
+def note_version(learner: Any, h: Any) -> None:
+    """Before a rollout: the version an engine built now (first step, resumed run) starts at."""
+    if hasattr(learner.backend, "sync") and hasattr(learner.backend, "version") and learner.backend.version == 0:
+        learner.backend.version = policy_version(h)
+
+
 def sync_engine(learner: Any, h: Any) -> None:
     """Push the policy's weights into the rollout engine after an optimiser update."""
     sync = getattr(learner.backend, "sync", None)
     if sync is None or faults.active("skip_sync", h.step + 1):
         return
-    version = int(getattr(h.scheduler, "last_epoch", -1))  # LambdaLR counts the optimiser steps
     with h.timer("weight_sync"):
-        sync(learner.policy, version)
+        sync(learner.policy, policy_version(h))
 
 
 def correct_rollout(learner: Any, h: Any, batch: RolloutBatch, adv: Advantages) -> tuple[Advantages, dict[str, float]]:

@@ -31,7 +31,7 @@ from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
 from rlreason.train.distinct_rows import distinct_logprobs
-from rlreason.train.engine_sync import correct_rollout, sync_engine
+from rlreason.train.engine_sync import correct_rollout, note_version, sync_engine
 from rlreason.train.forward import response_logprobs
 from rlreason.train.micro_batches import micro_batches, micro_columns
 from rlreason.train.parity import Parity, ParityMonitor
@@ -92,6 +92,7 @@ class StepResult:
 
 def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepResult:
     timed = h.timer
+    note_version(learner, h)
     with timed("rollout"):
         batch = rollout(learner, h, problems)
     with timed("verify"):

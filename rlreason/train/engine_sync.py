@@ -4,6 +4,7 @@ the sampler/trainer correction.
 - `sync_engine`, right after every optimiser update: pushes the weights and the policy version (the
   optimiser step count) into the engine, timed as `perf/weight_sync_time`. A backend without its
   own copy (`hf` samples from the live policy) has no `sync` and nothing happens.
+- `sampled_mask`: the tokens the parity metric compares (not a mode sampler's forced first token).
 - `correct_rollout`, once per step before the update: with `rollout.recompute_old_logprobs` (or an
   importance-sampling correction, which needs them) the trainer's own log-probs of the sampled
   tokens are computed in one no-grad pass and used as pi_old in the ratio; with
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+
+import torch
 
 from rlreason.algos.base import Advantages
 from rlreason.algos.rollout_correction import correction_metrics, importance_weights
@@ -43,6 +46,16 @@ def sync_engine(learner: Any, h: Any) -> None:
         sync(learner.policy, policy_version(h))
 
 
+def sampled_mask(batch: RolloutBatch, mask: torch.Tensor) -> torch.Tensor:
+    """[N, T] `mask` without the first tokens a mode sampler forced: their recorded log-prob is the
+    proposal's, log pi_IS, not the sampler's log pi, so they are no evidence of a sampler/trainer gap."""
+    if batch.forced_mode is None or mask.shape[1] == 0:
+        return mask
+    out = mask.clone()
+    out[:, 0] = 0
+    return out
+
+
 def correct_rollout(learner: Any, h: Any, batch: RolloutBatch, adv: Advantages) -> tuple[Advantages, dict[str, float]]:
     """(advantages, metrics) after the configured correction; `batch.trainer_logprobs` is set when
     the trainer's pi_old is recomputed."""
@@ -61,8 +74,10 @@ def correct_rollout(learner: Any, h: Any, batch: RolloutBatch, adv: Advantages) 
             device=h.device,
             distinct=cfg.optim.dedup_sequences,
         ).float()  # [N, T]
+    if batch.forced_mode is not None:  # a forced first token keeps its proposal log-prob (policy/samplers.py)
+        trainer[:, 0] = batch.old_logprobs[:, 0].float()
     batch.trainer_logprobs = trainer
-    mask = batch.response_mask.float()  # [N, T]
+    mask = sampled_mask(batch, batch.response_mask.float())  # [N, T]
     weights = importance_weights(trainer, batch.old_logprobs.float(), mask, mode, cap)  # [N, T]
     metrics = correction_metrics(weights, trainer, batch.old_logprobs.float(), mask, mode, cap)
     if mode == "none":

@@ -31,7 +31,7 @@ from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
 from rlreason.train.distinct_rows import distinct_logprobs
-from rlreason.train.engine_sync import correct_rollout, note_version, sync_engine
+from rlreason.train.engine_sync import correct_rollout, note_version, sampled_mask, sync_engine
 from rlreason.train.forward import response_logprobs
 from rlreason.train.micro_batches import micro_batches, micro_columns
 from rlreason.train.parity import Parity, ParityMonitor
@@ -329,7 +329,7 @@ def micro_loss(
         chunk_size=cfg.model.logit_chunk_size,
     )
     if parity is not None:  # before the first optimiser step: sampler and trainer hold the same weights
-        parity.add(take(batch.old_logprobs), out.logprobs.detach(), take(mask))
+        parity.add(take(batch.old_logprobs), out.logprobs.detach(), take(sampled_mask(batch, mask)))
     old = out.logprobs.detach() if on_policy else take(batch.old_logprobs)
     if batch.trainer_logprobs is not None:  # rollout.recompute_old_logprobs
         old = take(batch.trainer_logprobs)

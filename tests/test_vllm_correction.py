@@ -3,6 +3,7 @@ checked against weights computed by hand, and the config keys that switch it on.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -79,3 +80,21 @@ def test_bad_keys_are_one_line(override, message):
 def test_problem_function_accepts_the_defaults():
     assert correction_problem("none", 2.0, False) is None
     assert correction_problem("sequence_mask", 3, True) is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="the optional extra vllm (scripts/setup.sh)")
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["trainer={devices: 2, strategy: ddp, accelerator: cpu}"],
+            "rollout.backend: 'vllm' runs one engine in a single",
+        ),
+        (["rollout.vllm={kv_cache: 1}"], "rollout.vllm.kv_cache: unknown key (valid: dtype, kv_cache_memory_bytes"),
+        (["rollout.vllm={dtype: fp8}"], "rollout.vllm.dtype: expected auto | float32 | bfloat16 | float16, got 'fp8'"),
+    ],
+)
+def test_vllm_settings_and_ddp_are_checked_at_load(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("experiments/lab/grpo.yaml", ["rollout.backend=vllm", *overrides])
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -7,7 +7,9 @@ optimiser update the trainer pushes the new weights (`sync`): `reload_weights` w
 `state_dict()` (not `named_parameters()`, which drops a tied `lm_head.weight`), then
 `reset_prefix_cache()` (otherwise a prompt longer than one KV block reuses keys and values computed
 under the old weights). Each push carries a policy version (the optimiser step count), and each
-rollout reports the version that sampled it. Evaluation goes through the same engine.
+rollout reports the version that sampled it. Evaluation goes through the same engine. With
+`rollout.vllm.sleep_mode` (CUDA only) the engine sleeps (level 2: weights and KV cache freed) after
+every generation and the next sync wakes it, weights first, then the KV cache.
 
 Contract kept from the `hf` backend (rlreason/policy/rollout.py): token-id prompts, one seed per
 sample (vLLM's per-request generator: a sample is the same alone or in any batch; vLLM draws by
@@ -85,6 +87,8 @@ def vllm_config_problem(backend: str, settings: dict[str, Any], trainer: dict[st
     for key, ok, expected in checks:
         if not ok:
             return f"vllm.{key}", f"expected {expected}, got {s[key]!r}"
+    if s["sleep_mode"] and not torch.cuda.is_available():
+        return "vllm.sleep_mode", "CUDA only (vLLM refuses enable_sleep_mode on CPU): set it false"
     devices, strategy = trainer.get("devices", 1), str(trainer.get("strategy", ""))
     if (_int(devices) and devices > 1) or "ddp" in strategy or "fsdp" in strategy:
         return "backend", (
@@ -194,6 +198,7 @@ class VLLMEngine:
             )
             self.llm.collective_rpc(_full_vocab_logprobs)
         self.sleep_mode = bool(s["sleep_mode"])
+        self.asleep = False
         self.model: torch.nn.Module | None = None
         self.version = -1
         self.syncs = 0
@@ -204,29 +209,35 @@ class VLLMEngine:
         start = time.perf_counter()
         state = policy_state(model)
         with process_state_kept(), torch.no_grad():
-            if self.sleep_mode:
+            if self.asleep:  # level 2 dropped the weights: wake them, fill them, then the KV cache
                 self.llm.wake_up(tags=["weights"])
             self.llm.collective_rpc(
                 "reload_weights", kwargs={"weights_iterator": iter(state.items()), "is_checkpoint_format": True}
             )
-            if self.sleep_mode:
+            if self.asleep:
                 self.llm.wake_up(tags=["kv_cache"])
+                self.asleep = False
             self.llm.reset_prefix_cache()
         self.model, self.version = model, int(version)
         self.syncs += 1
         return time.perf_counter() - start
 
     def sleep(self) -> None:
-        """CUDA sleep mode: free weights and KV cache before the trainer's update (`sync` wakes it)."""
-        if self.sleep_mode:
+        """CUDA sleep mode: free weights and KV cache for the rest of the step (`sync` wakes it)."""
+        if self.sleep_mode and not self.asleep:
             with process_state_kept():
                 self.llm.sleep(level=2)
+            self.asleep = True
 
     def generate(
         self, prompts: list[list[int]], params: SamplingParams, seeds: list[int], eos_ids: list[int], pad_id: int
     ) -> Generation:
         from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
+
+        if self.asleep:  # no update since it slept (evaluation, a skipped update): the same weights back
+            assert self.model is not None
+            self.sync(self.model, self.version)
 
         greedy = params.temperature <= 0
         requests = [
@@ -249,6 +260,7 @@ class VLLMEngine:
             outs = self.llm.generate(
                 [TokensPrompt(prompt_token_ids=list(p)) for p in prompts], requests, use_tqdm=False
             )
+        self.sleep()  # sleep mode: the reward and the update get the accelerator's memory
         n = len(prompts)
         width = max((len(o.outputs[0].token_ids) for o in outs), default=0)
         ids = torch.full((n, width), pad_id, dtype=torch.long)  # [N, T]

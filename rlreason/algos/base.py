@@ -64,7 +64,9 @@ class Algorithm:
     num_iterations: int = 1
     mask_truncated_completions: bool = False
 
-    def advantages(self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None) -> Advantages:
+    def advantages(
+        self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None
+    ) -> Advantages:
         """Token advantages [N, T] (zero outside the response mask) and their by-products.
 
         `values` [N, T] are the critic's values at rollout time (`needs_values` algorithms only)."""

@@ -140,7 +140,9 @@ class GRPO(Algorithm):
             metrics.update(extra)
         return Advantages(adv, metrics, keep=keep)
 
-    def advantages(self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None) -> Advantages:
+    def advantages(
+        self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None
+    ) -> Advantages:
         seq = self.sequence_advantages(batch, reward)
         seq.tokens = seq.tokens.unsqueeze(-1) * batch.response_mask.float()
         return seq

@@ -140,7 +140,9 @@ class L2TPPO(GRPO):
         ep_rewards = [r.reshape(1) for r in reward.rewards.float()]
         return ep_rewards, [[(0, int(n))] for n in batch.response_lengths.tolist()]
 
-    def advantages(self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None) -> Advantages:
+    def advantages(
+        self, batch: RolloutBatch, reward: RewardOutput, values: torch.Tensor | None = None
+    ) -> Advantages:
         mask = batch.response_mask.float()
         ep_rewards, spans = self.episodes_of(batch, reward)
         if self.advantage == "gae":

@@ -83,3 +83,4 @@ class PairedSFT(Task):
             if split == "test"
             else self._problems[: len(self._problems) - n_test]
         )
+

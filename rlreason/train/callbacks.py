@@ -224,3 +224,4 @@ class Checkpointer(pl.Callback):
             shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)  # sharded (FSDP) or a file
             manifest_path(old).unlink(missing_ok=True)
             shutil.rmtree(old.with_name(old.stem + "-hf"), ignore_errors=True)
+

@@ -42,6 +42,16 @@ class RolloutBatch:
         return self.response_mask.sum(-1)
 
     @property
+    def sampled_mask(self) -> torch.Tensor:
+        """[N, T] the response tokens the sampler drew: a mode sampler's forced first token is not one
+        (its recorded log-prob is the proposal's, log pi_IS)."""
+        if self.forced_mode is None or self.response_mask.shape[1] == 0:
+            return self.response_mask
+        mask = self.response_mask.clone()
+        mask[:, 0] = 0
+        return mask
+
+    @property
     def input_ids(self) -> torch.Tensor:
         return torch.cat([self.prompt_ids, self.response_ids], dim=1)
 

@@ -3,6 +3,7 @@ tasks, verifiers, and the optimisers, schedules and rollout backends a config na
 
 import rlreason.algos
 import rlreason.policy.rollout
+import rlreason.policy.vllm_engine
 import rlreason.rewards
 import rlreason.tasks
 import rlreason.train.optim

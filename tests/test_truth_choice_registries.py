@@ -27,7 +27,7 @@ def test_builtin_names_are_registered():
     [
         ("optim.optimizer=adam", r"^command line: optim\.optimizer: expected adamw \| sgd, got 'adam'$"),
         ("optim.schedule=step", r"^command line: optim\.schedule: expected constant \| cosine \| linear, got 'step'$"),
-        ("rollout.backend=vllm", r"^command line: rollout\.backend: expected hf, got 'vllm'$"),
+        ("rollout.backend=sglang", r"^command line: rollout\.backend: expected hf \| vllm, got 'sglang'$"),
     ],
 )
 def test_unregistered_name_is_refused_at_load(override, message):

@@ -46,7 +46,7 @@ def test_list_config_names_the_allowed_values_from_the_registries(capsys):
     assert main(["list", "config"]) == 0
     out = capsys.readouterr().out
     assert '  optim.optimizer: str = "adamw"  ' in out and "(one of: adamw | sgd; `rlreason list optimizers`)" in out
-    assert '  rollout.backend: str = "hf"  ' in out and "(one of: hf; `rlreason list rollout_backends`)" in out
+    assert '  rollout.backend: str = "hf"  ' in out and "(one of: hf | vllm; `rlreason list rollout_backends`)" in out
     assert "  optim.schedule: str = " in out and "one of: constant | cosine | linear" in out
     assert '  model.dtype: str = "float32"  ' in out and "(one of: float32 | bfloat16 | float16)" in out
     assert "  init.from: str | None = null  " in out  # spelled as in files, not `from_`

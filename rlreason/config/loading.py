@@ -211,7 +211,14 @@ def _absolute_paths(cfg: DictConfig, path: Path | None, given: DictConfig) -> No
 # Keys added after run directories were first recorded: written only when they differ from the
 # default, so the config.yaml of a run with them off, its `init.resume=auto` match and the stage
 # cache key (`config_hash`) stay exactly what they were before the keys existed.
-OMIT_WHEN_DEFAULT = {("rollout", "sampler"): "none", ("rollout", "sampler_share"): 0.5}
+OMIT_WHEN_DEFAULT = {
+    ("rollout", "sampler"): "none",
+    ("rollout", "sampler_share"): 0.5,
+    ("rollout", "vllm"): {},
+    ("rollout", "is_correction"): "none",
+    ("rollout", "is_cap"): 2.0,
+    ("rollout", "recompute_old_logprobs"): False,
+}
 
 
 def to_yaml(cfg: DictConfig) -> str:

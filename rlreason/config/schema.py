@@ -145,6 +145,33 @@ class RolloutConfig:
             check=(lambda v: 0 < v < 1, "a share in (0, 1) (P(<short>))"),
         ),
     )
+    vllm: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=doc(
+            "backend vllm's engine (optional extra `vllm`): {dtype: auto, kv_cache_memory_bytes: 67108864, "
+            "gpu_memory_utilization: 0.5, max_model_len: 0, enforce_eager: true, tensor_parallel_size: 1, "
+            "sleep_mode: false} (rlreason/policy/vllm_engine.py)"
+        ),
+    )
+    is_correction: str = field(
+        default="none",
+        metadata=doc(
+            "importance weights pi_old / pi_sampler on the loss, truncated or masked at is_cap, per token or "
+            "sequence (rlreason/algos/rollout_correction.py)",
+            choices=("none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),
+        ),
+    )
+    is_cap: float = field(
+        default=2.0,
+        metadata=doc(
+            "is_correction's cap C on the importance weight",
+            check=(lambda v: v >= 1, ">= 1 (the largest importance weight kept)"),
+        ),
+    )
+    recompute_old_logprobs: bool = field(
+        default=False,
+        metadata=doc("pi_old from a trainer pass instead of the sampler's log-probs (on with any is_correction)"),
+    )
 
 
 @dataclass

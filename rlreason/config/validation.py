@@ -22,7 +22,7 @@ from rlreason.algos.base import Algorithm
 from rlreason.config.schema import COMPONENT_SECTIONS, field_meta, field_metas
 from rlreason.errors import ConfigError, RegistryError, RLReasonError
 from rlreason.policy.lora import lora_problem
-from rlreason.registry import ALGOS, CHOICE_REGISTRIES, REGISTRIES, TASKS, VERIFIERS
+from rlreason.registry import ALGOS, CHOICE_REGISTRIES, REGISTRIES, ROLLOUT_BACKENDS, TASKS, VERIFIERS
 from rlreason.rewards.base import Reward
 from rlreason.tasks.base import Task
 from rlreason.typecheck import mismatch
@@ -124,6 +124,11 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
     problem = lora_problem(OmegaConf.to_container(cfg.model.lora)) if cfg.model.lora else None
     if problem:
         raise ConfigError(f"{where}: model.lora.{problem[0]}: {problem[1]}")
+    backend = ROLLOUT_BACKENDS.get(cfg.rollout.backend)  # its name is checked above
+    engine, trainer = OmegaConf.to_container(cfg.rollout.vllm), OmegaConf.to_container(cfg.trainer)
+    problem = backend.settings_problem(engine, trainer)  # type: ignore[arg-type]
+    if problem:
+        raise ConfigError(f"{where}: rollout.{problem[0]}: {problem[1]}")
 
 
 def _loggers_ok(value: Any) -> bool:

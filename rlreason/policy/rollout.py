@@ -15,6 +15,7 @@ drawn.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -42,6 +43,7 @@ class Generation:
     logprobs: torch.Tensor  # [N, T] log pi(o_t) under softmax(logits / temperature); 0 at padding
     truncated: torch.Tensor  # [N] bool
     decode_state: DecodeState | None = None  # the KV cache, with `keep_decode_state` (policy/decode_state.py)
+    policy_version: int = -1  # the optimiser step whose weights sampled it (an engine with its own copy; -1: live)
 
 
 class RolloutBackend:
@@ -55,13 +57,22 @@ class RolloutBackend:
     holds."""
 
     holds_weights: bool = False
-    version: int = -1  # the optimiser step whose weights the backend samples from (holds_weights)
+    version: int = 0  # the optimiser step whose weights the backend samples from (holds_weights)
 
     def __init__(self, eos_ids: list[int], pad_id: int, batch_size: int = 0, keep_decode_state: bool = False) -> None:
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
         self.pad_id = pad_id
         self.batch_size = batch_size
         self.keep_decode_state = keep_decode_state
+
+    @classmethod
+    def settings_problem(cls, engine: dict[str, Any], trainer: dict[str, Any]) -> tuple[str, str] | None:
+        """(key under `rollout`, what is wrong) for this backend's engine settings (`rollout.vllm`) and
+        the trainer it would run under (`trainer`), or None; checked when a config loads."""
+        return ("vllm", "engine settings are for rollout.backend: vllm") if engine else None
+
+    def configure(self, engine: dict[str, Any], model_dtype: str) -> None:
+        """An engine's own settings (`rollout.vllm`) and `model.dtype`; nothing to set by default."""
 
     def generate(
         self, model: torch.nn.Module, prompts: list[list[int]], params: SamplingParams, seeds: list[int]
@@ -71,6 +82,21 @@ class RolloutBackend:
     def sync(self, model: torch.nn.Module, version: int) -> None:
         """Push `model`'s weights into the backend's own copy (`holds_weights` backends only)."""
         raise NotImplementedError(f"{type(self).__name__} samples from the live policy: nothing to sync")
+
+
+def build_backend(
+    name: str,
+    eos_ids: list[int],
+    pad_id: int,
+    batch_size: int = 0,
+    keep_decode_state: bool = False,
+    engine: dict[str, Any] | None = None,
+    model_dtype: str = "float32",
+) -> RolloutBackend:
+    """The registered backend `name` (`rollout.backend`), configured with its engine settings."""
+    backend = ROLLOUT_BACKENDS.get(name, where="rollout.backend")(eos_ids, pad_id, batch_size, keep_decode_state)
+    backend.configure(dict(engine or {}), model_dtype)
+    return backend
 
 
 @ROLLOUT_BACKENDS.register("hf")

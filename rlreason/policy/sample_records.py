@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from rlreason.policy.responses import decode_responses, find_control
-from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
+from rlreason.policy.rollout import SamplingParams, build_backend
 from rlreason.policy.sampling import sample_seed
 from rlreason.tasks.base import Problem
 
@@ -26,6 +26,9 @@ class EvalSettings:
     max_new_tokens: int = 64
     batch_size: int = 64
     seed: int = 0
+    backend: str = "hf"  # rollout.backend: evaluation samples through the run's engine
+    engine: dict[str, Any] | None = None  # rollout.vllm
+    model_dtype: str = "float32"
 
 
 def generate_records(
@@ -40,7 +43,14 @@ def generate_records(
     force_mode: str | None = None,
 ) -> list[dict[str, Any]]:
     """One record per (problem, sample): correctness, token count, mode, response text."""
-    backend = HFRolloutBackend([tokenizer.eos_token_id], tokenizer.pad_token_id, settings.batch_size)
+    backend = build_backend(
+        settings.backend,
+        [tokenizer.eos_token_id],
+        tokenizer.pad_token_id,
+        settings.batch_size,
+        engine=settings.engine,
+        model_dtype=settings.model_dtype,
+    )
     params = SamplingParams(
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,

@@ -101,6 +101,7 @@ class ModeSampler:
             response_mask=torch.cat([torch.ones(n, 1, dtype=gen.response_mask.dtype), gen.response_mask], dim=1),
             logprobs=torch.cat([old_first[:, None], gen.logprobs], dim=1),
             truncated=gen.truncated,
+            policy_version=gen.policy_version,
         )
 
 

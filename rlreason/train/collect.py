@@ -57,7 +57,11 @@ def collect_rollout(
         gen = sampler.generate(backend, policy, prompts, params, seeds, forced, control)
     prompt_ids, prompt_mask = left_pad(prompts, backend.pad_id)
     control_pos, control_mode = find_control(gen.response_ids, gen.response_mask, control)
-    forced_short = sum(m == "short" for m in forced) / max(1, len(forced))
+    metrics: dict[str, float] = {}
+    if gen.policy_version >= 0:  # an engine with its own copy of the weights says which step sampled
+        metrics["rollout/policy_version"] = float(gen.policy_version)
+    if sampler is not None:
+        metrics["rollout/forced_short_share"] = sum(m == "short" for m in forced) / max(1, len(forced))
     batch = RolloutBatch(
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
@@ -73,6 +77,6 @@ def collect_rollout(
         control_pos=control_pos,
         control_mode=control_mode,
         forced_mode=forced if sampler is not None else None,
-        rollout_metrics={"rollout/forced_short_share": forced_short} if sampler is not None else {},
+        rollout_metrics=metrics,
     )
     return batch, gen.decode_state

@@ -5,9 +5,11 @@ run stops on its last good state when `optim.max_nonfinite_in_a_row` steps in a 
 
 Failpoints: `RLREASON_FAULTS="checkpoint_write@4,nan_loss@2"` makes the run SIGKILL itself after
 writing the step-4 checkpoint's temporary file (before its manifest and rename), and makes every
-loss of step 2 NaN. Unset (always, outside tests/test_faults.py), `active` returns False. Faults that
-real inputs can produce (a NaN reward from a user's reward function, a corrupted or truncated
-checkpoint file, kill -9 at an arbitrary moment) are tested with those real inputs instead.
+loss of step 2 NaN; `skip_sync@1` leaves the rollout engine with step 1's version but not its
+weights (the stale-weights bug the parity alarm is for). Unset (always, outside the tests),
+`active` returns False. Faults that real inputs can produce (a NaN reward from a user's reward
+function, a corrupted or truncated checkpoint file, kill -9 at an arbitrary moment) are tested with
+those real inputs instead.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import copy
 import os
 import signal
 
+import torch
+
 from rlreason.algos.base import Algorithm, LossInputs
 from rlreason.errors import RLReasonError
+from rlreason.policy.rollout import RolloutBackend
 
 ENV = "RLREASON_FAULTS"
-KINDS = ("checkpoint_write", "nan_loss")
+KINDS = ("checkpoint_write", "nan_loss", "skip_sync")
 
 
 class NonFiniteError(RLReasonError):
@@ -83,3 +88,14 @@ def nan_loss(algo: Algorithm) -> Algorithm:
 
     poisoned.loss = loss  # type: ignore[method-assign]
     return poisoned
+
+
+def stale_sync(backend: RolloutBackend) -> RolloutBackend:
+    """A view of `backend` whose `sync` records the version but pushes no weights: the `skip_sync` failpoint."""
+    stale = copy.copy(backend)
+
+    def sync(model: torch.nn.Module, version: int) -> None:
+        backend.version = version
+
+    stale.sync = sync  # type: ignore[method-assign]
+    return stale

@@ -21,9 +21,8 @@ from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.distributed import RankReducer
 from rlreason.policy.control_tokens import ControlTokens
 from rlreason.policy.prompt_encoder import PromptEncoder
-from rlreason.policy.rollout import SamplingParams
+from rlreason.policy.rollout import SamplingParams, build_backend
 from rlreason.policy.samplers import build_sampler
-from rlreason.registry import ROLLOUT_BACKENDS
 from rlreason.rewards.base import Reward
 from rlreason.tasks.base import Problem
 from rlreason.train import faults
@@ -60,7 +59,6 @@ class RLModule(pl.LightningModule):
         hidden = getattr(policy.config, "hidden_size", None)
         self.value_head = algo.value_head(hidden) if algo.needs_values and hidden else None
         r = cfg.rollout
-        backend_cls = ROLLOUT_BACKENDS.get(r.backend, where="rollout.backend")
         keep_cache = reward is not None and reward.reads_decode_state  # a reward that reads the rollout's KV cache
         self.learner = Learner(
             settings=step_settings(cfg, algo),
@@ -71,7 +69,15 @@ class RLModule(pl.LightningModule):
             reward=reward,
             verifier=verifier,
             prompts=PromptEncoder(tokenizer, format_prompt, chat_template=cfg.model.use_chat_template),
-            backend=backend_cls([tokenizer.eos_token_id], tokenizer.pad_token_id, r.batch_size, keep_cache),
+            backend=build_backend(
+                r.backend,
+                [tokenizer.eos_token_id],
+                tokenizer.pad_token_id,
+                r.batch_size,
+                keep_cache,
+                engine=dict(r.vllm),
+                model_dtype=cfg.model.dtype,
+            ),
             sampler=build_sampler(r.sampler, r.sampler_share),
             sampling=SamplingParams(
                 max_new_tokens=r.max_new_tokens,
@@ -170,8 +176,10 @@ class RLModule(pl.LightningModule):
             is_global_zero=trainer is None or trainer.is_global_zero,
         )
         learner = self.learner
-        if faults.active("nan_loss", batch_idx + 1):  # the reliability tests' failpoint
+        if faults.active("nan_loss", batch_idx + 1):  # the reliability tests' failpoints
             learner = dataclasses.replace(learner, algo=faults.nan_loss(learner.algo))
+        if faults.active("skip_sync", batch_idx + 1):
+            learner = dataclasses.replace(learner, backend=faults.stale_sync(learner.backend))
         step = rl_step if learner.algo.needs_rollout else sft_step
         result = step(learner, handles, problems)
         if result.batch is not None:

@@ -12,6 +12,7 @@ LightningModule (`train/module.py`) adapts Lightning's hooks to this function an
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from rlreason.algos.base import Advantages, Algorithm, LossInputs
+from rlreason.algos.rollout_correction import correction_metrics, importance_weights
 from rlreason.batch import RewardOutput, RolloutBatch
 from rlreason.distributed import RankReducer
 from rlreason.policy.control_tokens import ControlTokens
@@ -56,6 +58,9 @@ class StepSettings:
     dedup: bool  # optim.dedup_sequences: forward each distinct (prompt, response) once
     max_grad_norm: float  # <= 0: no clipping
     max_nonfinite_in_a_row: int
+    recompute_old_logprobs: bool  # pi_old from a trainer pass, not the sampler's log-probs
+    is_correction: str  # none | token_truncate | token_mask | sequence_truncate | sequence_mask
+    is_cap: float
 
     @property
     def updates_per_step(self) -> int:
@@ -80,6 +85,9 @@ def step_settings(cfg: DictConfig, algo: Algorithm) -> StepSettings:
         dedup=bool(optim.dedup_sequences),
         max_grad_norm=float(optim.max_grad_norm),
         max_nonfinite_in_a_row=int(optim.max_nonfinite_in_a_row),
+        recompute_old_logprobs=bool(cfg.rollout.recompute_old_logprobs),
+        is_correction=str(cfg.rollout.is_correction),
+        is_cap=float(cfg.rollout.is_cap),
     )
 
 
@@ -169,6 +177,16 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
     with timer("advantages"):
         adv = algo.advantages(batch, reward, values)
     metrics.update({f"algo/{k}": float(v) for k, v in adv.metrics.items()})
+    old_logprobs = None  # [N, T] the trainer's own pi_old, when the sampler's is not trusted (another engine)
+    if s.recompute_old_logprobs or s.is_correction != "none":
+        with timer("recompute_old"):
+            old_logprobs = trainer_old_logprobs(learner, h, batch)
+        sampler, drawn = batch.old_logprobs, batch.sampled_mask  # [N, T], [N, T]
+        weights = importance_weights(old_logprobs, sampler, batch.response_mask, s.is_correction, s.is_cap)
+        gap = correction_metrics(weights, old_logprobs, sampler, drawn, s.is_correction, s.is_cap)
+        metrics.update(gap if s.is_correction != "none" else {k: v for k, v in gap.items() if "/kl_" in k})
+        if s.is_correction != "none":  # TIS / MIS: each token's advantage weighted by pi_old / pi_sampler
+            adv = dataclasses.replace(adv, tokens=adv.tokens * weights.to(adv.tokens.dtype))
     if adv.keep is not None and h.ranks.sum(float(adv.keep.sum())) == 0:  # dynamic sampling left nothing
         metrics.update({**fault_metrics({}), **timer.metrics(), "algo/ds_skipped_step": 1.0})
         return StepResult(metrics, 0, None, batch, reward)
@@ -192,7 +210,8 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
             finite_loss = True
             with timer("forward_backward"):
                 for sub in micro_batches(batch, rows, s.micro_batch_size, s.micro_batch_tokens):
-                    inp = loss_inputs(learner, h, batch, ref_logprobs, adv, values, mask, sub, norms, on_policy, parity)
+                    inp = loss_inputs(learner, h, batch, old_logprobs, ref_logprobs, adv, values, mask, sub, norms,
+                                      on_policy, parity)  # fmt: skip
                     loss, stats = algo.loss(inp)
                     finite_loss &= bool(torch.isfinite(loss.detach()))
                     h.backward(loss)  # also on a non-finite loss: every DDP rank must reduce
@@ -306,6 +325,17 @@ def score(
     return out
 
 
+def trainer_old_logprobs(learner: Learner, h: StepHandles, batch: RolloutBatch) -> torch.Tensor:
+    """[N, T] the trainer's log-probs of the sampled tokens before any update (its own pi_old); a mode
+    sampler's forced first token keeps its recorded proposal log-prob (`policy/samplers.py`)."""
+    s = learner.settings
+    kwargs = dict(micro_batch_size=s.micro_batch_size, temperature=s.temperature, chunk_size=s.chunk_size)
+    out = sequence_logprobs(learner.policy, batch, **kwargs, device=h.device, distinct=s.dedup).float()
+    if batch.forced_mode is not None:
+        out[:, 0] = batch.old_logprobs[:, 0].float()
+    return out
+
+
 def loss_mask(batch: RolloutBatch, algo: Algorithm, keep: torch.Tensor | None) -> torch.Tensor:
     """[N, T] float: the response tokens the loss sees (minus truncated answers if the algorithm
     masks them, minus the samples dynamic sampling dropped)."""
@@ -344,6 +374,7 @@ def loss_inputs(
     learner: Learner,
     h: StepHandles,
     batch: RolloutBatch,
+    old_logprobs: torch.Tensor | None,
     ref_logprobs: torch.Tensor | None,
     adv: Advantages,
     values: torch.Tensor | None,
@@ -375,8 +406,11 @@ def loss_inputs(
         chunk_size=s.chunk_size,
     )
     if parity is not None:  # before the first optimiser step: sampler and trainer hold the same weights
-        parity.add(take(batch.old_logprobs), out.logprobs.detach(), take(mask))
-    old = out.logprobs.detach() if on_policy else take(batch.old_logprobs)
+        parity.add(take(batch.old_logprobs), out.logprobs.detach(), take(mask * batch.sampled_mask))
+    if old_logprobs is not None:  # the trainer's own pi_old (rollout.recompute_old_logprobs)
+        old = take(old_logprobs)
+    else:
+        old = out.logprobs.detach() if on_policy else take(batch.old_logprobs)
     value_now = returns = old_values = None
     if learner.value_head is not None:
         value_now = learner.value_head(out.hidden).squeeze(-1)

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 
 from rlreason.policy.padding import left_pad
-from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
-from rlreason.policy.vllm_engine import VLLMRolloutBackend, current_engine, shutdown_engine
+from rlreason.policy.rollout import HFRolloutBackend, SamplingParams, build_backend
+from rlreason.policy.vllm_engine import current_engine, shutdown_engine
 
 RESULTS = Path(__file__).parent / "results"
 QWEN05 = {
@@ -116,12 +116,15 @@ def bench(name: str, model: torch.nn.Module, eos: int, pad: int, prompts: list[l
         m = model.to(getattr(torch, dtype)).eval()
         shutdown_engine()
         t0 = time.perf_counter()
-        vl = VLLMRolloutBackend([eos], pad).configure(
-            {"kv_cache_memory_bytes": args.kv_mib << 20, "max_model_len": 256, "dtype": dtype}, dtype
-        )
+        engine = {"kv_cache_memory_bytes": args.kv_mib << 20, "max_model_len": 256, "dtype": dtype}
+        vl = build_backend("vllm", [eos], pad, engine=engine, model_dtype=dtype)
         vl.generate(m, prompts[:2], SamplingParams(max_new_tokens=2), [0, 1])  # build + warm-up
         start = time.perf_counter() - t0
-        syncs = [vl.sync(m, i + 1) for i in range(3)]
+        syncs = []
+        for i in range(3):
+            t1 = time.perf_counter()
+            vl.sync(m, i + 1)
+            syncs.append(time.perf_counter() - t1)
         hf = HFRolloutBackend([eos], pad)
         for setting in ("equal_tokens", "natural_eos"):
             params = SamplingParams(max_new_tokens=args.new, temperature=1.0, stop_on_eos=setting == "natural_eos")

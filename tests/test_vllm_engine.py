@@ -22,9 +22,9 @@ pytest.importorskip("vllm", reason="the optional extra vllm (scripts/setup.sh in
 from rlreason.policy.control_tokens import setup_control_tokens
 from rlreason.policy.lab_tiny import build_lab_tokenizer
 from rlreason.policy.padding import left_pad
-from rlreason.policy.rollout import HFRolloutBackend, SamplingParams
+from rlreason.policy.rollout import HFRolloutBackend, RolloutBackend, SamplingParams, build_backend
 from rlreason.policy.samplers import ModeSampler
-from rlreason.policy.vllm_engine import VLLMRolloutBackend, current_engine, shutdown_engine
+from rlreason.policy.vllm_engine import current_engine, shutdown_engine
 from rlreason.train.forward import response_logprobs
 
 SETTINGS = {"kv_cache_memory_bytes": 16 << 20, "max_model_len": 512}
@@ -63,8 +63,8 @@ def policy(tied: bool, seed: int = 0):
     return model, tok, control
 
 
-def backend(tok) -> VLLMRolloutBackend:
-    return VLLMRolloutBackend([tok.eos_token_id], tok.pad_token_id).configure(SETTINGS, "float32")
+def backend(tok) -> RolloutBackend:
+    return build_backend("vllm", [tok.eos_token_id], tok.pad_token_id, engine=SETTINGS, model_dtype="float32")
 
 
 def gap(model, gen, prompts, pad_id, temperature) -> float:
@@ -99,7 +99,7 @@ def test_parity_before_and_after_synced_updates(tied):
         train_step(model, opt, LONG[:40])
         stale = be.generate(model, prompts, params, [21, 22, 23, 24])
         assert gap(model, stale, prompts, tok.pad_token_id, 0.7) > 1e-2  # the update moved the policy
-        assert be.sync(model, version) >= 0
+        be.sync(model, version)
         gen = be.generate(model, prompts, params, [21, 22, 23, 24])
         assert gen.policy_version == version
         assert gap(model, gen, prompts, tok.pad_token_id, 0.7) <= TOL
@@ -130,7 +130,7 @@ def test_greedy_eos_and_truncation_as_the_hf_backend():
     ref = hf.generate(model, prompts, free, [0, 1, 2])
     stop = int(ref.response_ids[0, 3])  # a token row 0 emits at step 4: make it the EOS
     hf_stop = HFRolloutBackend([stop], tok.pad_token_id)
-    vl = VLLMRolloutBackend([stop], tok.pad_token_id).configure(SETTINGS, "float32")
+    vl = build_backend("vllm", [stop], tok.pad_token_id, engine=SETTINGS, model_dtype="float32")
     params = SamplingParams(max_new_tokens=12, temperature=0.0)
     a, b = hf_stop.generate(model, prompts, params, [0, 1, 2]), vl.generate(model, prompts, params, [0, 1, 2])
     assert torch.equal(a.response_ids, b.response_ids)

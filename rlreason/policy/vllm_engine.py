@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from rlreason.errors import ConfigError
+from rlreason.policy.lora import is_lora
 from rlreason.policy.rollout import Generation, RolloutBackend, SamplingParams
 from rlreason.registry import ROLLOUT_BACKENDS
 
@@ -124,7 +125,6 @@ def process_state_kept() -> Iterator[None]:
 def policy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """What the engine loads: the policy's `state_dict()` in checkpoint names (tied heads included);
     a LoRA policy's weights with its adapters merged in (the policy itself is left as it is)."""
-    from rlreason.policy.lora import is_lora
 
     if not is_lora(model):
         return model.state_dict()
@@ -157,7 +157,6 @@ def _check_head_size(config: Any) -> None:
 
 
 def _hf_config(model: torch.nn.Module) -> Any:
-    from rlreason.policy.lora import is_lora
 
     return model.get_base_model().config if is_lora(model) else model.config  # type: ignore[operator]
 

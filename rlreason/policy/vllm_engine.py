@@ -135,16 +135,23 @@ def policy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
     if not is_lora(model):
         return model.state_dict()
-    model.merge_adapter()  # type: ignore[operator]
-    try:
+    base = model.get_base_model()  # type: ignore[operator]
+    with torch.no_grad():  # W + delta computed aside: merging in place and back would round W each sync
+        deltas: dict[str, torch.Tensor] = {}
+        for name, module in base.named_modules():
+            if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
+                for adapter in module.active_adapters:
+                    delta = module.get_delta_weight(adapter)
+                    deltas[name] = deltas[name] + delta if name in deltas else delta
         state = {}
-        for name, tensor in model.get_base_model().state_dict().items():  # type: ignore[operator]
-            if "lora_" in name:
+        for key, tensor in base.state_dict().items():
+            if "lora_" in key:
                 continue
-            state[name.replace(".base_layer.", ".")] = tensor.detach().clone()
+            key = key.replace(".base_layer.", ".")
+            owner = key.rsplit(".", 1)[0]
+            merged = key.endswith(".weight") and owner in deltas
+            state[key] = tensor + deltas[owner].to(tensor.dtype) if merged else tensor
         return state
-    finally:
-        model.unmerge_adapter()  # type: ignore[operator]
 
 
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)  # vLLM 0.32's CPU attention

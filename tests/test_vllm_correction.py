@@ -81,10 +81,8 @@ def test_bad_keys_are_one_line(override, message):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (
-            ["trainer={devices: 2, strategy: ddp, accelerator: cpu}"],
-            "rollout.backend: 'vllm' runs one engine in a single",
-        ),
+        (["trainer={devices: 2, strategy: fsdp}"], "rollout.backend: 'vllm' pushes each rank's whole weights"),
+        (["trainer={devices: 2}", "rollout.vllm={tensor_parallel_size: 2}"], "tensor_parallel_size: expected 1"),
         (["rollout.vllm={kv_cache: 1}"], "rollout.vllm.kv_cache: unknown key (valid: dtype, kv_cache_memory_bytes"),
         (["rollout.vllm={dtype: fp8}"], "rollout.vllm.dtype: expected auto | float32 | bfloat16 | float16, got 'fp8'"),
     ],

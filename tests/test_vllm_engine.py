@@ -197,9 +197,8 @@ def test_lora_policy_pushes_merged_weights():
     params = SamplingParams(max_new_tokens=12, temperature=0.8)
     be.generate(model, prompts, params, [1, 2])  # the engine takes this policy's merged weights
     train_step(model, opt, [7, 8, 9, 10])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     be.sync(model, 2)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the policy untouched
     gen = be.generate(model, prompts, params, [3, 4])
     assert gap(model, gen, prompts, tok.pad_token_id, 0.8) <= TOL
-    assert not any("base_layer" in n for n, _ in model.named_modules() if n.endswith("merged"))
-    # the policy itself keeps its adapters unmerged
-    assert all(not getattr(m, "merged", False) for m in model.modules() if hasattr(m, "merged"))

@@ -136,6 +136,21 @@ def test_a_skipped_sync_trips_the_parity_alarm_within_one_step(tmp_path):
     assert "step 2: sampler/trainer log-prob gap jumped" in proc.stderr
 
 
+@needs_vllm
+def test_two_process_ddp_one_engine_per_rank_matches_one_process(tmp_path, reference):
+    """Each rank builds its own engine in the gloo group and samples its half of the batch with the
+    same per-sample seeds: the 2-rank run ends on the 1-process run's weights (to 1e-5: three AdamW
+    steps at lr 1e-3 turn the all-reduce's rounding into updates of that size)."""
+    _run(tmp_path, "rollout.prompts_per_step=2", "trainer={accelerator: cpu, devices: 2, strategy: ddp}")
+    steps = _metrics(tmp_path)
+    assert [s["rollout/policy_version"] for s in steps] == [0.0, 1.0, 2.0]
+    assert all(s["parity/logprob_diff_max"] <= 1e-5 for s in steps)
+    ref = load_file(str(_run_dir(reference) / "policy" / "model.safetensors"))
+    got = load_file(str(_run_dir(tmp_path) / "policy" / "model.safetensors"))
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], atol=1e-5, rtol=0)
+
+
 def test_without_vllm_the_backend_is_refused_in_one_line(tmp_path):
     """vLLM hidden from the import system, as on a machine without the extra."""
     hide = "import sys; sys.modules['vllm'] = None\nfrom rlreason.cli import main\nsys.exit(main(sys.argv[1:]))\n"

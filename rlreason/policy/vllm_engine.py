@@ -22,8 +22,10 @@ The engine touches the process: it reseeds the global `random` / numpy / torch g
 draws from torch's at every step (saved and restored around every call here, so a run stays
 seed-deterministic and resumable), replaces `torch.set_num_threads` (put back), sets environment
 variables that later subprocesses would inherit (put back, apart from vLLM's own), and initialises
-a one-process `torch.distributed` group when none exists. Verified calls and numbers:
-`../shared/notes/vllm-colocate.md`; settings `rollout.vllm.*` (`VLLM_KEYS` below).
+a one-process `torch.distributed` group when none exists. Under DDP each rank builds its own
+engine inside the trainer's gloo / NCCL group (`distributed_executor_backend="external_launcher"`,
+tensor parallel size 1), samples its share of the batch and receives its own (identical) weights.
+Verified calls and numbers: `../shared/notes/vllm-colocate.md`; settings `rollout.vllm.*` (`VLLM_KEYS` below).
 """
 
 from __future__ import annotations
@@ -89,11 +91,14 @@ def vllm_config_problem(settings: dict[str, Any], trainer: dict[str, Any]) -> tu
     if s["sleep_mode"] and not torch.cuda.is_available():
         return "vllm.sleep_mode", "CUDA only (vLLM refuses enable_sleep_mode on CPU): set it false"
     devices, strategy = trainer.get("devices", 1), str(trainer.get("strategy", ""))
-    if (_int(devices) and devices > 1) or "ddp" in strategy or "fsdp" in strategy:
-        return "backend", (
-            "'vllm' runs one engine in a single training process; under DDP its CPU build would meet the "
-            "trainer's process group (one engine per rank, external_launcher, is not supported here): use backend hf"
+    if "fsdp" in strategy or "deepspeed" in strategy:
+        return (
+            "backend",
+            f"'vllm' pushes each rank's whole weights into its engine; strategy {strategy!r} shards them: use ddp",
         )
+    several = (_int(devices) and devices > 1) or "ddp" in strategy
+    if several and s["tensor_parallel_size"] != 1:
+        return "vllm.tensor_parallel_size", "expected 1 under DDP (one engine per rank, each on its own device)"
     return None
 
 
@@ -128,16 +133,23 @@ def policy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
     if not is_lora(model):
         return model.state_dict()
-    model.merge_adapter()  # type: ignore[operator]
-    try:
+    base = model.get_base_model()  # type: ignore[operator]
+    with torch.no_grad():  # W + delta computed aside: merging in place and back would round W each sync
+        deltas: dict[str, torch.Tensor] = {}
+        for name, module in base.named_modules():
+            if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
+                for adapter in module.active_adapters:
+                    delta = module.get_delta_weight(adapter)
+                    deltas[name] = deltas[name] + delta if name in deltas else delta
         state = {}
-        for name, tensor in model.get_base_model().state_dict().items():  # type: ignore[operator]
-            if "lora_" in name:
+        for key, tensor in base.state_dict().items():
+            if "lora_" in key:
                 continue
-            state[name.replace(".base_layer.", ".")] = tensor.detach().clone()
+            key = key.replace(".base_layer.", ".")
+            owner = key.rsplit(".", 1)[0]
+            merged = key.endswith(".weight") and owner in deltas
+            state[key] = tensor + deltas[owner].to(tensor.dtype) if merged else tensor
         return state
-    finally:
-        model.unmerge_adapter()  # type: ignore[operator]
 
 
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)  # vLLM 0.32's CPU attention
@@ -175,6 +187,16 @@ class VLLMEngine:
         self._dir = tempfile.TemporaryDirectory(prefix="rlreason-vllm-")
         config.to_json_file(os.path.join(self._dir.name, "config.json"))
         memory: dict[str, Any] = {"gpu_memory_utilization": s["gpu_memory_utilization"]}
+        if (
+            torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1
+        ):
+            # DDP: one engine per rank inside the trainer's process group (vLLM's colocated mode); it
+            # reads the rank from the environment
+            memory["distributed_executor_backend"] = "external_launcher"
+            os.environ.setdefault("RANK", str(torch.distributed.get_rank()))
+            os.environ.setdefault("LOCAL_RANK", str(torch.distributed.get_rank()))
         if s["kv_cache_memory_bytes"]:
             memory = {"kv_cache_memory_bytes": int(s["kv_cache_memory_bytes"])}
         with process_state_kept():

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlreason.distributed import rank, world_size
 from rlreason.errors import ConfigError
 from rlreason.policy.lora import is_lora
 from rlreason.policy.rollout import Generation, RolloutBackend, SamplingParams
@@ -187,18 +188,14 @@ class VLLMEngine:
         self._dir = tempfile.TemporaryDirectory(prefix="rlreason-vllm-")
         config.to_json_file(os.path.join(self._dir.name, "config.json"))
         memory: dict[str, Any] = {"gpu_memory_utilization": s["gpu_memory_utilization"]}
-        if (
-            torch.distributed.is_available()
-            and torch.distributed.is_initialized()
-            and torch.distributed.get_world_size() > 1
-        ):
+        if s["kv_cache_memory_bytes"]:
+            memory = {"kv_cache_memory_bytes": int(s["kv_cache_memory_bytes"])}
+        if world_size() > 1:
             # DDP: one engine per rank inside the trainer's process group (vLLM's colocated mode); it
             # reads the rank from the environment
             memory["distributed_executor_backend"] = "external_launcher"
-            os.environ.setdefault("RANK", str(torch.distributed.get_rank()))
-            os.environ.setdefault("LOCAL_RANK", str(torch.distributed.get_rank()))
-        if s["kv_cache_memory_bytes"]:
-            memory = {"kv_cache_memory_bytes": int(s["kv_cache_memory_bytes"])}
+            os.environ.setdefault("RANK", str(rank()))
+            os.environ.setdefault("LOCAL_RANK", str(rank()))
         with process_state_kept():
             from vllm import LLM  # here, not at import: ~9 s, and an optional extra
 

@@ -12,15 +12,17 @@ import torch
 from omegaconf import OmegaConf
 from tests_helpers import TINY_LAB
 
+from rlreason.batch import RewardOutput
 from rlreason.config import load_config
 from rlreason.distributed import RankReducer
 from rlreason.policy.load import format_prompt, load_policy
+from rlreason.policy.samplers import ModeSampler
 from rlreason.registry import ALGOS, REWARDS, TASKS
 from rlreason.train import faults
 from rlreason.train.faults import NonFiniteGuard
 from rlreason.train.module import RLModule
 from rlreason.train.parity import ParityMonitor
-from rlreason.train.step import StepHandles, rl_step
+from rlreason.train.step import StepHandles, loss_inputs, minibatch_normalisers, rl_step, rollout
 from rlreason.verify.task_verifier import RunVerifiers
 
 
@@ -123,3 +125,22 @@ def test_failpoints_are_off_unless_armed(monkeypatch):
     monkeypatch.setenv(faults.ENV, "bogus@1")
     with pytest.raises(ValueError, match="expected <kind>@<step>"):
         faults.active("nan_loss", 1)
+
+
+def test_a_forced_first_token_keeps_its_proposal_as_pi_old_in_an_on_policy_step(built):
+    """With one update per step the loop takes pi_old from its own forward (ratio 1), but a mode
+    sampler's forced first token was drawn from the proposal s, not from pi: its ratio must stay
+    pi_theta / s (AdaptThink's correction), or the update is no estimate for the policy's choice."""
+    learner, problems = built
+    one_update = dataclasses.replace(learner.settings, minibatches=1, num_iterations=1)
+    learner = dataclasses.replace(learner, sampler=ModeSampler("paired", 0.5), settings=one_update)
+    h = handles(learner)
+    batch, _ = rollout(learner, h, problems)
+    adv = learner.algo.advantages(batch, RewardOutput(rewards=torch.arange(8.0)), None)
+    mask = batch.response_mask.float()
+    rows = torch.arange(batch.num_samples)
+    norms = minibatch_normalisers(learner, h, batch, mask, rows, None, float(mask.sum()))
+    inp = loss_inputs(learner, h, batch, None, None, adv, None, mask, rows, norms, True, None)
+    assert torch.allclose(inp.old_logprobs[:, 0], torch.full((8,), math.log(0.5)))  # the proposal
+    assert torch.equal(inp.old_logprobs[:, 1:], inp.logprobs.detach()[:, 1:])  # the policy's own tokens
+    assert not torch.allclose(inp.logprobs[:, 0], inp.old_logprobs[:, 0])  # so the forced ratio is not 1

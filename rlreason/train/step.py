@@ -409,8 +409,12 @@ def loss_inputs(
         parity.add(take(batch.old_logprobs), out.logprobs.detach(), take(mask * batch.sampled_mask))
     if old_logprobs is not None:  # the trainer's own pi_old (rollout.recompute_old_logprobs)
         old = take(old_logprobs)
+    elif on_policy:  # pi_old is this forward's pi_theta, except a forced first token's: its proposal's
+        old = out.logprobs.detach()
+        if batch.forced_mode is not None:  # ratio pi_theta / pi_IS (AdaptThink; policy/samplers.py)
+            old = torch.cat([take(batch.old_logprobs)[:, :1], old[:, 1:]], dim=1)
     else:
-        old = out.logprobs.detach() if on_policy else take(batch.old_logprobs)
+        old = take(batch.old_logprobs)
     value_now = returns = old_values = None
     if learner.value_head is not None:
         value_now = learner.value_head(out.hidden).squeeze(-1)

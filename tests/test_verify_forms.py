@@ -214,3 +214,16 @@ def test_a_number_format_and_other_options_combine():
     assert is_correct("2,5", "2.5", options={"tolerance": 0.01}) is False  # "en": 2,5 is no number
     with VerifierPool(number_format="decimal_comma", options={"tolerance": 0.01}) as p:
         assert p.options == GradingOptions(number_format="decimal_comma", tolerance=0.01)
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "expected"),
+    [
+        ("<short>1\n1", "1", True),  # a lab policy repeating its answer on a new line (a sampled GRPO rollout)
+        ("12\n12", "12", True),
+        ("3\n12", "12", True),  # separate lines: the last one, as the prose rules read it
+        ("3\n12", "3", False),
+    ],
+)
+def test_separate_answer_lines_are_not_read_as_one_expression(pool, response, gold, expected):
+    assert grade(pool, response, gold) is expected

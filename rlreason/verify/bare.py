@@ -95,6 +95,10 @@ def resolve_mod(answer: str) -> str:
     return replaced if parse_number(replaced) is not None else answer
 
 
+def _balanced(line: str) -> bool:
+    return sum(line.count(c) for c in "([{") == sum(line.count(c) for c in ")]}")
+
+
 def bare_answer(text: str, number_format: str = "en") -> str | None:
     """`text` whole when it is nothing but an answer (see the module docstring), else None."""
     s = text.strip()
@@ -106,6 +110,8 @@ def bare_answer(text: str, number_format: str = "en") -> str | None:
         return None  # "=175", "*9", "5-": a fragment or a typo; "C0", "XK7Q2", "1'8": digits in a code
     if sum(s.count(c) for c in "([{") != sum(s.count(c) for c in ")]}"):
         return None  # "[5": a bracket never closed (an interval may mix them: "[1, 2)")
+    if "\n" in s and "\\begin" not in s and all(_balanced(line) for line in s.splitlines()):
+        return None  # "1\n1": lines that each stand alone are several answers, not one (the prose rules read the last)
     if _SINGLE_WORD.fullmatch(s):
         return s if s.lower() not in _ENGLISH or len(s) == 1 else None
     unitless = strip_units(s, number_format)

@@ -1,8 +1,10 @@
 """One RL training step, read top to bottom in `rl_step`:
 
     problems -> rollout (G samples each) -> verify -> [reference log-probs] -> reward -> advantages
+             -> [the trainer's pi_old, importance weights: when another engine sampled]
              -> num_iterations x minibatches x micro-batches of (log-probs -> algo.loss -> backward)
-             -> clip, optimizer.step(), scheduler.step() once per minibatch -> metrics
+             -> clip, optimizer.step(), scheduler.step() once per minibatch
+             -> [weight sync into a backend that holds its own copy] -> metrics
 
 `Learner` holds what a run builds once (policy, algorithm, reward, verifier, rollout backend and the
 resolved `StepSettings`), `StepHandles` what the trainer lends one step (backward, optimiser,

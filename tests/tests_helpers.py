@@ -74,20 +74,22 @@ TINY_LAB = [
 ]
 
 
-def tiny_qwen_config(tok, tied: bool = True):
-    """A 2-layer, 32-wide Qwen2 config on `tok`'s vocabulary: the random model of the estimator tests."""
+def tiny_qwen_config(tok, tied: bool = True, hidden: int = 32, **extra):
+    """A 2-layer, `hidden`-wide Qwen2 config on `tok`'s vocabulary (2 heads, 1 KV head, MLP 2 x hidden):
+    the random model of the estimator and engine tests; `extra` sets other config fields."""
     from transformers import Qwen2Config
 
     return Qwen2Config(
         vocab_size=len(tok),
-        hidden_size=32,
+        hidden_size=hidden,
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=1,
-        intermediate_size=64,
+        intermediate_size=2 * hidden,
         tie_word_embeddings=tied,
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
+        **extra,
     )
 
 

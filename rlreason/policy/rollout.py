@@ -4,8 +4,8 @@ The `hf` backend drives any `transformers` causal LM with its own decoding loop 
 `model.generate`, for two reasons: it records each sampled token's log-probability under the
 temperature-scaled policy at no extra cost (so an on-policy update needs no second forward pass),
 and it draws randomness per sequence (`rlreason.policy.sampling`), so a rollout does not depend on
-how samples are batched or sharded. A vLLM backend would implement the same `generate` and register
-itself in `ROLLOUT_BACKENDS` (`rollout.backend: <name>`).
+how samples are batched or sharded. Other backends subclass `RolloutBackend` and register in
+`ROLLOUT_BACKENDS` (`rollout.backend: <name>`): `vllm` is `rlreason/policy/vllm_engine.py`.
 
 Log-probabilities are those of softmax(logits / temperature) over the full vocabulary, the
 distribution the training loss also uses (as TRL does); top-k / top-p only restrict which token is

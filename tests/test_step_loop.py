@@ -20,6 +20,7 @@ from rlreason.policy.samplers import ModeSampler
 from rlreason.registry import ALGOS, REWARDS, TASKS
 from rlreason.train import faults
 from rlreason.train.faults import NonFiniteGuard
+from rlreason.train.metrics import mode_metrics
 from rlreason.train.module import RLModule
 from rlreason.train.parity import ParityMonitor
 from rlreason.train.step import StepHandles, loss_inputs, minibatch_normalisers, rl_step, rollout
@@ -144,3 +145,24 @@ def test_a_forced_first_token_keeps_its_proposal_as_pi_old_in_an_on_policy_step(
     assert torch.allclose(inp.old_logprobs[:, 0], torch.full((8,), math.log(0.5)))  # the proposal
     assert torch.equal(inp.old_logprobs[:, 1:], inp.logprobs.detach()[:, 1:])  # the policy's own tokens
     assert not torch.allclose(inp.logprobs[:, 0], inp.old_logprobs[:, 0])  # so the forced ratio is not 1
+
+
+def test_mode_metrics_count_score_and_average_the_advantage_per_mode_and_level(built):
+    learner, problems = built
+    batch = rl_step(learner, handles(learner), problems).batch
+    n = batch.num_samples
+    batch = dataclasses.replace(
+        batch,
+        control_mode=["think", "short", None, "think", "short", "think", "think", "short"][:n],
+        meta=[{"difficulty": "hard" if i % 2 else "easy"} for i in range(n)],
+    )
+    correct = torch.tensor([i % 3 == 0 for i in range(n)])
+    advantages = torch.arange(n, dtype=torch.float32)[:, None] * batch.response_mask  # sample i: i per token
+    m = mode_metrics(batch, correct, advantages)
+    # think: rows 0 (easy), 3 (hard), 5 (hard), 6 (easy); short: 1 (hard), 4 (easy), 7 (hard)
+    assert m["mode/n_think/hard"] == 2 and m["mode/n_think/easy"] == 2 and m["mode/n_short/hard"] == 2
+    assert (m["mode/acc_think/hard"].num, m["mode/acc_think/hard"].den) == (1.0, 2.0)  # row 3 right, 5 wrong
+    assert m["mode/adv_think/hard"].num / m["mode/adv_think/hard"].den == pytest.approx(4.0)  # (3 + 5) / 2
+    assert m["mode/adv_short"].num / m["mode/adv_short"].den == pytest.approx(4.0)  # (1 + 4 + 7) / 3
+    assert m["mode/adv_short/easy"].num == pytest.approx(4.0)
+    assert mode_metrics(dataclasses.replace(batch, control_mode=None), correct, advantages) == {}

@@ -100,6 +100,34 @@ def rollout_metrics(
     return m
 
 
+def mode_metrics(batch: RolloutBatch, correct: torch.Tensor, advantages: torch.Tensor) -> dict[str, Metric]:
+    """Per control mode and difficulty: how many samples, how often right, and the mean advantage they
+    trained with (`mode/adv_<mode>`, `mode/{n,acc,adv}_<mode>/<level>`): what each mode learns from.
+
+    A sample's advantage is its mean token advantage over the response (the sequence advantage for
+    the GRPO family). Empty without control tokens.
+    """
+    if batch.control_mode is None:
+        return {}
+    mask = batch.response_mask.to(advantages.dtype)  # [N, T]
+    per_sample = (advantages * mask).sum(-1) / mask.sum(-1).clamp(min=1)  # [N]
+    levels = [meta.get("difficulty") for meta in batch.meta]
+    m: dict[str, Metric] = {}
+    for mode in ("think", "short"):
+        of_mode = torch.tensor([md == mode for md in batch.control_mode])
+        groups = [("", of_mode)] + [
+            (f"/{lv}", of_mode & torch.tensor([x == lv for x in levels]))
+            for lv in sorted({x for x in levels if isinstance(x, str)})
+        ]
+        for suffix, rows in groups:
+            count = float(rows.sum())
+            if suffix:  # the overall count and accuracy are rollout_metrics'
+                m[f"mode/n_{mode}{suffix}"] = count
+                m[f"mode/acc_{mode}{suffix}"] = Ratio(float(correct[rows].sum()), count)
+            m[f"mode/adv_{mode}{suffix}"] = Ratio(float(per_sample[rows].sum()), count)
+    return m
+
+
 class PhaseTimer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)

@@ -37,7 +37,7 @@ from rlreason.rewards.base import Reward, RewardContext
 from rlreason.tasks.base import Problem
 from rlreason.train.collect import collect_rollout
 from rlreason.train.forward import critic_values, distinct_logprobs, response_logprobs, sequence_logprobs
-from rlreason.train.metrics import Metric, PhaseTimer, rollout_metrics
+from rlreason.train.metrics import Metric, PhaseTimer, mode_metrics, rollout_metrics
 from rlreason.train.micro_batches import micro_batches, micro_columns, micro_slices
 from rlreason.train.parity import Parity, ParityMonitor
 from rlreason.verify.task_verifier import TaskVerifier
@@ -179,6 +179,8 @@ def rl_step(learner: Learner, h: StepHandles, problems: list[Problem]) -> StepRe
     with timer("advantages"):
         adv = algo.advantages(batch, reward, values)
     metrics.update({f"algo/{k}": float(v) for k, v in adv.metrics.items()})
+    if learner.control is not None:
+        metrics.update(mode_metrics(batch, correct, adv.tokens))
     old_logprobs = None  # [N, T] the trainer's own pi_old, when the sampler's is not trusted (another engine)
     if s.recompute_old_logprobs or s.is_correction != "none":
         with timer("recompute_old"):

@@ -12,7 +12,11 @@ float32 parity max |log pi_vllm - log pi_trainer| of the sampled tokens.
 
 Prints a table and writes benchmarks/results/rollout_engines.json. One thread (`OMP_NUM_THREADS=1`).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rollout_engines.py [--n 32] [--new 32] [--repeats 3]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/rollout_engines.py [--n 32] [--new 32] [--repeats 3] \
+        [--models lab,qwen05] [--dtypes float32,bfloat16] [--engines vllm,hf,generate] [--rl-steps N]
+
+The sync target (one sync < 2 % of a rollout) is measured at the issue's size:
+`--models qwen05 --n 256 --new 64 --dtypes bfloat16 --engines vllm --settings equal_tokens`.
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ def bench(name: str, model: torch.nn.Module, eos: int, pad: int, prompts: list[l
     rows = []
     prompts = prompts[: args.n]
     seeds = list(range(len(prompts)))
-    for dtype in ("float32", "bfloat16"):
+    for dtype in args.dtypes.split(","):
         m = model.to(getattr(torch, dtype)).eval()
         shutdown_engine()
         t0 = time.perf_counter()
@@ -126,7 +130,7 @@ def bench(name: str, model: torch.nn.Module, eos: int, pad: int, prompts: list[l
             vl.sync(m, i + 1)
             syncs.append(time.perf_counter() - t1)
         hf = HFRolloutBackend([eos], pad)
-        for setting in ("equal_tokens", "natural_eos"):
+        for setting in args.settings.split(","):
             params = SamplingParams(max_new_tokens=args.new, temperature=1.0, stop_on_eos=setting == "natural_eos")
 
             def once(k: str, p: SamplingParams = params) -> int:
@@ -136,19 +140,22 @@ def bench(name: str, model: torch.nn.Module, eos: int, pad: int, prompts: list[l
                     return int(hf.generate(m, prompts, p, seeds).response_mask.sum())  # noqa: B023
                 return run_generate(m, prompts, p, eos, pad)  # noqa: B023
 
-            engines = ("vllm", "hf", "generate")
+            engines = args.engines.split(",")
             times: dict[str, list[float]] = {k: [] for k in engines}
             tokens: dict[str, int] = {}
             order = list(engines)
             for r in range(args.repeats):
-                for k in order[r % 3 :] + order[: r % 3]:
+                for k in order[r % len(order) :] + order[: r % len(order)]:
                     t = time.perf_counter()
                     tokens[k] = once(k)
                     times[k].append(time.perf_counter() - t)
             gap = None
-            if dtype == "float32":
+            if dtype == "float32" and "vllm" in engines:
                 gap = parity(m, prompts, vl.generate(m, prompts, params, seeds), pad, 1.0)
-            vllm_extra = {"engine_start_s": start, "sync_s": statistics.median(syncs), "parity_max": gap}
+            sync = statistics.median(syncs)
+            vllm_extra = {"engine_start_s": start, "sync_s": sync, "parity_max": gap}
+            if "vllm" in engines:
+                vllm_extra["sync_share_of_rollout"] = sync / statistics.median(times["vllm"])
             for k in engines:
                 med = statistics.median(times[k])
                 rows.append(
@@ -177,20 +184,56 @@ def bench(name: str, model: torch.nn.Module, eos: int, pad: int, prompts: list[l
 def _table(rows: list[dict]) -> str:
     head = (
         f"{'model':8} {'dtype':8} {'setting':12} {'engine':9} {'s (med)':>8} {'tokens':>7} {'tok/s':>8} "
-        f"{'x generate':>10} {'sync s':>7} {'start s':>7} {'parity':>8}"
+        f"{'x generate':>10} {'sync s':>7} {'sync %':>6} {'start s':>7} {'parity':>8}"
     )
     base = {(r["model"], r["dtype"], r["setting"]): r["seconds"] for r in rows if r["engine"] == "generate"}
     lines = [head]
     for r in rows:
-        speed = base[(r["model"], r["dtype"], r["setting"])] / r["seconds"]
+        key = (r["model"], r["dtype"], r["setting"])
+        speed = f"{base[key] / r['seconds']:.2f}" if key in base else ""
         sync = f"{r['sync_s']:.3f}" if "sync_s" in r else ""
+        share = f"{100 * r['sync_share_of_rollout']:.1f}" if "sync_share_of_rollout" in r else ""
         start = f"{r['engine_start_s']:.1f}" if "engine_start_s" in r else ""
         gap = f"{r['parity_max']:.1e}" if r.get("parity_max") is not None else ""
         lines.append(
             f"{r['model']:8} {r['dtype']:8} {r['setting']:12} {r['engine']:9} {r['seconds']:8.2f} {r['tokens']:7d} "
-            f"{r['tokens_per_s']:8.1f} {speed:10.2f} {sync:>7} {start:>7} {gap:>8}"
+            f"{r['tokens_per_s']:8.1f} {speed:>10} {sync:>7} {share:>6} {start:>7} {gap:>8}"
         )
     return "\n".join(lines)
+
+
+def rl_steps(backend: str, steps: int, out: Path) -> dict[str, float]:
+    """`steps` GRPO steps of the lab recipe from a random lab-tiny at equal tokens (EOS off), through
+    `rlreason run`'s own loop: medians after two warm-up steps of the step and its phases."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlreason.config import load_config
+    from rlreason.train.run import run_experiment
+
+    overrides = [
+        "init.from=null",
+        f"rollout.backend={backend}",
+        *(["rollout.vllm={kv_cache_memory_bytes: 67108864, max_model_len: 256}"] if backend == "vllm" else []),
+        "rollout.stop_on_eos=false",
+        "rollout.max_new_tokens=32",
+        f"optim.steps={steps}",
+        "eval.n=3",
+        "eval.every_n_steps=0",
+        "logging.samples_every_n_steps=0",
+        "logging.progress_bar=false",
+        "logging.histograms=false",
+        "logging.checkpoint_every_n_steps=0",
+        f"logging.dir={out}",
+    ]
+    run_dir = run_experiment(load_config("experiments/lab/grpo.yaml", overrides))
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    row = {"backend": backend, "steps": steps}
+    for phase in ("step", "rollout", "weight_sync", "forward_backward", "optimizer"):
+        tag = f"perf/{phase}_time"
+        if tag in acc.Tags()["scalars"]:
+            row[f"{phase}_s"] = statistics.median(e.value for e in acc.Scalars(tag)[2:])
+    return row
 
 
 def main() -> None:
@@ -201,24 +244,42 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--kv-mib", type=int, default=64)
     ap.add_argument("--models", default="lab,qwen05")
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--engines", default="vllm,hf,generate", help="a subset of vllm,hf,generate")
+    ap.add_argument("--settings", default="equal_tokens,natural_eos")
+    ap.add_argument("--rl-steps", type=int, default=0, help="also time N lab GRPO steps with each backend (0: off)")
     ap.add_argument("--out", default=str(RESULTS / "rollout_engines.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows: list[dict] = []
     load_before = os.getloadavg()
-    for name in args.models.split(","):
+    for name in [m for m in args.models.split(",") if m]:
         model, eos, pad, prompts = lab_model(args.lab) if name == "lab" else qwen05_model()
         rows += bench(name, model, eos, pad, prompts, args)
     print("\n" + _table(rows))
+    steps = []
+    if args.rl_steps:
+        shutdown_engine()
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(args.repeats):  # interleaved, order alternating
+                for backend in ("hf", "vllm") if r % 2 == 0 else ("vllm", "hf"):
+                    steps.append({"repeat": r, **rl_steps(backend, args.rl_steps, Path(tmp) / f"{backend}-{r}")})
+                    shutdown_engine()
+        print(f"\nlab GRPO step (random lab-tiny, {args.rl_steps} steps, median after 2 warm-up steps)")
+        for row in steps:
+            print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     meta = {
+        "models": args.models,
+        "dtypes": args.dtypes,
+        "engines": args.engines,
         "n": args.n,
         "new": args.new,
         "repeats": args.repeats,
         "load_before": load_before,
         "load_after": os.getloadavg(),
     }
-    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows, "rl_step": steps}, indent=1))
     print(f"wrote {args.out}")
 
 

@@ -60,6 +60,7 @@ def shrink(tmp: Path, model: Path) -> list[str]:
         f"logging.dir={tmp}",
         "logging.progress_bar=false",
         "logging.checkpoint_every_n_steps=0",
+        "rollout.backend=hf",  # the recipes' vLLM engine: test_thinkless_recipe_with_its_vllm_engine
     ]
 
 
@@ -169,6 +170,27 @@ def test_thinkless_recipe_one_rl_step_through_the_cli(warmup, tmp_path):
     assert results["gsm8k"]["n"] == 2 and "think_ratio" in results["gsm8k"]
 
 
+def test_thinkless_recipe_with_its_vllm_engine(tmp_path):
+    """The recipe's own engine block (bf16, eager, one GPU per engine, pi_old recomputed) on the CPU
+    build: a tiny warm-up of head size 32 (vLLM's CPU attention), a small KV budget and no sleep mode
+    (CUDA only), one DeGRPO step and the evaluation through the engine."""
+    pytest.importorskip("vllm", reason="vLLM is not installed (scripts/setup.sh installs the CPU build)")
+    raw = load_config("experiments/paper/thinkless_r1_1.5b.yaml")
+    assert (raw.rollout.backend, raw.rollout.recompute_old_logprobs, raw.rollout.vllm.dtype) == (
+        "vllm",
+        True,
+        "bfloat16",
+    )
+    assert (raw.rollout.vllm.gpu_memory_utilization, raw.rollout.vllm.tensor_parallel_size) == (0.85, 1)
+    warmup = build_tiny_model("thinkless_warmup", tmp_path / "warmup", hidden_size=64)
+    engine = ["rollout.backend=vllm", "rollout.vllm.kv_cache_memory_bytes=33554432", "rollout.vllm.sleep_mode=false"]
+    proc = run_cli(["run", "experiments/paper/thinkless_r1_1.5b.yaml", *shrink(tmp_path, warmup), *engine], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = next(tmp_path.glob("thinkless-r1-1.5b/*"))
+    assert json.loads((run / "results.json").read_text())["gsm8k"]["n"] == 2
+    assert "control tokens: <short>=151650 <think>=151648 </think>=151649" in proc.stdout
+
+
 def test_l2t_recipe_one_rl_step_through_the_cli(r1_distill, tmp_path):
     raw = load_config("experiments/paper/l2t_deepscaler_1.5b.yaml")
     assert (raw.reward.alpha, raw.reward.beta, raw.optim.lr, raw.optim.schedule, raw.optim.warmup_ratio) == (
@@ -216,3 +238,35 @@ def test_eval_suites_run_on_a_tiny_model(tmp_path, warmup, suite, monkeypatch):
     results = json.loads(out.read_text())
     assert {"aime24", "math500", "minerva_algebra", "gsm8k"} <= set(results)
     assert all(results[b]["n"] == 2 and 0 <= results[b]["accuracy"] <= 1 for b in ("aime24", "gsm8k"))
+
+
+def test_a_tokenizer_whose_class_loses_text_is_read_from_its_published_tokenizer_json(tmp_path):
+    """R1-Distill's tokenizer files under a Llama checkpoint (R1-Distill-Llama's layout): transformers
+    below 5.20 (the CPU vLLM build's pin) rebuilds that `LlamaTokenizer` with a pre-tokenizer that loses
+    spaces; the policy then gets the tokenizer.json as published: the same ids, special tokens and chat
+    template, and text that decodes back. (A Qwen2 checkpoint's config picks Qwen2Tokenizer, which
+    round-trips in every version.)"""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    path = build_tokenizer("r1_distill_qwen_1.5b", tmp_path / "llama")
+    config = LlamaConfig(
+        vocab_size=151936, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, bos_token_id=151646, eos_token_id=151643,
+    )  # fmt: skip
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(path)
+    cfg = load_config("experiments/paper/l2t_deepscaler_1.5b.yaml", shrink(tmp_path, path))
+    cfg.model.name_or_path = str(path)
+    _, tok, _ = load_policy(cfg.model, cache_dir=tmp_path, quiet=True)
+    text = "Let x = 3.\n\n  So  \\boxed{\\frac{1}{2}} holds."
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+    as_class = AutoTokenizer.from_pretrained(path)
+    assert tok.convert_tokens_to_ids(R1_SPECIALS) == as_class.convert_tokens_to_ids(R1_SPECIALS)
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == (as_class.bos_token, as_class.eos_token, as_class.pad_token)
+    chat = [{"role": "user", "content": "What is 1+1?"}]
+    assert tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == as_class.apply_chat_template(
+        chat, tokenize=False, add_generation_prompt=True
+    )
+    assert tok("hi")["input_ids"] == as_class("hi")["input_ids"]  # BOS added the same way

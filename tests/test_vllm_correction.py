@@ -68,13 +68,20 @@ def test_identical_log_probs_give_unit_weights():
     [
         ("rollout.is_correction=tis", "rollout.is_correction: expected none | token_truncate | token_mask"),
         ("rollout.is_cap=0.5", "rollout.is_cap: expected >= 1 (the largest importance weight kept), got 0.5"),
-        ("rollout.vllm={dtype: float32}", "rollout.vllm: engine settings are for rollout.backend: vllm"),
     ],
 )
 def test_bad_keys_are_one_line(override, message):
     with pytest.raises(ConfigError) as err:
         load_config("experiments/lab/grpo.yaml", [override])
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_engine_settings_under_another_backend_load_with_one_warning(capsys):
+    """A vLLM recipe run with `rollout.backend=hf`: its engine block is unused, and the user is told."""
+    cfg = load_config("experiments/lab/grpo.yaml", ["rollout.vllm={dtype: float32, sleep_mode: true}"])
+    assert cfg.rollout.backend == "hf"
+    lines = [line for line in capsys.readouterr().err.splitlines() if "rollout.vllm" in line]
+    assert lines == ["rlreason: warning: rollout.vllm (dtype, sleep_mode): not used by rollout.backend 'hf'"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="the optional extra vllm (scripts/setup.sh)")

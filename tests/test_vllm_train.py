@@ -162,3 +162,14 @@ def test_without_vllm_the_backend_is_refused_in_one_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if "rollout.backend" in line]
     assert len(lines) == 1
     assert "'vllm' needs vLLM, which is not installed: pip install 'rlreason[vllm]'" in lines[0]
+
+
+def test_sleep_mode_without_cuda_is_refused_in_one_line_when_the_run_starts(tmp_path):
+    """A GPU recipe loads anywhere; the run on a machine without CUDA refuses sleep mode in one line."""
+    proc = _run(tmp_path, "rollout.vllm.sleep_mode=true", check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if "sleep_mode" in line]
+    assert lines == [
+        "rlreason: error: rollout.vllm.sleep_mode: CUDA only (vLLM refuses enable_sleep_mode on CPU): set it false"
+    ]
+    assert "Traceback" not in proc.stderr

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 import rlreason.components  # noqa: F401  (registers the built-in components)
 from rlreason.algos.base import Algorithm
+from rlreason.config.init_stage import warn_once
 from rlreason.config.schema import COMPONENT_SECTIONS, field_meta, field_metas
 from rlreason.errors import ConfigError, RegistryError, RLReasonError
 from rlreason.policy.lora import lora_problem
@@ -129,6 +130,8 @@ def _check_ranges(cfg: DictConfig, where: str) -> None:
     problem = backend.settings_problem(engine, trainer)  # type: ignore[arg-type]
     if problem:
         raise ConfigError(f"{where}: rollout.{problem[0]}: {problem[1]}")
+    if engine and not backend.reads_engine_settings:  # a vLLM recipe run with `rollout.backend=hf`
+        warn_once(f"rollout.vllm ({', '.join(engine)}): not used by rollout.backend {cfg.rollout.backend!r}")
 
 
 def _loggers_ok(value: Any) -> bool:

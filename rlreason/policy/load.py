@@ -11,7 +11,8 @@ away; verl and TRL keep fp32 master weights with bf16 compute for the same reaso
 Start-up checks, each a one-line `ConfigError`: the tokenizer must round-trip a sample with
 spaces, newlines and ``\\boxed{}`` (transformers v5 may rebuild the pre-tokenizer of a
 `LlamaTokenizer`-class config over a ByteLevel `tokenizer.json`, as R1-Distill's is, and silently
-lose spaces), and every control token must be one id; the resolved ids are printed in one line.
+lose spaces: the published `tokenizer.json` is then read as it is, and refused only if that loses
+text too), and every control token must be one id; the resolved ids are printed in one line.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
 from rlreason.errors import ConfigError
@@ -89,7 +90,7 @@ def load_policy(
         raise ConfigError(
             f"model.name_or_path: cannot load '{name}': {where} ({str(exc).splitlines()[0][:160]})"
         ) from None
-    check_round_trip(tokenizer, name)
+    tokenizer = round_tripping(tokenizer, path, name, kwargs, quiet=quiet)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if model_cfg.chat_template:
@@ -105,6 +106,33 @@ def load_policy(
     if not quiet:
         print(f"[rlreason] control tokens: {control.describe()}", flush=True)
     return model, tokenizer, control
+
+
+def round_tripping(tokenizer: Any, path: str, name: str, kwargs: dict[str, Any], *, quiet: bool = False) -> Any:
+    """`tokenizer`, or, when its class rebuilt the pre-tokenizer and loses text, the checkpoint's own
+    `tokenizer.json` read as published (`PreTrainedTokenizerFast`: the same vocabulary, merges, special
+    tokens and chat template). transformers below 5.20 rebuilds R1-Distill's `LlamaTokenizer` that way.
+    Neither round-trips: the one-line `ConfigError` of `check_round_trip`."""
+    if decodes_back(tokenizer):
+        return tokenizer
+    try:
+        published = PreTrainedTokenizerFast.from_pretrained(path, **kwargs)
+    except (OSError, ValueError):
+        published = None
+    if published is None or not decodes_back(published):
+        check_round_trip(tokenizer, name)
+    if not quiet:
+        print(
+            f"[rlreason] tokenizer: {type(tokenizer).__name__} loses text under this transformers; "
+            f"using {name}'s tokenizer.json as published",
+            flush=True,
+        )
+    return published
+
+
+def decodes_back(tokenizer: Any, sample: str = ROUND_TRIP_SAMPLE) -> bool:
+    ids = tokenizer(sample, add_special_tokens=False)["input_ids"]
+    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) == sample
 
 
 def check_round_trip(tokenizer: Any, name: str, sample: str = ROUND_TRIP_SAMPLE) -> None:

@@ -58,6 +58,7 @@ class RolloutBackend:
 
     holds_weights: bool = False
     version: int = 0  # the optimiser step whose weights the backend samples from (holds_weights)
+    reads_engine_settings: bool = False  # `rollout.vllm` is this backend's (else it is unused, with a warning)
 
     def __init__(self, eos_ids: list[int], pad_id: int, batch_size: int = 0, keep_decode_state: bool = False) -> None:
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
@@ -69,7 +70,7 @@ class RolloutBackend:
     def settings_problem(cls, engine: dict[str, Any], trainer: dict[str, Any]) -> tuple[str, str] | None:
         """(key under `rollout`, what is wrong) for this backend's engine settings (`rollout.vllm`) and
         the trainer it would run under (`trainer`), or None; checked when a config loads."""
-        return ("vllm", "engine settings are for rollout.backend: vllm") if engine else None
+        return None
 
     def configure(self, engine: dict[str, Any], model_dtype: str) -> None:
         """An engine's own settings (`rollout.vllm`) and `model.dtype`; nothing to set by default."""

@@ -89,8 +89,6 @@ def vllm_config_problem(settings: dict[str, Any], trainer: dict[str, Any]) -> tu
     for key, ok, expected in checks:
         if not ok:
             return f"vllm.{key}", f"expected {expected}, got {s[key]!r}"
-    if s["sleep_mode"] and not torch.cuda.is_available():
-        return "vllm.sleep_mode", "CUDA only (vLLM refuses enable_sleep_mode on CPU): set it false"
     devices, strategy = trainer.get("devices", 1), str(trainer.get("strategy", ""))
     if "fsdp" in strategy or "deepspeed" in strategy:
         return (
@@ -367,6 +365,7 @@ class VLLMRolloutBackend(RolloutBackend):
     `version` (a resumed run's optimiser step count)."""
 
     holds_weights = True
+    reads_engine_settings = True
 
     def __init__(self, eos_ids: list[int], pad_id: int, batch_size: int = 0, keep_decode_state: bool = False) -> None:
         super().__init__(eos_ids, pad_id, batch_size, keep_decode_state)  # vLLM schedules its own batches
@@ -378,7 +377,12 @@ class VLLMRolloutBackend(RolloutBackend):
         return vllm_config_problem(engine, trainer)
 
     def configure(self, engine: dict[str, Any], model_dtype: str) -> None:
-        """`rollout.vllm` and `model.dtype` (what `dtype: auto` follows)."""
+        """`rollout.vllm` and `model.dtype` (what `dtype: auto` follows). Sleep mode is refused here, on
+        the machine that runs, not when a config is loaded: a GPU recipe still loads and prints on CPU."""
+        if engine.get("sleep_mode") and not torch.cuda.is_available():
+            raise ConfigError(
+                "rollout.vllm.sleep_mode: CUDA only (vLLM refuses enable_sleep_mode on CPU): set it false"
+            )
         self.settings, self.model_dtype = dict(engine), str(model_dtype)
 
     def generate(

@@ -14,6 +14,11 @@ from rlreason.config import load_config
 from rlreason.train.run import resolve_init
 
 RESULTS = Path(__file__).parent / "results"
+# RL seeds of the claim rates: the three the lab recipes were tuned on, and three drawn before any of
+# their runs, as the first three 32-bit words of
+# sha256("rlreason issue 26: unseen RL seeds, drawn 2026-12-07 before any run") mod 10,000.
+TUNED, UNSEEN = [0, 1, 2], [4733, 5021, 834]
+SEEDS = TUNED + UNSEEN
 
 
 def run_variant(config: str, seed: int, tag: str, overrides: list[str]) -> dict[str, Any]:

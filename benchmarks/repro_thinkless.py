@@ -1,13 +1,19 @@
-"""Reproduce Thinkless's finding on the lab: DeGRPO learns *when* to think; vanilla GRPO collapses.
+"""Reproduce Thinkless's finding on the lab, as rates over seeds: DeGRPO learns *when* to think; vanilla GRPO collapses.
 
 SFT initialisation vs vanilla GRPO (`experiments/lab/thinkless_grpo.yaml`) vs DeGRPO
-(`experiments/lab/thinkless.yaml`), same `thinkless` reward and budget, 3 seeds; GRPO with the
-binary reward (`experiments/lab/grpo.yaml`, the main job) is the token reference. Reports accuracy,
-mean response tokens and think ratio per difficulty (held-out, greedy), checks the issue's targets,
-and plots the sampled think ratio per difficulty over training, mean over seeds (the U-shaped curve)
-to benchmarks/results/repro_thinkless.png.
+(`experiments/lab/thinkless.yaml`), same `thinkless` reward and budget; GRPO with the binary reward
+(`experiments/lab/grpo.yaml`, the main job) is the token reference. Every RL seed is one trial of
+each claim; the report is a row per seed, the mean and spread of every number, and each claim as a
+rate ("DeGRPO learns the split in 6/6 seeds"). Seeds (`_repro.SEEDS`): 0, 1, 2 (the ones the recipe
+was tuned on) and 4733, 5021, 834, drawn from a hash before any of their runs.
 
-    .venv/bin/python benchmarks/repro_thinkless.py [--seeds 0 1 2] [--steps N] [--variants DeGRPO ...]
+Claims, per seed: DeGRPO learns the split (hard think ratio >= 70 %, easy and medium <= 20 %);
+DeGRPO's accuracy >= the warm-up forced to think - 2 points; DeGRPO's tokens <= 60 % of GRPO +
+binary's (same seed); vanilla GRPO + thinkless collapses to one mode (think ratio < 5 % or > 95 %).
+Also plots the sampled think ratio per difficulty over training, mean over seeds (the U-shaped
+curve), to benchmarks/results/repro_thinkless.png. Runs are reused from `runs/` when complete.
+
+    .venv/bin/python benchmarks/repro_thinkless.py [--seeds 0 1 2 4733 5021 834] [--steps N] [--variants ...]
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from _repro import RESULTS, init_results, mean_curve, mean_std, run_variant, write
+from _repro import RESULTS, SEEDS, TUNED, UNSEEN, init_results, mean_curve, mean_std, run_variant, write
 
 # name -> (config, run tag)
 VARIANTS = {
@@ -30,9 +36,39 @@ VARIANTS = {
 LEVELS = ("easy", "medium", "hard")
 
 
+def seed_row(res: dict) -> dict[str, float]:
+    """One run's held-out numbers (percent, tokens)."""
+    per = res["per_difficulty"]
+    row = {"accuracy": 100 * res["accuracy"], "tokens": res["mean_response_tokens"]}
+    row["think"] = 100 * res["think_ratio"]
+    for lv in LEVELS:
+        row[f"think@{lv}"] = 100 * per[lv]["think_ratio"]
+    row["acc@hard"] = 100 * per["hard"]["accuracy"]
+    think_hard = per["hard"].get("acc_think")
+    row["acc@hard(think)"] = 100 * think_hard if think_hard is not None else float("nan")
+    row["format_fail@easy"] = 100 * (per["easy"].get("format_fail") or 0.0)
+    return row
+
+
+def claims_of(variant: str, row: dict[str, float], think_only: float | None, binary_tokens: float | None) -> dict:
+    """The claims one seed's run of `variant` makes true or false."""
+    if variant == "DeGRPO + thinkless":
+        return {
+            "learns the split": row["think@hard"] >= 70 and row["think@easy"] <= 20 and row["think@medium"] <= 20,
+            "accuracy >= think-only - 2": think_only is not None and row["accuracy"] >= 100 * think_only - 2,
+            "tokens <= 60 % of GRPO + binary": binary_tokens is not None and row["tokens"] <= 0.6 * binary_tokens,
+        }
+    if variant == "GRPO + thinkless":
+        return {
+            "collapses to one mode": not 5 <= row["think"] <= 95,
+            "learns the split": row["think@hard"] >= 70 and row["think@easy"] <= 20 and row["think@medium"] <= 20,
+        }
+    return {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     ap.add_argument("--steps", type=int, default=None, help="override optim.steps of the thinkless variants")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args()
@@ -47,52 +83,49 @@ def main() -> None:
         runs[name] = []
         for seed in args.seeds:
             print(f"[repro_thinkless] {name} seed {seed} ({time.time() - start:.0f} s)", flush=True)
-            runs[name].append(run_variant(config, seed, tag, overrides))
+            runs[name].append({"seed": seed, **run_variant(config, seed, tag, overrides)})
     init = init_results(VARIANTS["DeGRPO + thinkless"][0])
     sft = init["lab-arith"]
     think_only = init.get("lab-arith[think]", {}).get("accuracy")
 
-    rows = [("SFT init", [sft])] + [(v, [r["results"]["lab-arith"] for r in rs]) for v, rs in runs.items()]
-    header = f"{'policy':20} {'accuracy':>13} {'tokens':>11} {'think':>12} " + " ".join(
-        f"{'think@' + lv:>12}" for lv in LEVELS
-    )
-    lines, table = [header, "-" * len(header)], {}
-    for name, res in rows:
-        acc = mean_std([100 * r["accuracy"] for r in res])
-        tok = mean_std([r["mean_response_tokens"] for r in res])
-        think = mean_std([100 * r["think_ratio"] for r in res])
-        per = {lv: mean_std([100 * r["per_difficulty"][lv]["think_ratio"] for r in res]) for lv in LEVELS}
-        acc_lv = {lv: mean_std([100 * r["per_difficulty"][lv]["accuracy"] for r in res]) for lv in LEVELS}
-        table[name] = {
-            "accuracy": acc,
-            "tokens": tok,
-            "think_ratio": think,
-            "think_by_level": per,
-            "accuracy_by_level": acc_lv,
-            "per_seed_think_ratio": [r["think_ratio"] for r in res],
-        }
+    cols = ["accuracy", "tokens", "think", *(f"think@{lv}" for lv in LEVELS), "acc@hard", "acc@hard(think)"]
+    cols.append("format_fail@easy")
+    header = f"{'policy':20} {'seed':>5} " + " ".join(f"{c:>15}" for c in cols)
+    lines = [header, "-" * len(header)]
+
+    def line(name: str, seed: str, row: dict[str, float]) -> str:
+        return f"{name:20} {seed:>5} " + " ".join(f"{row[c]:>15.1f}" for c in cols)
+
+    lines.append(line("SFT init", "-", seed_row(sft)))
+    binary = {r["seed"]: seed_row(r["results"]["lab-arith"]) for r in runs.get("GRPO + binary", [])}
+    table: dict[str, dict] = {}
+    rates: dict[str, dict[str, list]] = {}
+    for name, rs in runs.items():
+        per_seed = {r["seed"]: seed_row(r["results"]["lab-arith"]) for r in rs}
+        for seed, row in per_seed.items():
+            lines.append(line(name, str(seed), row))
+        summary = {c: mean_std([row[c] for row in per_seed.values()]) for c in cols}
         lines.append(
-            f"{name:20} {acc[0]:>6.1f} ± {acc[1]:<4.1f} {tok[0]:>5.1f} ± {tok[1]:<3.1f} "
-            f"{think[0]:>5.1f} ± {think[1]:<4.1f} " + " ".join(f"{per[lv][0]:>11.1f}%" for lv in LEVELS)
+            f"{name:20} {'mean':>5} " + " ".join(f"{summary[c][0]:>8.1f} ± {summary[c][1]:<4.1f}" for c in cols)
         )
+        per_claim: dict[str, list] = {}
+        for seed, row in per_seed.items():
+            binary_tokens = binary[seed]["tokens"] if seed in binary else None
+            for claim, ok in claims_of(name, row, think_only, binary_tokens).items():
+                per_claim.setdefault(claim, []).append((seed, bool(ok)))
+        rates[name] = per_claim
+        table[name] = {"per_seed": per_seed, "mean_std": summary}
     print("\n".join(lines))
     if think_only is not None:
         print(f"think-only reference (SFT forced <think>): {100 * think_only:.1f} %")
-
     claims = {}
-    if "DeGRPO + thinkless" in table:
-        de = table["DeGRPO + thinkless"]
-        think, acc, tokens = de["think_by_level"], de["accuracy"][0], de["tokens"][0]
-        claims["degrpo_hard_think_ge_70pct"] = think["hard"][0] >= 70
-        claims["degrpo_easy_medium_think_le_20pct"] = think["easy"][0] <= 20 and think["medium"][0] <= 20
-        claims["degrpo_acc_ge_think_only_minus_2pt"] = think_only is not None and acc >= 100 * think_only - 2
-        if "GRPO + binary" in table:
-            claims["degrpo_tokens_le_60pct_of_grpo_binary"] = tokens <= 0.6 * table["GRPO + binary"]["tokens"][0]
-    if "GRPO + thinkless" in table:
-        ratios = table["GRPO + thinkless"]["per_seed_think_ratio"]
-        claims["grpo_collapses_to_one_mode_in_2_of_3"] = sum(not 0.05 <= t <= 0.95 for t in ratios) >= 2
-    for k, v in claims.items():
-        print(f"{'MET ' if v else 'MISS'} {k}")
+    for name, per_claim in rates.items():
+        for claim, hits in per_claim.items():
+            n_ok = sum(ok for _, ok in hits)
+            unseen = [ok for seed, ok in hits if seed in UNSEEN]
+            key = f"{name}: {claim}"
+            claims[key] = {"rate": f"{n_ok}/{len(hits)}", "unseen": f"{sum(unseen)}/{len(unseen)}", "per_seed": hits}
+            print(f"{key:55} {n_ok}/{len(hits)} seeds (unseen seeds {sum(unseen)}/{len(unseen)})")
 
     plotted = [v for v in ("DeGRPO + thinkless", "GRPO + thinkless") if v in runs]
     fig, axes = plt.subplots(1, len(plotted), figsize=(6 * len(plotted), 4), squeeze=False)
@@ -114,6 +147,8 @@ def main() -> None:
         {
             "seeds": args.seeds,
             "steps": args.steps,
+            "tuned_seeds": TUNED,
+            "unseen_seeds": UNSEEN,
             "table": table,
             "claims": claims,
             "think_only_accuracy": think_only,

@@ -165,4 +165,6 @@ def test_mode_metrics_count_score_and_average_the_advantage_per_mode_and_level(b
     assert m["mode/adv_think/hard"].num / m["mode/adv_think/hard"].den == pytest.approx(4.0)  # (3 + 5) / 2
     assert m["mode/adv_short"].num / m["mode/adv_short"].den == pytest.approx(4.0)  # (1 + 4 + 7) / 3
     assert m["mode/adv_short/easy"].num == pytest.approx(4.0)
+    lengths = batch.response_mask.sum(-1)
+    assert m["mode/len_think/hard"].num == float(lengths[3] + lengths[5]) and m["mode/len_think/hard"].den == 2
     assert mode_metrics(dataclasses.replace(batch, control_mode=None), correct, advantages) == {}

@@ -102,7 +102,8 @@ def rollout_metrics(
 
 def mode_metrics(batch: RolloutBatch, correct: torch.Tensor, advantages: torch.Tensor) -> dict[str, Metric]:
     """Per control mode and difficulty: how many samples, how often right, and the mean advantage they
-    trained with (`mode/adv_<mode>`, `mode/{n,acc,adv}_<mode>/<level>`): what each mode learns from.
+    trained with, and their length (`mode/{adv,len}_<mode>`, `mode/{n,acc,adv,len}_<mode>/<level>`):
+    what each mode learns from, and how much one token of it weighs under a per-sample mean.
 
     A sample's advantage is its mean token advantage over the response (the sequence advantage for
     the GRPO family). Empty without control tokens.
@@ -110,7 +111,8 @@ def mode_metrics(batch: RolloutBatch, correct: torch.Tensor, advantages: torch.T
     if batch.control_mode is None:
         return {}
     mask = batch.response_mask.to(advantages.dtype)  # [N, T]
-    per_sample = (advantages * mask).sum(-1) / mask.sum(-1).clamp(min=1)  # [N]
+    lengths = mask.sum(-1)  # [N]
+    per_sample = (advantages * mask).sum(-1) / lengths.clamp(min=1)  # [N]
     levels = [meta.get("difficulty") for meta in batch.meta]
     m: dict[str, Metric] = {}
     for mode in ("think", "short"):
@@ -125,6 +127,7 @@ def mode_metrics(batch: RolloutBatch, correct: torch.Tensor, advantages: torch.T
                 m[f"mode/n_{mode}{suffix}"] = count
                 m[f"mode/acc_{mode}{suffix}"] = Ratio(float(correct[rows].sum()), count)
             m[f"mode/adv_{mode}{suffix}"] = Ratio(float(per_sample[rows].sum()), count)
+            m[f"mode/len_{mode}{suffix}"] = Ratio(float(lengths[rows].sum()), count)
     return m
 
 

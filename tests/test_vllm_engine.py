@@ -193,3 +193,17 @@ def test_lora_policy_pushes_merged_weights():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the policy untouched
     gen = be.generate(model, prompts, params, [3, 4])
     assert gap(model, gen, prompts, tok.pad_token_id, 0.8) <= TOL
+
+
+def test_a_rollout_with_more_prompt_tokens_than_one_scheduler_step_takes():
+    """24 prompts of 200 tokens (4,800 > the CPU build's 4,096-token step budget), one seed per sample:
+    the CPU build crashed rewinding a per-request generator for a prefill split across steps."""
+    model, tok, _ = policy(tied=True)
+    be = backend(tok)
+    prompts = [[(t + k) % 250 for t in LONG] for k in range(24)]
+    params = SamplingParams(max_new_tokens=3, temperature=1.0, stop_on_eos=False)
+    gen = be.generate(model, prompts, params, list(range(24)))
+    assert gen.response_mask.sum() == 24 * 3
+    assert gap(model, gen, prompts, tok.pad_token_id, 1.0) <= TOL
+    again = be.generate(model, prompts, params, list(range(24)))  # the per-sample seeds still decide
+    assert torch.equal(gen.response_ids, again.response_ids)

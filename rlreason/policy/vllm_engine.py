@@ -188,6 +188,13 @@ class VLLMEngine:
         memory: dict[str, Any] = {"gpu_memory_utilization": s["gpu_memory_utilization"]}
         if s["kv_cache_memory_bytes"]:
             memory = {"kv_cache_memory_bytes": int(s["kv_cache_memory_bytes"])}
+        if not torch.cuda.is_available():
+            # the CPU build cannot rewind a per-request CPU generator (`set_offset`), which it does for
+            # a request whose prefill was split across scheduler steps: whole prefills only, so a
+            # step's prompts beyond the token budget wait for the next step instead of crashing it
+            longest = int(s["max_model_len"]) or int(config.max_position_embeddings)
+            memory["enable_chunked_prefill"] = False
+            memory["max_num_batched_tokens"] = max(4096, longest)
         if world_size() > 1:
             # DDP: one engine per rank inside the trainer's process group (vLLM's colocated mode); it
             # reads the rank from the environment

@@ -18,6 +18,7 @@ Prints a table and writes benchmarks/results/rl_step_speed.json (with the machin
 after). TRL is a benchmark-only extra: ``.venv/bin/pip install -e ".[bench]"``.
 
     .venv/bin/python benchmarks/rl_step_speed.py [--model runs/lab-sft/<v>/policy] [--steps 6] [--repeats 3]
+        [--backend hf|vllm]   # rlreason's rollout engine in the training runs (TRL samples with generate)
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def rlreason_overrides(a: argparse.Namespace, setting: str, out: Path) -> list[s
         f"logging.dir={out}",
         f"optim.micro_batch_tokens={a.micro_batch_tokens}",
         f"optim.dedup_sequences={a.dedup_sequences}".lower(),
+        f"rollout.backend={a.backend}",
+        *(["rollout.vllm={kv_cache_memory_bytes: 67108864, max_model_len: 256}"] if a.backend == "vllm" else []),
     ]
 
 
@@ -431,6 +434,12 @@ def main() -> None:
         action="store_true",
         help="rlreason optim.dedup_sequences (off: the default path); writes rl_step_speed[_mbt]_dedup.json",
     )
+    ap.add_argument(
+        "--backend",
+        default="hf",
+        choices=["hf", "vllm"],
+        help="rlreason's rollout.backend in the training runs; vllm writes rl_step_speed_vllm.json",
+    )
     a = ap.parse_args()
     torch.manual_seed(0)
     if a.model is None:
@@ -455,7 +464,11 @@ def main() -> None:
         print(f"NOT EQUAL WORK: {line}")
     RESULTS.mkdir(exist_ok=True)
     name = (
-        "rl_step_speed" + ("_mbt" if a.micro_batch_tokens else "") + ("_dedup" if a.dedup_sequences else "") + ".json"
+        "rl_step_speed"
+        + ("_mbt" if a.micro_batch_tokens else "")
+        + ("_dedup" if a.dedup_sequences else "")
+        + ("_vllm" if a.backend == "vllm" else "")
+        + ".json"
     )
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -27,11 +27,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from _repro import RESULTS, SEEDS, TUNED, UNSEEN, init_results, mean_curve, mean_std, run_variant, write
 
-# name -> (config, run tag)
+# name -> (config, extra overrides, run tag); the DeGRPO rows name their response normaliser
 VARIANTS = {
-    "GRPO + binary": ("experiments/lab/grpo.yaml", "repro-thinkless"),
-    "GRPO + thinkless": ("experiments/lab/thinkless_grpo.yaml", "repro-thinkless"),
-    "DeGRPO + thinkless": ("experiments/lab/thinkless.yaml", "repro-thinkless"),
+    "GRPO + binary": ("experiments/lab/grpo.yaml", [], "repro-thinkless"),
+    "GRPO + thinkless": ("experiments/lab/thinkless_grpo.yaml", [], "repro-thinkless"),
+    "DeGRPO + thinkless": ("experiments/lab/thinkless.yaml", ["algo.normalization=paper"], "repro-thinkless"),
+    "DeGRPO official": ("experiments/lab/thinkless.yaml", ["algo.normalization=official"], "repro-thinkless-official"),
 }
 LEVELS = ("easy", "medium", "hard")
 
@@ -52,7 +53,7 @@ def seed_row(res: dict) -> dict[str, float]:
 
 def claims_of(variant: str, row: dict[str, float], think_only: float | None, binary_tokens: float | None) -> dict:
     """The claims one seed's run of `variant` makes true or false."""
-    if variant == "DeGRPO + thinkless":
+    if variant.startswith("DeGRPO"):
         return {
             "learns the split": row["think@hard"] >= 70 and row["think@easy"] <= 20 and row["think@medium"] <= 20,
             "accuracy >= think-only - 2": think_only is not None and row["accuracy"] >= 100 * think_only - 2,
@@ -75,8 +76,8 @@ def main() -> None:
     start = time.time()
     runs = {}
     for name in args.variants:
-        config, tag = VARIANTS[name]
-        overrides = ["eval.every_n_steps=0"]
+        config, extra, tag = VARIANTS[name]
+        overrides = ["eval.every_n_steps=0", *extra]
         if args.steps and "thinkless" in config:
             overrides.append(f"optim.steps={args.steps}")
             tag = f"{tag}-{args.steps}"
@@ -127,7 +128,7 @@ def main() -> None:
             claims[key] = {"rate": f"{n_ok}/{len(hits)}", "unseen": f"{sum(unseen)}/{len(unseen)}", "per_seed": hits}
             print(f"{key:55} {n_ok}/{len(hits)} seeds (unseen seeds {sum(unseen)}/{len(unseen)})")
 
-    plotted = [v for v in ("DeGRPO + thinkless", "GRPO + thinkless") if v in runs]
+    plotted = [v for v in ("DeGRPO + thinkless", "DeGRPO official", "GRPO + thinkless") if v in runs]
     fig, axes = plt.subplots(1, len(plotted), figsize=(6 * len(plotted), 4), squeeze=False)
     for ax, name in zip(axes[0], plotted):
         for level, color in zip(LEVELS, ("tab:green", "tab:orange", "tab:red")):

@@ -30,6 +30,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 RUNS = Path(__file__).resolve().parent.parent / "runs"
 VARIANTS = {  # name -> run directory pattern (repro_thinkless.py's tags)
     "DeGRPO + thinkless": "lab-thinkless/repro-thinkless-seed{seed}",
+    "DeGRPO official": "lab-thinkless/repro-thinkless-official-seed{seed}",
     "GRPO + thinkless": "lab-thinkless-grpo/repro-thinkless-seed{seed}",
     "GRPO + binary": "lab-grpo/repro-thinkless-seed{seed}",
 }
@@ -88,7 +89,7 @@ def part_b(runs: dict[str, dict[int, dict]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     print("\n(b) the first 50 steps, per seed: think ratio at steps 0/10/20/30/40/49; mean over steps 0-19 of")
     print("    each mode's advantage, and its control-token push under a per-sample mean (sum of A / length)")
-    for name in ("GRPO + thinkless", "DeGRPO + thinkless"):
+    for name in ("GRPO + thinkless", "DeGRPO + thinkless", "DeGRPO official"):
         for seed, c in runs.get(name, {}).items():
             ratio = c.get("mode/think_ratio", {})
             at = [ratio.get(s, float("nan")) for s in (0, 10, 20, 30, 40, 49)]
@@ -113,7 +114,7 @@ def part_c(seeds: list[int]) -> dict[str, Any]:
     """Held-out answers without a control token (DeGRPO runs): by difficulty, and what they start with."""
     out: dict[str, Any] = {}
     print("\n(c) held-out answers without a control token")
-    for name in ("DeGRPO + thinkless", "GRPO + thinkless"):
+    for name in ("DeGRPO + thinkless", "DeGRPO official", "GRPO + thinkless"):
         fails, total, starts = {}, {}, {}
         for seed in seeds:
             path = RUNS / VARIANTS[name].format(seed=seed) / "eval_samples.jsonl"
@@ -147,7 +148,9 @@ def build_learner(policy_dir: str, seed: int, recipe: str = "experiments/lab/thi
     from rlreason.train.run import cache_dir
     from rlreason.verify.task_verifier import RunVerifiers
 
-    cfg = load_config(recipe, [f"init.from={policy_dir}", f"seed={seed}", "algo.beta=0.0"])
+    path, *overrides = recipe.split(":")  # "experiments/lab/thinkless.yaml:algo.normalization=official"
+    overrides = [o for part in overrides for o in part.split(",")]
+    cfg = load_config(path, [f"init.from={policy_dir}", f"seed={seed}", "algo.beta=0.0", *overrides])
     model_cfg = cfg.model.copy()
     model_cfg.name_or_path = policy_dir
     policy, tok, control = load_policy(model_cfg, cache_dir=cache_dir(), training=True, quiet=True)
@@ -282,7 +285,7 @@ def main() -> None:
         "--recipes",
         nargs="+",
         default=["experiments/lab/thinkless.yaml", "experiments/lab/thinkless_grpo.yaml", "experiments/lab/grpo.yaml"],
-        help="whose loss the gradient probe splits",
+        help="whose loss the gradient probe splits (a recipe, optionally ':key=value,key=value' overrides)",
     )
     args = ap.parse_args()
     torch.set_num_threads(1)

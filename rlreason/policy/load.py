@@ -111,15 +111,15 @@ def load_policy(
 def round_tripping(tokenizer: Any, path: str, name: str, kwargs: dict[str, Any], *, quiet: bool = False) -> Any:
     """`tokenizer`, or, when its class rebuilt the pre-tokenizer and loses text, the checkpoint's own
     `tokenizer.json` read as published (`PreTrainedTokenizerFast`: the same vocabulary, merges, special
-    tokens and chat template). transformers below 5.20 rebuilds R1-Distill's `LlamaTokenizer` that way.
-    Neither round-trips: the one-line `ConfigError` of `check_round_trip`."""
-    if decodes_back(tokenizer):
+    tokens and chat template); transformers below 5.20 rebuilds a `LlamaTokenizer` config over a
+    ByteLevel `tokenizer.json` that way. Neither round-trips: `check_round_trip`'s one-line error."""
+    if decoded(tokenizer) == ROUND_TRIP_SAMPLE:
         return tokenizer
     try:
         published = PreTrainedTokenizerFast.from_pretrained(path, **kwargs)
     except (OSError, ValueError):
         published = None
-    if published is None or not decodes_back(published):
+    if published is None or decoded(published) != ROUND_TRIP_SAMPLE:
         check_round_trip(tokenizer, name)
     if not quiet:
         print(
@@ -130,15 +130,15 @@ def round_tripping(tokenizer: Any, path: str, name: str, kwargs: dict[str, Any],
     return published
 
 
-def decodes_back(tokenizer: Any, sample: str = ROUND_TRIP_SAMPLE) -> bool:
+def decoded(tokenizer: Any, sample: str = ROUND_TRIP_SAMPLE) -> str:
+    """decode(encode(sample)), special tokens and spaces as they come back."""
     ids = tokenizer(sample, add_special_tokens=False)["input_ids"]
-    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) == sample
+    return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
 def check_round_trip(tokenizer: Any, name: str, sample: str = ROUND_TRIP_SAMPLE) -> None:
     """decode(encode(sample)) must give `sample` back, or the policy trains on text it cannot read."""
-    ids = tokenizer(sample, add_special_tokens=False)["input_ids"]
-    back = tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    back = decoded(tokenizer, sample)
     if back != sample:
         raise ConfigError(
             f"model.name_or_path: the tokenizer of '{name}' does not round-trip text: {sample!r} decodes to "

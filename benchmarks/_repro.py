@@ -21,6 +21,22 @@ TUNED, UNSEEN = [0, 1, 2], [4733, 5021, 834]
 SEEDS = TUNED + UNSEEN
 
 
+# a timed benchmark run: a 3-problem final evaluation and nothing periodic; vLLM on a small KV budget
+BENCH_VLLM = "rollout.vllm={kv_cache_memory_bytes: 67108864, max_model_len: 256}"
+
+
+def bench_logging(out: Path | str) -> list[str]:
+    return [
+        "eval.n=3",
+        "eval.every_n_steps=0",
+        "logging.samples_every_n_steps=0",
+        "logging.progress_bar=false",
+        "logging.histograms=false",
+        "logging.checkpoint_every_n_steps=0",
+        f"logging.dir={out}",
+    ]
+
+
 def run_variant(config: str, seed: int, tag: str, overrides: list[str]) -> dict[str, Any]:
     """Run (or reuse) one experiment as `runs/<name>/<tag>-seed<seed>`; returns results and curves.
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _repro import BENCH_VLLM, bench_logging
 
 import rlreason.components  # noqa: F401
 from rlreason.config import load_config
@@ -99,17 +100,11 @@ def rlreason_overrides(a: argparse.Namespace, setting: str, out: Path) -> list[s
         f"rollout.stop_on_eos={setting == 'natural_eos'}".lower(),
         "algo.loss_type=dapo",
         "algo.beta=0.0",
-        "eval.n=3",
-        "eval.every_n_steps=0",
-        "logging.samples_every_n_steps=0",
-        "logging.progress_bar=false",
-        "logging.histograms=false",
-        "logging.checkpoint_every_n_steps=0",
-        f"logging.dir={out}",
+        *bench_logging(out),
         f"optim.micro_batch_tokens={a.micro_batch_tokens}",
         f"optim.dedup_sequences={a.dedup_sequences}".lower(),
         f"rollout.backend={a.backend}",
-        *(["rollout.vllm={kv_cache_memory_bytes: 67108864, max_model_len: 256}"] if a.backend == "vllm" else []),
+        *([BENCH_VLLM] if a.backend == "vllm" else []),
     ]
 
 

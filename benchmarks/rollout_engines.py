@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _repro import BENCH_VLLM, bench_logging
 
 from rlreason.policy.padding import left_pad
 from rlreason.policy.rollout import HFRolloutBackend, SamplingParams, build_backend
@@ -213,17 +214,11 @@ def rl_steps(backend: str, steps: int, out: Path) -> dict[str, float]:
     overrides = [
         "init.from=null",
         f"rollout.backend={backend}",
-        *(["rollout.vllm={kv_cache_memory_bytes: 67108864, max_model_len: 256}"] if backend == "vllm" else []),
+        *([BENCH_VLLM] if backend == "vllm" else []),
         "rollout.stop_on_eos=false",
         "rollout.max_new_tokens=32",
         f"optim.steps={steps}",
-        "eval.n=3",
-        "eval.every_n_steps=0",
-        "logging.samples_every_n_steps=0",
-        "logging.progress_bar=false",
-        "logging.histograms=false",
-        "logging.checkpoint_every_n_steps=0",
-        f"logging.dir={out}",
+        *bench_logging(out),
     ]
     run_dir = run_experiment(load_config("experiments/lab/grpo.yaml", overrides))
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})

@@ -165,6 +165,7 @@ def test_lora_rl_step_on_the_real_vocabulary(tmp_path, monkeypatch):
             "rollout.max_new_tokens=4",
             "rollout.prompts_per_step=2",
             "rollout.batch_size=0",
+            "rollout.backend=hf",  # the recipe's vLLM engine: tests/test_paper_configs.py
             "optim.steps=1",
             "optim.minibatches=1",  # one update: its KL is the policy at step 0 against the base
             "optim.lr=0.01",

@@ -140,7 +140,10 @@ def main() -> None:
                 pts = [p for p in pts if p is not None]
                 if pts:
                     curves[f"{key}/{t}"] = [statistics.fmean(p[0] for p in pts), statistics.fmean(p[1] for p in pts)]
+        seconds = [r["results"].get("train_time_s", 0.0) for r in rs]
+        print(f"{'':26} training time per run {mean_std(seconds)[0]:.0f} s, {sum(seconds) / 60:.0f} min in all")
         table[name] = {
+            "train_s_per_run": mean_std(seconds),
             "seeds": {
                 r["seed"]: {
                     "accuracy": 100 * r["results"]["lab-arith"]["accuracy"],

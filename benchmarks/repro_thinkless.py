@@ -115,7 +115,11 @@ def main() -> None:
             for claim, ok in claims_of(name, row, think_only, binary_tokens).items():
                 per_claim.setdefault(claim, []).append((seed, bool(ok)))
         rates[name] = per_claim
-        table[name] = {"per_seed": per_seed, "mean_std": summary}
+        seconds = [r["results"].get("train_time_s", 0.0) for r in rs]
+        table[name] = {"per_seed": per_seed, "mean_std": summary, "train_s_per_run": mean_std(seconds)}
+        lines.append(
+            f"{'':20} {'':5} training time per run {mean_std(seconds)[0]:.0f} s, {sum(seconds) / 60:.0f} min in all"
+        )
     print("\n".join(lines))
     if think_only is not None:
         print(f"think-only reference (SFT forced <think>): {100 * think_only:.1f} %")

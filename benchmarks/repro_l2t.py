@@ -141,7 +141,6 @@ def main() -> None:
                 if pts:
                     curves[f"{key}/{t}"] = [statistics.fmean(p[0] for p in pts), statistics.fmean(p[1] for p in pts)]
         seconds = [r["results"].get("train_time_s", 0.0) for r in rs]
-        print(f"{'':26} training time per run {mean_std(seconds)[0]:.0f} s, {sum(seconds) / 60:.0f} min in all")
         table[name] = {
             "train_s_per_run": mean_std(seconds),
             "seeds": {
@@ -162,7 +161,8 @@ def main() -> None:
         }
         print(
             f"{name:26} {acc[0]:>6.1f} ± {acc[1]:<4.1f} {tok[0]:>6.1f} ± {tok[1]:<4.1f} {per_line[0]:>6.2f} "
-            f"{red[0]:>6.1f} ± {red[1]:<4.1f}"
+            f"{red[0]:>6.1f} ± {red[1]:<4.1f}   (training {mean_std(seconds)[0]:.0f} s a run, "
+            f"{sum(seconds) / 60:.0f} min)"
         )
     claims: dict[str, dict] = {}
 

@@ -12,7 +12,9 @@
     probability sits (`--probe` gives P(<short>), P(<think>) and the best other first token on the
     easy held-out prompts under the warm-up and a trained policy).
 
-    .venv/bin/python benchmarks/thinkless_why.py [--seeds ...] [--probe runs/lab-thinkless/repro-thinkless-seed0]
+    .venv/bin/python benchmarks/thinkless_why.py [--seeds ...] [--probe RUN_DIR ...] [--batches 4] [--recipes ...]
+
+Writes benchmarks/results/thinkless_why.json ((a)-(c)) and, with --probe, thinkless_why_probe.json.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _repro import RESULTS, SEEDS, write
+from _repro import SEEDS, write
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 RUNS = Path(__file__).resolve().parent.parent / "runs"
@@ -332,8 +334,10 @@ def main() -> None:
             for k, v in entry[recipe].items():
                 print(f"    {k:53} {v:.4f}")
         report.setdefault("probe", {})[policy] = entry
-    path = write("thinkless_why", report)
-    print(f"\nwrote {path} ({RESULTS})")
+    if args.probe:  # the probes are written on their own: a later run of parts (a)-(c) keeps them
+        probes = {"batches": args.batches, "recipes": args.recipes, **report.pop("probe")}
+        print(f"wrote {write('thinkless_why_probe', probes)}")
+    print(f"wrote {write('thinkless_why', report)}")
 
 
 if __name__ == "__main__":

@@ -102,13 +102,31 @@ def part_b(runs: dict[str, dict[int, dict]]) -> dict[str, Any]:
                 "short": window(c.get("mode/n_short", {}), 0, 20),
             }
             push = {m: n[m] * adv[m] / length[m] for m in adv}  # sum over a step's samples of A_i / |o_i|
+            hard = {  # the same on hard prompts: what keeps <think> there
+                m: window(c.get(f"mode/n_{m}/hard", {}), 0, 20)
+                * window(c.get(f"mode/adv_{m}/hard", {}), 0, 20)
+                / window(c.get(f"mode/len_{m}/hard", {}), 0, 20)
+                for m in ("think", "short")
+            }
+            hard_ratio = c.get("mode/think_ratio/hard", {})
+            hard_at = [hard_ratio.get(st, float("nan")) for st in (0, 25, 49)]
             final = statistics.fmean(list(ratio.values())[-10:]) if ratio else float("nan")
             print(
                 f"  {name:20} seed {seed:>5}: think " + " ".join(f"{v:.2f}" for v in at) + f" -> {final:.2f} (last 10)"
                 f" | adv think {adv['think']:+.3f} short {adv['short']:+.3f}"
                 f" | push think {push['think']:+.3f} short {push['short']:+.3f}"
+                f" | hard: think {' '.join(f'{v:.2f}' for v in hard_at)}, push think {hard['think']:+.3f}"
+                f" short {hard['short']:+.3f}"
             )
-            out[f"{name} seed {seed}"] = {"think_ratio": at, "final": final, "adv": adv, "len": length, "push": push}
+            out[f"{name} seed {seed}"] = {
+                "think_ratio": at,
+                "final": final,
+                "adv": adv,
+                "len": length,
+                "push": push,
+                "hard_think_ratio": hard_at,
+                "hard_push": hard,
+            }
     return out
 
 

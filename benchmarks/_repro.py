@@ -74,6 +74,11 @@ def mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[f
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample sd of the defined values (a rate with no samples, e.g. think accuracy of a run
+    that never thinks, is NaN and left out)."""
+    values = [v for v in values if v == v]
+    if not values:
+        return float("nan"), float("nan")
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 

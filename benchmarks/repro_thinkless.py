@@ -53,16 +53,17 @@ def seed_row(res: dict) -> dict[str, float]:
 
 def claims_of(variant: str, row: dict[str, float], think_only: float | None, binary_tokens: float | None) -> dict:
     """The claims one seed's run of `variant` makes true or false."""
+    split = row["think@hard"] >= 70 and row["think@easy"] <= 20 and row["think@medium"] <= 20
     if variant.startswith("DeGRPO"):
         return {
-            "learns the split": row["think@hard"] >= 70 and row["think@easy"] <= 20 and row["think@medium"] <= 20,
+            "learns the split": split,
             "accuracy >= think-only - 2": think_only is not None and row["accuracy"] >= 100 * think_only - 2,
             "tokens <= 60 % of GRPO + binary": binary_tokens is not None and row["tokens"] <= 0.6 * binary_tokens,
         }
     if variant == "GRPO + thinkless":
         return {
             "collapses to one mode": not 5 <= row["think"] <= 95,
-            "learns the split": row["think@hard"] >= 70 and row["think@easy"] <= 20 and row["think@medium"] <= 20,
+            "learns the split": split,
         }
     return {}
 

@@ -114,20 +114,20 @@ def mode_metrics(batch: RolloutBatch, correct: torch.Tensor, advantages: torch.T
     lengths = mask.sum(-1)  # [N]
     per_sample = (advantages * mask).sum(-1) / lengths.clamp(min=1)  # [N]
     levels = [meta.get("difficulty") for meta in batch.meta]
+    at_level = {lv: torch.tensor([x == lv for x in levels]) for lv in sorted({x for x in levels if isinstance(x, str)})}
     m: dict[str, Metric] = {}
     for mode in ("think", "short"):
         of_mode = torch.tensor([md == mode for md in batch.control_mode])
-        groups = [("", of_mode)] + [
-            (f"/{lv}", of_mode & torch.tensor([x == lv for x in levels]))
-            for lv in sorted({x for x in levels if isinstance(x, str)})
-        ]
-        for suffix, rows in groups:
+        count = float(of_mode.sum())  # the overall count and accuracy are rollout_metrics'
+        m[f"mode/adv_{mode}"] = Ratio(float(per_sample[of_mode].sum()), count)
+        m[f"mode/len_{mode}"] = Ratio(float(lengths[of_mode].sum()), count)
+        for lv, at in at_level.items():
+            rows = of_mode & at
             count = float(rows.sum())
-            if suffix:  # the overall count and accuracy are rollout_metrics'
-                m[f"mode/n_{mode}{suffix}"] = count
-                m[f"mode/acc_{mode}{suffix}"] = Ratio(float(correct[rows].sum()), count)
-            m[f"mode/adv_{mode}{suffix}"] = Ratio(float(per_sample[rows].sum()), count)
-            m[f"mode/len_{mode}{suffix}"] = Ratio(float(lengths[rows].sum()), count)
+            m[f"mode/n_{mode}/{lv}"] = count
+            m[f"mode/acc_{mode}/{lv}"] = Ratio(float(correct[rows].sum()), count)
+            m[f"mode/adv_{mode}/{lv}"] = Ratio(float(per_sample[rows].sum()), count)
+            m[f"mode/len_{mode}/{lv}"] = Ratio(float(lengths[rows].sum()), count)
     return m
 
 
